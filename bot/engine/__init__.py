@@ -1,0 +1,1 @@
+"""The pure conversation engine: (session, inbound) -> (new session, events). No I/O."""

@@ -1,0 +1,354 @@
+"""The conversation engine: a pure function from (session, inbound) to (session, events).
+
+It reads the flow library and the session, and returns what should be said and done.
+It performs no I/O and keeps no state between calls, so it is tested without mocks and
+every turn can be replayed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from bot import limits
+from bot.engine.events import Choice, Event, Handover, LanguageSet, Param, Say
+from bot.engine.session import Session
+from bot.engine.system_text import SYSTEM_TEXT
+from bot.flowspec.conditions import evaluate
+from bot.flowspec.library import FlowLibrary
+from bot.flowspec.model import (
+    AskStep,
+    ChooseLanguageStep,
+    EndStep,
+    Flow,
+    GotoStep,
+    HandoverStep,
+    MenuStep,
+    Next,
+    SayStep,
+    Step,
+    Target,
+)
+from bot.i18n.languages import LANGUAGES
+from bot.i18n.normalize import normalize, parse_number
+from bot.messages import Inbound, InboundKind
+
+__all__ = ["Aliases", "Turn", "reprompt", "resume"]
+
+#: For a localisation key, the same text in every other language (to match typed answers).
+Aliases = Callable[[str], Sequence[str]]
+#: (keyword, flow id) pairs in other languages, for routing typed messages to flows.
+KeywordAliases = Sequence[tuple[str, str]]
+
+_PLACEHOLDER = re.compile(r"\{([a-z][a-z0-9_]*)\}")
+_START_COMMANDS = ("start",)
+
+
+def _no_aliases(_key: str) -> Sequence[str]:
+    return ()
+
+
+@dataclass(frozen=True)
+class Turn:
+    session: Session
+    events: tuple[Event, ...]
+
+
+class _Run:
+    """Mutable scratch state for one turn; discarded when the turn returns."""
+
+    def __init__(self, library: FlowLibrary, session: Session) -> None:
+        self.library = library
+        self.session = session
+        self.events: list[Event] = []
+        self.steps_run = 0
+
+    # -- output -------------------------------------------------------------------------
+    def system(self, key: str) -> None:
+        self.events.append(Say(key, SYSTEM_TEXT[key]))
+
+    def params_for(self, flow: Flow, text: str) -> dict[str, Param]:
+        params: dict[str, Param] = {}
+        for name in _PLACEHOLDER.findall(text):
+            params[name] = _answer_param(flow, name, self.session.answers.get(name, ""))
+        return params
+
+    # -- control ------------------------------------------------------------------------
+    def start_flow(self, flow: Flow | None) -> None:
+        if flow is None or not flow.steps:
+            self.end()
+            return
+        self.session = self.session.evolve(flow=flow.id, step=None, answers={})
+        self.run(flow, flow.steps[0])
+
+    def main_menu(self) -> None:
+        self.start_flow(self.library.get(self.library.main_menu))
+
+    def end(self) -> None:
+        self.session = self.session.evolve(flow=None, step=None, answers={})
+
+    def go(self, flow: Flow, here: Step, nxt: Next | None) -> None:
+        """Follow ``nxt`` from step ``here`` (None: fall through to the following step)."""
+        target = self.pick(nxt)
+        if target is None:
+            following = flow.step_after(here.id)
+            if following is None:
+                self.end()
+            else:
+                self.run(flow, following)
+        elif target.end:
+            self.end()
+        elif target.menu:
+            self.main_menu()
+        elif target.flow is not None:
+            self.start_flow(self.library.get(target.flow))
+        else:
+            step = flow.step(target.step or "")
+            if step is None:  # validation prevents this; a hot reload could not
+                self.recover()
+            else:
+                self.run(flow, step)
+
+    def pick(self, nxt: Next | None) -> Target | None:
+        if nxt is None or isinstance(nxt, Target):
+            return nxt
+        for branch in nxt:
+            cond = branch.condition
+            if cond is None or evaluate(cond.name, cond.variable, cond.values,
+                                        self.session.answers, self.session.language):
+                return branch.target
+        return None
+
+    def run(self, flow: Flow, step: Step) -> None:
+        """Run steps from ``step`` until one waits for the person or the flow ends."""
+        while True:
+            self.steps_run += 1
+            if self.steps_run > limits.STEPS_PER_TURN_MAX:
+                self.end()
+                self.system("system.loop")
+                return
+            if isinstance(step, SayStep):
+                self.events.append(Say(step.key, step.text, self.params_for(flow, step.text)))
+            elif isinstance(step, HandoverStep):
+                summary = _fill(step.summary, self.params_for(flow, step.summary))
+                self.events.append(Handover(flow.id, step.id, step.queue, step.priority, summary))
+            elif isinstance(step, AskStep | MenuStep | ChooseLanguageStep):
+                self.ask(flow, step)
+                return
+            elif isinstance(step, EndStep):
+                self.end()
+                return
+            # Say, Handover and Goto move on; ``go`` recurses only across flows or jumps.
+            if isinstance(step, GotoStep) or step.next is not None:
+                self.go(flow, step, step.next)
+                return
+            following = flow.step_after(step.id)
+            if following is None:
+                self.end()
+                return
+            step = following
+
+    def ask(self, flow: Flow, step: AskStep | MenuStep | ChooseLanguageStep) -> None:
+        token = self.session.token + 1
+        self.session = self.session.evolve(flow=flow.id, step=step.id, token=token)
+        self.events.append(self.question(flow, step))
+
+    def question(self, flow: Flow, step: AskStep | MenuStep | ChooseLanguageStep) -> Say:
+        token = self.session.token
+        choices = tuple(
+            Choice(key, label, f"{token}.{i}") for i, (key, label) in enumerate(self.options(step))
+        )
+        return Say(step.key, step.text, self.params_for(flow, step.text), choices, token)
+
+    def options(self, step: Step) -> list[tuple[str, str]]:
+        """(label key, English label) of each button of a question, in order."""
+        if isinstance(step, AskStep):
+            return [(b.key, b.label) for b in step.buttons]
+        if isinstance(step, MenuStep):
+            return [(f.title_key, f.title) for f in self.library.menu()]
+        if isinstance(step, ChooseLanguageStep):
+            # Each language in its own script: no key, the name is the same in every language.
+            return [("", lang.native_name) for lang in LANGUAGES.values()]
+        return []
+
+    def current(self) -> tuple[Flow, Step] | None:
+        flow = self.library.get(self.session.flow or "")
+        step = flow.step(self.session.step or "") if flow else None
+        if flow is None or step is None:
+            return None
+        return flow, step
+
+    def reprompt(self) -> None:
+        where = self.current()
+        if where is None:
+            self.main_menu()
+            return
+        flow, step = where
+        if isinstance(step, AskStep | MenuStep | ChooseLanguageStep):
+            self.events.append(self.question(flow, step))
+        else:  # pragma: no cover - a session only ever waits on a question
+            self.recover()
+
+    def recover(self) -> None:
+        """The session points at a step that no longer exists (flows were edited)."""
+        self.end()
+        self.system("system.flow_changed")
+        self.main_menu()
+
+    # -- answers ------------------------------------------------------------------------
+    def choose(self, flow: Flow, step: Step, index: int) -> None:
+        if isinstance(step, MenuStep):
+            self.start_flow(self.library.menu()[index])
+        elif isinstance(step, ChooseLanguageStep):
+            code = list(LANGUAGES)[index]
+            self.session = self.session.evolve(language=code)
+            self.events.append(LanguageSet(code))
+            self.go(flow, step, step.next)
+        elif isinstance(step, AskStep):
+            button = step.buttons[index]
+            if step.save:
+                self.save(step.save, button.id)
+            self.go(flow, step, button.next or step.next)
+
+    def save(self, name: str, value: str) -> None:
+        self.session = self.session.evolve(answers={**self.session.answers, name: value})
+
+
+def _answer_param(flow: Flow, name: str, value: str) -> Param:
+    """A saved answer as shown in text: a button's label (translatable), or the typed text."""
+    for step in flow.steps:
+        if isinstance(step, AskStep) and step.save == name:
+            for button in step.buttons:
+                if button.id == value:
+                    return Param(button.label, button.key)
+    return Param(value)
+
+
+def _fill(text: str, params: dict[str, Param]) -> str:
+    return _PLACEHOLDER.sub(lambda m: params[m.group(1)].text if m.group(1) in params
+                            else m.group(0), text)
+
+
+def _match_choice(text: str, options: list[tuple[str, str]], aliases: Aliases) -> int | None:
+    """Index of the option a typed answer means: by number, or by label in any language."""
+    number = parse_number(text)
+    if number is not None:
+        return number - 1 if 1 <= number <= len(options) else None
+    typed = normalize(text)
+    if not typed:
+        return None
+    for index, (key, label) in enumerate(options):
+        names = [label, *(aliases(key) if key else ())]
+        if any(normalize(name) == typed for name in names):
+            return index
+    return None
+
+
+def _match_language(text: str) -> int | None:
+    typed = normalize(text)
+    for index, lang in enumerate(LANGUAGES.values()):
+        if typed in (normalize(lang.native_name), normalize(lang.english_name), lang.code):
+            return index
+    return None
+
+
+def resume(library: FlowLibrary, session: Session, inbound: Inbound,
+           aliases: Aliases = _no_aliases, keyword_aliases: KeywordAliases = ()) -> Turn:
+    """Advance one chat by one message. Pure: same inputs, same outputs."""
+    run = _Run(library, session)
+    _dispatch(run, inbound, aliases, keyword_aliases)
+    return Turn(run.session, tuple(run.events))
+
+
+def reprompt(library: FlowLibrary, session: Session) -> Turn:
+    """Ask the current question again (after a restart, say); the main menu when idle."""
+    run = _Run(library, session)
+    if session.flow is None and not session.started:
+        run.session = session.evolve(started=True)
+        run.start_flow(library.get(library.first_contact))
+    else:
+        run.reprompt()
+    return Turn(run.session, tuple(run.events))
+
+
+def _dispatch(run: _Run, inbound: Inbound, aliases: Aliases, keyword_aliases: KeywordAliases) -> None:
+    library = run.library
+    if not run.session.started:
+        # First contact, whatever was sent: offer the languages first.
+        run.session = run.session.evolve(started=True)
+        run.start_flow(library.get(library.first_contact))
+        return
+
+    if inbound.kind is InboundKind.COMMAND:
+        flow = library.by_command(inbound.command)
+        if flow is not None:
+            run.start_flow(flow)
+        elif inbound.command in _START_COMMANDS:
+            run.main_menu()
+        else:
+            run.system("system.unknown_command")
+            run.reprompt()
+        return
+
+    if inbound.kind is InboundKind.MEDIA:
+        run.system("system.media")
+        run.reprompt()
+        return
+
+    where = run.current()
+    if run.session.flow is not None and where is None:
+        run.recover()
+        return
+
+    if inbound.kind is InboundKind.BUTTON:
+        token, _, index_text = inbound.button.partition(".")
+        step = where[1] if where else None
+        options = run.options(step) if step else []
+        if (where is None or token != str(run.session.token) or not index_text.isdigit()
+                or int(index_text) >= len(options)):
+            run.system("system.stale_button")
+            run.reprompt()
+            return
+        run.choose(where[0], where[1], int(index_text))
+        return
+
+    text = inbound.text
+    if len(text) > limits.INBOUND_CHARS_MAX:
+        run.system("system.too_long")
+        run.reprompt()
+        return
+    interrupt = library.interrupt_for(text, keyword_aliases)
+    if interrupt is not None:
+        run.start_flow(interrupt)
+        return
+    if where is None:
+        # Idle: a keyword starts its flow, anything else shows the main menu.
+        found = library.flow_for_keywords(text, keyword_aliases)
+        run.start_flow(found) if found is not None else run.main_menu()
+        return
+
+    flow, step = where
+    if isinstance(step, AskStep) and step.free_text:
+        if len(text) > limits.ANSWER_CHARS_MAX:
+            run.system("system.too_long")
+            run.reprompt()
+            return
+        if step.save and text.strip():
+            run.save(step.save, text.strip())
+        run.go(flow, step, step.next)
+        return
+    options = run.options(step)
+    index = _match_choice(text, options, aliases)
+    if index is None and isinstance(step, ChooseLanguageStep):
+        index = _match_language(text)
+    if index is not None:
+        run.choose(flow, step, index)
+        return
+    if isinstance(step, MenuStep):
+        found = library.flow_for_keywords(text, keyword_aliases)
+        if found is not None:
+            run.start_flow(found)
+            return
+    run.system("system.not_understood")
+    run.reprompt()

@@ -1,0 +1,23 @@
+"""English sources of the messages the engine and dispatcher say outside any flow.
+
+They are localised like flow text, under keys starting with ``system.``.
+"""
+
+from __future__ import annotations
+
+SYSTEM_TEXT: dict[str, str] = {
+    "system.not_understood": "Sorry, I did not understand. Please tap one of the buttons, "
+    "or type its number.",
+    "system.stale_button": "That question has passed. Here is where we are now:",
+    "system.media": "Thank you. I can only read text messages. Please type your answer, "
+    "or write 'person' to talk to a volunteer.",
+    "system.too_long": "That message is too long for me. Please send a shorter message "
+    "(a few sentences).",
+    "system.slow_down": "I am still here. Please wait a moment for my reply before sending more.",
+    "system.unknown_command": "I do not know that command. You can use /menu, /language, "
+    "/human or /stop.",
+    "system.flow_changed": "This conversation was updated while you were away. "
+    "Let us start again from the menu.",
+    "system.loop": "Sorry, something went wrong on our side. Let us start again from the menu.",
+    "system.untranslated": "(This message is not yet available in your language.)",
+}

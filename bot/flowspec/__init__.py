@@ -1,0 +1,1 @@
+"""Flow files: strict YAML reading, the typed model, validation and the loaded library."""

@@ -1,0 +1,136 @@
+"""The set of flows the bot serves, loaded all-or-nothing from a folder of YAML files.
+
+A reload that finds any problem is refused as a whole and the previous library keeps
+serving, so a half-edited file never reaches a person in the middle of a conversation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bot.errors import FlowLoadError, Problem
+from bot.flowspec.model import Flow
+from bot.flowspec.parse import parse_flow
+from bot.flowspec.validate import (
+    FIRST_CONTACT_FLOW,
+    MAIN_MENU_FLOW,
+    validate_flow,
+    validate_library,
+)
+from bot.i18n.normalize import normalize
+
+__all__ = ["FlowLibrary", "default_flows_dir", "flow_files", "load_library"]
+
+
+def default_flows_dir() -> Path:
+    """flows/ beside the package: the repository's flows, or the copy baked into an image."""
+    return Path(__file__).resolve().parents[2] / "flows"
+
+
+@dataclass(frozen=True)
+class FlowLibrary:
+    flows: dict[str, Flow]
+    first_contact: str = FIRST_CONTACT_FLOW
+    main_menu: str = MAIN_MENU_FLOW
+    _commands: dict[str, Flow] = field(default_factory=dict, compare=False, repr=False)
+    _keywords: dict[str, Flow] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        for flow in self.flows.values():
+            if flow.command:
+                self._commands[flow.command] = flow
+            for keyword in flow.keywords:
+                self._keywords[normalize(keyword)] = flow
+
+    def get(self, flow_id: str) -> Flow | None:
+        return self.flows.get(flow_id)
+
+    def menu(self) -> list[Flow]:
+        """Flows shown in the main menu, in their 'menu' order."""
+        listed = [f for f in self.flows.values() if f.menu_order is not None]
+        return sorted(listed, key=lambda f: (f.menu_order or 0, f.id))
+
+    def by_command(self, command: str) -> Flow | None:
+        return self._commands.get(command.casefold())
+
+    def interrupt_for(self, text: str, extra: Iterable[tuple[str, str]] = ()) -> Flow | None:
+        """A flow whose keyword is the whole message and that may interrupt any step.
+
+        Whole-message matching keeps a free-text answer that merely contains 'help'
+        from being hijacked. ``extra`` adds (keyword, flow id) pairs in other languages.
+        """
+        folded = normalize(text)
+        flow = self._keywords.get(folded)
+        if flow is None:
+            flow = next((self.flows.get(fid) for k, fid in extra if normalize(k) == folded), None)
+        return flow if flow is not None and flow.interrupt else None
+
+    def flow_for_keywords(self, text: str, extra: Iterable[tuple[str, str]] = ()) -> Flow | None:
+        """The first flow with a keyword found as whole words inside the message.
+
+        ``extra`` supplies (keyword, flow id) pairs in other languages (from the catalogs).
+        """
+        folded = f" {normalize(text)} "
+        pairs = [(k, f.id) for k, f in self._keywords.items()]
+        pairs += [(normalize(k), fid) for k, fid in extra]
+        # Longest keyword first: 'no money' beats 'money'.
+        for keyword, flow_id in sorted(pairs, key=lambda p: -len(p[0])):
+            if keyword and f" {keyword} " in folded:
+                return self.flows.get(flow_id)
+        return None
+
+    def strings(self) -> dict[str, str]:
+        """Every localisation key of every flow, with its English source text."""
+        out: dict[str, str] = {}
+        for flow in self.flows.values():
+            out.update(flow.strings())
+        return out
+
+
+def flow_files(paths: Sequence[Path]) -> list[Path]:
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(sorted(p for p in path.glob("*.yaml") if not p.name.startswith(".")))
+            files.extend(sorted(p for p in path.glob("*.yml") if not p.name.startswith(".")))
+        else:
+            files.append(path)
+    return files
+
+
+def load_library(paths: Sequence[Path]) -> FlowLibrary:
+    """Read, parse and validate every flow file. Raises FlowLoadError listing every problem."""
+    problems: list[Problem] = []
+    flows: dict[str, Flow] = {}
+    files = flow_files(paths)
+    if not files:
+        where = ", ".join(str(p) for p in paths)
+        raise FlowLoadError([Problem(where, 0, "no flow files (*.yaml) found",
+                                     "point the bot at the flows/ folder")])
+    for file in files:
+        shown = str(file)
+        try:
+            text = file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            problems.append(Problem(shown, 0, f"cannot read the file: {exc}",
+                                    "save it as UTF-8 text"))
+            continue
+        flow, found = parse_flow(text, shown)
+        problems.extend(found)
+        if flow is None:
+            continue
+        if flow.id != file.stem and flow.id != "?":
+            problems.append(Problem(shown, 1, f"flow id '{flow.id}' does not match the file name",
+                                    f"rename the file to {flow.id}.yaml or set id: {file.stem}"))
+        if flow.id in flows:
+            problems.append(Problem(shown, 1, f"flow id '{flow.id}' is also used by "
+                                    f"{flows[flow.id].path}", "flow ids must be unique"))
+            continue
+        problems.extend(validate_flow(flow))
+        flows[flow.id] = flow
+    problems.extend(validate_library(flows))
+    if problems:
+        raise FlowLoadError(problems)
+    return FlowLibrary(flows)

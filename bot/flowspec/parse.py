@@ -1,0 +1,340 @@
+"""Turn one flow file's text into a :class:`Flow`, collecting every problem with its line.
+
+Parsing never raises for bad content: it returns the problems it found so that staff see
+all of them at once, each as ``path:line: message`` with a hint on how to fix it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from bot.errors import Problem
+from bot.flowspec.conditions import CONDITIONS, parse_arguments
+from bot.flowspec.model import (
+    SPEC_VERSION,
+    AskStep,
+    Branch,
+    Button,
+    ChooseLanguageStep,
+    Condition,
+    EndStep,
+    Flow,
+    GotoStep,
+    HandoverStep,
+    MenuStep,
+    Next,
+    Priority,
+    SayStep,
+    Step,
+    Target,
+)
+from bot.flowspec.strict_yaml import YamlList, YamlMap, YamlSyntaxError, load_yaml
+
+__all__ = ["IDENTIFIER", "parse_flow"]
+
+IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+ID_HINT = "use lower-case letters, digits and _ only, starting with a letter (at most 32)"
+
+FLOW_KEYS = ("spec_version", "id", "title", "menu", "keywords", "command", "interrupt",
+             "steps", "description")
+STEP_KINDS = ("say", "ask", "menu", "choose_language", "handover", "goto", "end")
+STEP_KEYS = (*STEP_KINDS, "id", "buttons", "save", "next", "note")
+BUTTON_KEYS = ("id", "label", "next")
+HANDOVER_KEYS = ("queue", "priority", "summary")
+RESERVED_STEP_IDS = ("title",)
+
+
+class _Collector:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.problems: list[Problem] = []
+
+    def add(self, line: int, message: str, hint: str = "") -> None:
+        self.problems.append(Problem(self.path, line, message, hint))
+
+    def unknown_keys(self, node: YamlMap, allowed: Iterable[str], where: str) -> None:
+        allowed = tuple(allowed)
+        for key in node:
+            if key in allowed:
+                continue
+            value = node[key]
+            close = difflib.get_close_matches(key, allowed, n=1)
+            if close:
+                hint = f"did you mean '{close[0]}'?"
+            elif value is None and " " not in key:
+                # {text: Not sure, honestly} makes a key 'honestly': the comma split the text.
+                hint = ("a comma inside { } starts a new key; put the whole text in quotes, "
+                        'e.g. label: "Not sure, honestly"')
+            else:
+                hint = "allowed here: " + ", ".join(allowed)
+            self.add(node.line_of(key), f"unknown key '{key}' in {where}", hint)
+
+
+def parse_flow(text: str, path: str) -> tuple[Flow | None, list[Problem]]:
+    """Read one flow file. Returns the flow (None if unusable) and every problem found."""
+    out = _Collector(path)
+    try:
+        data = load_yaml(text)
+    except YamlSyntaxError as exc:
+        out.add(exc.line, exc.message, exc.hint)
+        return None, out.problems
+    if not isinstance(data, YamlMap):
+        out.add(1, "a flow file must be a mapping starting with 'spec_version:'",
+                "start the file with: spec_version: 1")
+        return None, out.problems
+
+    out.unknown_keys(data, FLOW_KEYS, "the flow")
+    version = data.get("spec_version")
+    if "spec_version" not in data:
+        out.add(1, "missing 'spec_version'", f"add 'spec_version: {SPEC_VERSION}' as the first line")
+        version = SPEC_VERSION
+    elif not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        out.add(data.line_of("spec_version"), "'spec_version' must be a whole number",
+                f"write spec_version: {SPEC_VERSION}")
+        version = SPEC_VERSION
+    elif version > SPEC_VERSION:
+        out.add(data.line_of("spec_version"),
+                f"spec_version {version} is newer than this bot understands ({SPEC_VERSION})",
+                "upgrade the bot, or write the flow in the older format")
+        return None, out.problems
+
+    flow_id = _text(out, data, "id", "the flow", required=True)
+    if flow_id and not IDENTIFIER.match(flow_id):
+        out.add(data.line_of("id"), f"flow id '{flow_id}' is not a valid id", ID_HINT)
+    flow_id = flow_id or "?"
+    title = _text(out, data, "title", "the flow", required=True) or ""
+
+    menu_order = data.get("menu")
+    if menu_order is not None and (not isinstance(menu_order, int) or isinstance(menu_order, bool)):
+        out.add(data.line_of("menu"), "'menu' is the flow's position in the main menu",
+                "write a whole number such as menu: 10, or remove it to hide the flow")
+        menu_order = None
+    keywords = _string_list(out, data, "keywords")
+    command = data.get("command")
+    if command is not None and (not isinstance(command, str) or not IDENTIFIER.match(command)):
+        out.add(data.line_of("command"), "'command' must be a command name such as human",
+                "write it without the slash: command: human")
+        command = None
+    interrupt = data.get("interrupt", False)
+    if not isinstance(interrupt, bool):
+        out.add(data.line_of("interrupt"), "'interrupt' must be true or false",
+                "write interrupt: true (only true/false are accepted, not yes/no)")
+        interrupt = False
+
+    steps_raw = data.get("steps")
+    steps: list[Step] = []
+    if not isinstance(steps_raw, YamlList) or not steps_raw:
+        out.add(data.line_of("steps"), "the flow needs a non-empty list of 'steps'",
+                "add steps:, then one '- id: ...' entry per step")
+    else:
+        for index, raw in enumerate(steps_raw):
+            step = _parse_step(out, flow_id, raw, steps_raw.line_of(index))
+            if step is not None:
+                steps.append(step)
+
+    flow = Flow(
+        id=flow_id, path=path, spec_version=version, title=title, steps=tuple(steps),
+        menu_order=menu_order, keywords=tuple(keywords), command=command, interrupt=interrupt,
+    )
+    return flow, out.problems
+
+
+def _text(out: _Collector, node: YamlMap, key: str, where: str, *, required: bool) -> str | None:
+    if key not in node:
+        if required:
+            out.add(node.line, f"missing '{key}' in {where}", f"add '{key}: ...'")
+        return None
+    value = node[key]
+    if isinstance(value, bool | int):
+        # Unquoted true/false/numbers where text was meant: say what YAML made of it.
+        out.add(node.line_of(key), f"'{key}' must be text, but YAML read {value!r}",
+                f'put it in quotes: {key}: "{str(value).lower()}"')
+        return None
+    if not isinstance(value, str) or not value.strip():
+        out.add(node.line_of(key), f"'{key}' in {where} must be non-empty text")
+        return None
+    return value.strip()
+
+
+def _string_list(out: _Collector, node: YamlMap, key: str) -> list[str]:
+    value = node.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        out.add(node.line_of(key), f"'{key}' must be a list of words or phrases",
+                f"write {key}: [refused, appeal] or one per line under it")
+        return []
+    return [v.strip() for v in value]
+
+
+def _parse_step(out: _Collector, flow_id: str, raw: Any, line: int) -> Step | None:
+    if not isinstance(raw, YamlMap):
+        out.add(line, "each step must be a mapping starting with '- id: ...'")
+        return None
+    line = raw.line
+    out.unknown_keys(raw, STEP_KEYS, "a step")
+    step_id = _text(out, raw, "id", "a step", required=True)
+    if step_id is None:
+        return None
+    if not IDENTIFIER.match(step_id) or step_id in RESERVED_STEP_IDS:
+        out.add(raw.line_of("id"), f"step id '{step_id}' is not a valid id",
+                ID_HINT + ("; 'title' is reserved" if step_id in RESERVED_STEP_IDS else ""))
+    where = f"step '{step_id}'"
+    kinds = [k for k in STEP_KINDS if k in raw]
+    if len(kinds) != 1:
+        found = " and ".join(kinds) if kinds else "none"
+        out.add(line, f"{where} must have exactly one of: {', '.join(STEP_KINDS)} (found {found})",
+                "split it into separate steps, one action each")
+        return None
+    kind = kinds[0]
+    nxt = _parse_next(out, raw, "next") if "next" in raw else None
+    for extra in ("buttons", "save"):
+        if extra in raw and kind != "ask":
+            out.add(raw.line_of(extra), f"'{extra}' only belongs on an 'ask' step")
+    base = {"id": step_id, "flow": flow_id, "line": line, "next": nxt}
+
+    if kind == "say":
+        return SayStep(**base, text=_text(out, raw, "say", where, required=True) or "")
+    if kind == "menu":
+        return MenuStep(**base, text=_text(out, raw, "menu", where, required=True) or "")
+    if kind == "choose_language":
+        text = _text(out, raw, "choose_language", where, required=True) or ""
+        return ChooseLanguageStep(**base, text=text)
+    if kind == "ask":
+        return _parse_ask(out, raw, base, flow_id, step_id)
+    if kind == "handover":
+        return _parse_handover(out, raw, base)
+    if kind == "goto":
+        if nxt is not None:
+            out.add(raw.line_of("next"), f"{where} has both 'goto' and 'next'",
+                    "a goto step already says where to go; remove 'next'")
+        base["next"] = _parse_next(out, raw, "goto")
+        return GotoStep(**base)
+    if raw["end"] is not True:
+        out.add(raw.line_of("end"), "write 'end: true' to finish the conversation here")
+    if nxt is not None:
+        out.add(raw.line_of("next"), f"{where} ends the flow, so 'next' is never used")
+    return EndStep(**base)
+
+
+def _parse_ask(out: _Collector, raw: YamlMap, base: dict[str, Any], flow_id: str,
+               step_id: str) -> AskStep:
+    text = _text(out, raw, "ask", f"step '{step_id}'", required=True) or ""
+    buttons: list[Button] = []
+    buttons_raw = raw.get("buttons")
+    if buttons_raw is not None and not isinstance(buttons_raw, YamlList):
+        out.add(raw.line_of("buttons"), "'buttons' must be a list",
+                "write one '- {id: yes, label: \"Yes\"}' per line")
+    elif buttons_raw is not None:
+        for index, b in enumerate(buttons_raw):
+            button = _parse_button(out, b, buttons_raw.line_of(index), f"{flow_id}.{step_id}")
+            if button is not None:
+                buttons.append(button)
+    save = raw.get("save")
+    if save is not None and (not isinstance(save, str) or not IDENTIFIER.match(save)):
+        out.add(raw.line_of("save"), "'save' names the answer, e.g. save: letter_when", ID_HINT)
+        save = None
+    return AskStep(**base, text=text, buttons=tuple(buttons), save=save)
+
+
+def _parse_button(out: _Collector, raw: Any, line: int, step_key: str) -> Button | None:
+    if not isinstance(raw, YamlMap):
+        out.add(line, "each button must be a mapping with an id and a label",
+                '- {id: yes, label: "Yes"}')
+        return None
+    out.unknown_keys(raw, BUTTON_KEYS, "a button")
+    button_id = _text(out, raw, "id", "a button", required=True)
+    label = _text(out, raw, "label", "a button", required=True)
+    if button_id is None or label is None:
+        return None
+    if not IDENTIFIER.match(button_id):
+        out.add(raw.line_of("id"), f"button id '{button_id}' is not a valid id", ID_HINT)
+    target = _parse_next(out, raw, "next") if "next" in raw else None
+    if isinstance(target, tuple):
+        out.add(raw.line_of("next"), "a button's 'next' must be one step, not a list of branches",
+                "point the button at a goto step that holds the branches")
+        target = None
+    return Button(id=button_id, label=label, key=f"{step_key}.{button_id}", next=target,
+                  line=raw.line)
+
+
+def _parse_handover(out: _Collector, raw: YamlMap, base: dict[str, Any]) -> HandoverStep | None:
+    spec = raw["handover"]
+    if not isinstance(spec, YamlMap):
+        out.add(raw.line_of("handover"), "'handover' needs queue, priority and summary",
+                "handover: {queue: legal, priority: deadline, summary: \"...\"}")
+        return None
+    out.unknown_keys(spec, HANDOVER_KEYS, "a handover")
+    queue = _text(out, spec, "queue", "the handover", required=True) or "general"
+    if not IDENTIFIER.match(queue):
+        out.add(spec.line_of("queue"), f"queue name '{queue}' is not a valid id", ID_HINT)
+    priority_raw = spec.get("priority", Priority.NORMAL.value)
+    try:
+        priority = Priority(priority_raw)
+    except ValueError:
+        choices = ", ".join(p.value for p in Priority)
+        out.add(spec.line_of("priority"), f"unknown priority '{priority_raw}'", f"use one of: {choices}")
+        priority = Priority.NORMAL
+    summary = _text(out, spec, "summary", "the handover", required=True) or ""
+    return HandoverStep(**base, queue=queue, priority=priority, summary=summary)
+
+
+def _parse_next(out: _Collector, node: YamlMap, key: str) -> Next | None:
+    value = node[key]
+    line = node.line_of(key)
+    if isinstance(value, str) and value.strip():
+        return Target.parse(value.strip(), line)
+    if not isinstance(value, YamlList) or not value:
+        out.add(line, f"'{key}' must be a step id, flow:<id>, MENU, END or a list of branches",
+                "e.g. next: ask_date   or   next: flow:find_help")
+        return None
+    branches: list[Branch] = []
+    for index, entry in enumerate(value):
+        entry_line = value.line_of(index)
+        if not isinstance(entry, YamlMap):
+            out.add(entry_line, "each branch is '- if: ...' with 'then: ...', or a last '- else: ...'")
+            continue
+        if "else" in entry:
+            out.unknown_keys(entry, ("else",), "an else branch")
+            if index != len(value) - 1:
+                out.add(entry_line, "'else' must be the last branch")
+            target = entry["else"]
+            if isinstance(target, str) and target.strip():
+                branches.append(Branch(None, Target.parse(target.strip(), entry_line)))
+            else:
+                out.add(entry_line, "'else' needs a step id, flow:<id>, MENU or END")
+            continue
+        out.unknown_keys(entry, ("if", "then"), "a branch")
+        condition = _parse_condition(out, entry.get("if"), entry.line_of("if"))
+        then = entry.get("then")
+        if not isinstance(then, str) or not then.strip():
+            out.add(entry_line, "a branch needs 'then: <step id>'")
+            continue
+        if condition is not None:
+            branches.append(Branch(condition, Target.parse(then.strip(), entry.line_of("then"))))
+    if branches and branches[-1].condition is not None:
+        out.add(line, "a list of branches must end with '- else: <step>'",
+                "add '- else: <step id>' so every answer has somewhere to go")
+    return tuple(branches)
+
+
+def _parse_condition(out: _Collector, raw: Any, line: int) -> Condition | None:
+    names = ", ".join(CONDITIONS)
+    if not isinstance(raw, YamlMap) or len(raw) != 1:
+        out.add(line, "'if' needs exactly one condition", f"conditions: {names}")
+        return None
+    name, args = next(iter(raw.items()))
+    if name not in CONDITIONS:
+        close = difflib.get_close_matches(name, CONDITIONS, n=1)
+        out.add(line, f"unknown condition '{name}'",
+                f"did you mean '{close[0]}'?" if close else f"conditions: {names}")
+        return None
+    parsed = parse_arguments(name, args)
+    if isinstance(parsed, str):
+        out.add(line, parsed)
+        return None
+    variable, values = parsed
+    return Condition(name=name, variable=variable, values=values, line=line)

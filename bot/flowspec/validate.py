@@ -1,0 +1,240 @@
+"""Checks that need the whole flow or the whole set of flows: links, reachability, limits.
+
+Each check adds a Problem with the line of the offending step, so that a staff member
+can open the file at that line and see what to change.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterator, Mapping
+
+from bot import limits
+from bot.errors import Problem
+from bot.flowspec.conditions import CONDITIONS
+from bot.flowspec.model import (
+    AskStep,
+    ChooseLanguageStep,
+    EndStep,
+    Flow,
+    GotoStep,
+    HandoverStep,
+    MenuStep,
+    SayStep,
+    Step,
+    Target,
+)
+
+__all__ = ["FIRST_CONTACT_FLOW", "MAIN_MENU_FLOW", "validate_flow", "validate_library"]
+
+#: The flow every new chat starts with, and the flow MENU and unknown input lead to.
+FIRST_CONTACT_FLOW = "choose_language"
+MAIN_MENU_FLOW = "main_menu"
+
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+
+
+def successors(flow: Flow, step: Step) -> Iterator[Target | None]:
+    """Every place control can go after ``step``; None means fall through to the next step."""
+    if isinstance(step, EndStep | MenuStep):  # a menu choice leaves for another flow
+        return
+    if isinstance(step.next, Target):
+        yield step.next
+    elif isinstance(step.next, tuple):
+        yield from (branch.target for branch in step.next)
+    if isinstance(step, AskStep) and step.buttons:
+        yield from (b.next for b in step.buttons if b.next is not None)
+        if step.next is None and any(b.next is None for b in step.buttons):
+            yield None
+    elif step.next is None:
+        yield None
+
+
+def _resolve(flow: Flow, step: Step, target: Target | None) -> str | None:
+    """The id of the step in this flow that a target leads to, if it stays in the flow."""
+    if target is None:
+        after = flow.step_after(step.id)
+        return after.id if after else None
+    return target.step
+
+
+def validate_flow(flow: Flow) -> list[Problem]:
+    problems: list[Problem] = []
+
+    def add(line: int, message: str, hint: str = "") -> None:
+        problems.append(Problem(flow.path, line, message, hint))
+
+    seen: dict[str, int] = {}
+    for step in flow.steps:
+        if step.id in seen:
+            add(step.line, f"duplicate step id '{step.id}' (first on line {seen[step.id]})",
+                "give each step its own id")
+        else:
+            seen[step.id] = step.line
+    step_ids = list(seen)
+
+    # Links to steps that do not exist.
+    for step in flow.steps:
+        for target in successors(flow, step):
+            if target is not None and target.step is not None and target.step not in seen:
+                close = difflib.get_close_matches(target.step, step_ids, n=1)
+                hint = f"did you mean '{close[0]}'?" if close else (
+                    "use a step id from this file, flow:<id>, MENU or END")
+                add(target.line or step.line, f"'{target.step}' is not a step in this flow", hint)
+
+    # Reachability from the first step.
+    if flow.steps:
+        reached: set[str] = set()
+        todo = [flow.steps[0].id]
+        while todo:
+            current = todo.pop()
+            if current in reached or current not in seen:
+                continue
+            reached.add(current)
+            step = flow.step(current)
+            assert step is not None
+            todo.extend(
+                nid for t in successors(flow, step) if (nid := _resolve(flow, step, t)) is not None
+            )
+        for step in flow.steps:
+            if step.id not in reached:
+                add(step.line, f"step '{step.id}' can never be reached",
+                    "point a 'next', a button or a branch at it, or delete it")
+        problems.extend(_loops_without_question(flow))
+
+    # Answers: conditions and placeholders must name answers this flow saves.
+    saved: dict[str, AskStep] = {}
+    for step in flow.steps:
+        if isinstance(step, AskStep) and step.save:
+            saved[step.save] = step
+    for step in flow.steps:
+        branches = step.next if isinstance(step.next, tuple) else ()
+        for branch in branches:
+            cond = branch.condition
+            if cond is None or not CONDITIONS[cond.name].reads_answer:
+                continue
+            source = saved.get(cond.variable)
+            if source is None:
+                add(cond.line, f"no step saves an answer called '{cond.variable}'",
+                    "add 'save: " + cond.variable + "' to the question that asks for it")
+                continue
+            ids = {b.id for b in source.buttons}
+            for value in cond.values:
+                if ids and value not in ids:
+                    add(cond.line, f"'{value}' is not a button of step '{source.id}'",
+                        "use one of: " + ", ".join(sorted(ids)))
+        for text, line in _texts_of(step):
+            for name in _PLACEHOLDER.findall(text):
+                if name not in saved:
+                    add(line, f"placeholder '{{{name}}}' names no saved answer",
+                        "use {answer_name} with a 'save:' name from this flow, "
+                        "or double the braces {{ }} to show them literally")
+
+    # Platform limits (the strictest platform we support decides).
+    for step in flow.steps:
+        if isinstance(step, AskStep) and step.buttons:
+            problems.extend(_button_problems(flow, step))
+        if isinstance(step, AskStep | MenuStep | ChooseLanguageStep):
+            if len(step.text) > limits.QUESTION_TEXT_MAX:
+                add(step.line, f"question text is {len(step.text)} characters; "
+                    f"the limit is {limits.QUESTION_TEXT_MAX}",
+                    "move the explanation into a 'say' step before the question")
+        if isinstance(step, SayStep) and len(step.text) > limits.SAY_TEXT_MAX:
+            add(step.line, f"message is {len(step.text)} characters; the limit is "
+                f"{limits.SAY_TEXT_MAX}", "split it into two 'say' steps")
+    return problems
+
+
+def _texts_of(step: Step) -> Iterator[tuple[str, int]]:
+    if isinstance(step, SayStep | AskStep | MenuStep | ChooseLanguageStep):
+        yield step.text, step.line
+    if isinstance(step, HandoverStep):
+        yield step.summary, step.line
+
+
+def _button_problems(flow: Flow, step: AskStep) -> Iterator[Problem]:
+    count = len(step.buttons)
+    if count > limits.BUTTONS_MAX:
+        yield Problem(flow.path, step.line, f"{count} buttons; a question may have at most "
+                      f"{limits.BUTTONS_MAX}", "split the question in two")
+    longest = limits.button_label_max(count)
+    seen: set[str] = set()
+    for button in step.buttons:
+        if button.id in seen:
+            yield Problem(flow.path, button.line, f"duplicate button id '{button.id}'",
+                          "give each button of a question its own id")
+        seen.add(button.id)
+        if len(button.label) > longest:
+            yield Problem(
+                flow.path, button.line,
+                f"button label '{button.label}' is {len(button.label)} characters; with {count} "
+                f"buttons the limit is {longest}",
+                "shorten the label (WhatsApp cuts longer ones); put detail in the question")
+
+
+def _loops_without_question(flow: Flow) -> Iterator[Problem]:
+    """A cycle of steps that never waits for the user would spin forever."""
+    passive = {s.id: s for s in flow.steps if isinstance(s, SayStep | GotoStep | HandoverStep)}
+    graph = {
+        sid: {n for t in successors(flow, s) if (n := _resolve(flow, s, t)) in passive}
+        for sid, s in passive.items()
+    }
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+
+    def visit(node: str) -> str | None:
+        state[node] = 1
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                return nxt
+            if nxt not in state and (found := visit(nxt)):
+                return found
+        state[node] = 2
+        return None
+
+    for sid in graph:
+        if sid not in state and (found := visit(sid)):
+            step = passive[found]
+            yield Problem(flow.path, step.line, f"steps loop back to '{found}' without asking anything",
+                          "add a question to the loop or point one 'next' elsewhere")
+            return
+
+
+def validate_library(flows: Mapping[str, Flow]) -> list[Problem]:
+    """Checks across files: links to other flows, shared commands and keywords, required flows."""
+    problems: list[Problem] = []
+    for flow in flows.values():
+        for step in flow.steps:
+            for target in successors(flow, step):
+                if target is not None and target.flow is not None and target.flow not in flows:
+                    close = difflib.get_close_matches(target.flow, list(flows), n=1)
+                    problems.append(Problem(
+                        flow.path, target.line or step.line,
+                        f"there is no flow called '{target.flow}'",
+                        f"did you mean 'flow:{close[0]}'?" if close else "flows: " + ", ".join(sorted(flows)),
+                    ))
+    owners: dict[str, Flow] = {}
+    for flow in sorted(flows.values(), key=lambda f: f.path):
+        names = [f"/{flow.command}"] if flow.command else []
+        names += [kw.casefold() for kw in flow.keywords]
+        for name in names:
+            other = owners.setdefault(name, flow)
+            if other is not flow:
+                problems.append(Problem(flow.path, 1, f"'{name}' is already used by flow "
+                                        f"'{other.id}' ({other.path})", "use it in one flow only"))
+    menu = [f for f in flows.values() if f.menu_order is not None]
+    if len(menu) > limits.BUTTONS_MAX:
+        problems.append(Problem(menu[0].path, 1, f"{len(menu)} flows have a 'menu' position; the "
+                                f"main menu holds at most {limits.BUTTONS_MAX}",
+                                "remove 'menu:' from the least used flows"))
+    for flow in menu:
+        if len(flow.title) > limits.WHATSAPP_LIST_ROW_CHARS:
+            problems.append(Problem(flow.path, 1, f"title '{flow.title}' is too long for a menu "
+                                    f"button ({limits.WHATSAPP_LIST_ROW_CHARS} characters at most)",
+                                    "shorten the title"))
+    for required in (FIRST_CONTACT_FLOW, MAIN_MENU_FLOW):
+        if flows and required not in flows:
+            some = next(iter(flows.values()))
+            problems.append(Problem(some.path, 1, f"the flow '{required}' is missing",
+                                    f"every bot needs flows/{required}.yaml"))
+    return problems

@@ -1,0 +1,1 @@
+"""Languages, normalisation of what users type, and rendering of messages in their language."""

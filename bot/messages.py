@@ -1,0 +1,62 @@
+"""Transport-neutral messages: what a platform hands the dispatcher, and what it sends back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+__all__ = ["Inbound", "InboundKind", "OutButton", "Outbound"]
+
+
+class InboundKind(str, Enum):
+    TEXT = "text"
+    BUTTON = "button"  # a tap on a button we sent; ``button`` holds its callback data
+    COMMAND = "command"  # /start, /help ...; ``command`` holds the name without the slash
+    MEDIA = "media"  # sticker, photo, voice note ...; ``media`` names which
+
+
+@dataclass(frozen=True)
+class Inbound:
+    chat_key: str  # "<transport>:<platform chat id>", e.g. "telegram:12345"
+    kind: InboundKind
+    text: str = ""
+    command: str = ""
+    button: str = ""
+    media: str = ""
+    #: Platform-unique id of the update, so a duplicate delivery is handled once.
+    update_id: str | None = None
+    #: The platform's guess at the user's language (Telegram's language_code), if any.
+    language_hint: str | None = None
+
+    @classmethod
+    def from_text(cls, chat_key: str, text: str, update_id: str | None = None) -> Inbound:
+        """Text as typed, with '/name args' recognised as a command."""
+        stripped = text.strip()
+        if stripped.startswith("/") and len(stripped) > 1:
+            name, _, rest = stripped[1:].partition(" ")
+            name = name.split("@", 1)[0]  # Telegram group form: /help@SomeBot
+            if name.isascii() and name.replace("_", "").isalnum():
+                return cls(chat_key, InboundKind.COMMAND, text=rest.strip(),
+                           command=name.lower(), update_id=update_id)
+        return cls(chat_key, InboundKind.TEXT, text=text, update_id=update_id)
+
+
+@dataclass(frozen=True)
+class OutButton:
+    callback: str  # short ASCII token tying the tap to the question: "<token>.<index>"
+    label: str
+
+
+@dataclass(frozen=True)
+class Outbound:
+    chat_key: str
+    text: str
+    buttons: tuple[OutButton, ...] = ()
+    language: str = "en"
+    rtl: bool = False
+    #: Key of the message in the catalogs (for tests and logs; never shown).
+    key: str = ""
+    #: The question token when this message asks something (transports use it to
+    #: remove the keyboard of an earlier question once it is answered).
+    token: int | None = None
+    meta: dict[str, str] = field(default_factory=dict)

@@ -1,0 +1,1 @@
+"""Chat platforms. Each turns platform updates into Inbound and Outbound into platform calls."""

@@ -1,0 +1,26 @@
+"""The contract every transport (console, Telegram, WhatsApp, memory) fulfils."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+from bot.messages import Inbound, Outbound
+
+__all__ = ["InboundHandler", "Transport"]
+
+#: What a transport calls for every message it receives (the dispatcher's ``handle``).
+InboundHandler = Callable[[Inbound], Awaitable[None]]
+
+
+class Transport(Protocol):
+    #: Prefix of chat keys from this transport, e.g. "telegram" for "telegram:12345".
+    name: str
+
+    async def send(self, message: Outbound) -> None:
+        """Deliver one message. Raises TransportError when the platform refuses for good."""
+        ...
+
+    async def run(self, handler: InboundHandler) -> None:
+        """Receive messages and pass each to ``handler`` until stopped or input ends."""
+        ...
