@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 __all__ = ["Inbound", "InboundKind", "OutButton", "Outbound"]
 
 
-class InboundKind(str, Enum):
+class InboundKind(StrEnum):
     TEXT = "text"
     BUTTON = "button"  # a tap on a button we sent; ``button`` holds its callback data
     COMMAND = "command"  # /start, /help ...; ``command`` holds the name without the slash
@@ -45,6 +45,7 @@ class Inbound:
 class OutButton:
     callback: str  # short ASCII token tying the tap to the question: "<token>.<index>"
     label: str
+    key: str = ""  # localisation key of the label (for tests and logs; never shown)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ every turn can be replayed.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -18,6 +17,7 @@ from bot.engine.system_text import SYSTEM_TEXT
 from bot.flowspec.conditions import evaluate
 from bot.flowspec.library import FlowLibrary
 from bot.flowspec.model import (
+    PLACEHOLDER,
     AskStep,
     ChooseLanguageStep,
     EndStep,
@@ -41,7 +41,6 @@ Aliases = Callable[[str], Sequence[str]]
 #: (keyword, flow id) pairs in other languages, for routing typed messages to flows.
 KeywordAliases = Sequence[tuple[str, str]]
 
-_PLACEHOLDER = re.compile(r"\{([a-z][a-z0-9_]*)\}")
 _START_COMMANDS = ("start",)
 
 
@@ -70,7 +69,7 @@ class _Run:
 
     def params_for(self, flow: Flow, text: str) -> dict[str, Param]:
         params: dict[str, Param] = {}
-        for name in _PLACEHOLDER.findall(text):
+        for name in PLACEHOLDER.findall(text):
             params[name] = _answer_param(flow, name, self.session.answers.get(name, ""))
         return params
 
@@ -226,8 +225,9 @@ def _answer_param(flow: Flow, name: str, value: str) -> Param:
 
 
 def _fill(text: str, params: dict[str, Param]) -> str:
-    return _PLACEHOLDER.sub(lambda m: params[m.group(1)].text if m.group(1) in params
-                            else m.group(0), text)
+    filled = PLACEHOLDER.sub(lambda m: params[m.group(1)].text if m.group(1) in params
+                             else m.group(0), text)
+    return filled.replace("{{", "{").replace("}}", "}")
 
 
 def _match_choice(text: str, options: list[tuple[str, str]], aliases: Aliases) -> int | None:
@@ -324,7 +324,8 @@ def _dispatch(run: _Run, inbound: Inbound, aliases: Aliases, keyword_aliases: Ke
         return
     if where is None:
         # Idle: a keyword starts its flow, anything else shows the main menu.
-        found = library.flow_for_keywords(text, keyword_aliases)
+        found = (library.flow_named_by(text, keyword_aliases)
+                 or library.flow_for_keywords(text, keyword_aliases))
         run.start_flow(found) if found is not None else run.main_menu()
         return
 
@@ -346,7 +347,8 @@ def _dispatch(run: _Run, inbound: Inbound, aliases: Aliases, keyword_aliases: Ke
         run.choose(flow, step, index)
         return
     if isinstance(step, MenuStep):
-        found = library.flow_for_keywords(text, keyword_aliases)
+        found = (library.flow_named_by(text, keyword_aliases)
+                 or library.flow_for_keywords(text, keyword_aliases))
         if found is not None:
             run.start_flow(found)
             return

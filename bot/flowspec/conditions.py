@@ -53,9 +53,9 @@ def parse_arguments(name: str, raw: Any) -> tuple[str, tuple[str, ...]] | str:
         variable, value = next(iter(raw.items()))
         if name == "answer_is" and isinstance(value, str):
             return str(variable), (value,)
-        if name == "answer_in" and isinstance(value, list) and value:
-            if all(isinstance(v, str) for v in value):
-                return str(variable), tuple(value)
+        if (name == "answer_in" and isinstance(value, list) and value
+                and all(isinstance(v, str) for v in value)):
+            return str(variable), tuple(value)
     return f"'{name}' takes one saved answer and its value, e.g. {example}"
 
 

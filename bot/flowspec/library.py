@@ -55,30 +55,42 @@ class FlowLibrary:
     def by_command(self, command: str) -> Flow | None:
         return self._commands.get(command.casefold())
 
-    def interrupt_for(self, text: str, extra: Iterable[tuple[str, str]] = ()) -> Flow | None:
-        """A flow whose keyword is the whole message and that may interrupt any step.
+    def flow_named_by(self, text: str, extra: Iterable[tuple[str, str]] = ()) -> Flow | None:
+        """The flow one of whose keywords is the whole message.
 
-        Whole-message matching keeps a free-text answer that merely contains 'help'
-        from being hijacked. ``extra`` adds (keyword, flow id) pairs in other languages.
+        ``extra`` adds (keyword, flow id) pairs in other languages.
         """
         folded = normalize(text)
         flow = self._keywords.get(folded)
         if flow is None:
             flow = next((self.flows.get(fid) for k, fid in extra if normalize(k) == folded), None)
+        return flow
+
+    def interrupt_for(self, text: str, extra: Iterable[tuple[str, str]] = ()) -> Flow | None:
+        """A flow named by the whole message that may interrupt any step.
+
+        Whole-message matching keeps a free-text answer that merely contains 'help'
+        from being hijacked.
+        """
+        flow = self.flow_named_by(text, extra)
         return flow if flow is not None and flow.interrupt else None
 
     def flow_for_keywords(self, text: str, extra: Iterable[tuple[str, str]] = ()) -> Flow | None:
-        """The first flow with a keyword found as whole words inside the message.
+        """The menu flow with a keyword found as whole words inside the message.
 
-        ``extra`` supplies (keyword, flow id) pairs in other languages (from the catalogs).
+        Only flows listed in the menu match inside a sentence: 'I want to quit my job'
+        must not start the stop flow, whose keywords count only as the whole message.
+        The longest keyword wins ('no money' beats 'money'); a tie goes to the flow
+        higher in the menu. ``extra`` supplies (keyword, flow id) pairs in other languages.
         """
         folded = f" {normalize(text)} "
-        pairs = [(k, f.id) for k, f in self._keywords.items()]
-        pairs += [(normalize(k), fid) for k, fid in extra]
-        # Longest keyword first: 'no money' beats 'money'.
-        for keyword, flow_id in sorted(pairs, key=lambda p: -len(p[0])):
-            if keyword and f" {keyword} " in folded:
-                return self.flows.get(flow_id)
+        pairs = [(k, f) for k, f in self._keywords.items()]
+        pairs += [(normalize(k), f) for k, fid in extra if (f := self.flows.get(fid)) is not None]
+        candidates = [(k, f) for k, f in pairs if k and f.menu_order is not None]
+        candidates.sort(key=lambda p: (-len(p[0]), p[1].menu_order or 0, p[1].id))
+        for keyword, flow in candidates:
+            if f" {keyword} " in folded:
+                return flow
         return None
 
     def strings(self) -> dict[str, str]:
@@ -100,6 +112,14 @@ def flow_files(paths: Sequence[Path]) -> list[Path]:
     return files
 
 
+def _display(path: Path) -> str:
+    """The path as staff would type it: relative to where they are, when it is below."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
 def load_library(paths: Sequence[Path]) -> FlowLibrary:
     """Read, parse and validate every flow file. Raises FlowLoadError listing every problem."""
     problems: list[Problem] = []
@@ -110,7 +130,7 @@ def load_library(paths: Sequence[Path]) -> FlowLibrary:
         raise FlowLoadError([Problem(where, 0, "no flow files (*.yaml) found",
                                      "point the bot at the flows/ folder")])
     for file in files:
-        shown = str(file)
+        shown = _display(file)
         try:
             text = file.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:

@@ -8,8 +8,9 @@ having to invent them.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 __all__ = [
     "END",
@@ -32,6 +33,9 @@ __all__ = [
     "Target",
 ]
 
+#: A {placeholder} for a saved answer; doubled braces {{like this}} are literal text.
+PLACEHOLDER = re.compile(r"(?<!\{)\{([a-z][a-z0-9_]*)\}(?!\})")
+
 #: The newest flow-file format this code understands. Files with a higher number are refused.
 SPEC_VERSION = 1
 
@@ -40,7 +44,7 @@ END = "END"
 MENU = "MENU"
 
 
-class Priority(str, Enum):
+class Priority(StrEnum):
     """Order in the volunteer queue: crisis first, then near deadlines, then the rest."""
 
     CRISIS = "crisis"

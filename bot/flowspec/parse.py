@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypedDict
 
 from bot.errors import Problem
 from bot.flowspec.conditions import CONDITIONS, parse_arguments
@@ -45,6 +45,15 @@ STEP_KEYS = (*STEP_KINDS, "id", "buttons", "save", "next", "note")
 BUTTON_KEYS = ("id", "label", "next")
 HANDOVER_KEYS = ("queue", "priority", "summary")
 RESERVED_STEP_IDS = ("title",)
+
+
+class _StepFields(TypedDict):
+    """The fields every step kind shares, gathered before the kind is known."""
+
+    id: str
+    flow: str
+    line: int
+    next: Next | None
 
 
 class _Collector:
@@ -194,7 +203,7 @@ def _parse_step(out: _Collector, flow_id: str, raw: Any, line: int) -> Step | No
     for extra in ("buttons", "save"):
         if extra in raw and kind != "ask":
             out.add(raw.line_of(extra), f"'{extra}' only belongs on an 'ask' step")
-    base = {"id": step_id, "flow": flow_id, "line": line, "next": nxt}
+    base = _StepFields(id=step_id, flow=flow_id, line=line, next=nxt)
 
     if kind == "say":
         return SayStep(**base, text=_text(out, raw, "say", where, required=True) or "")
@@ -220,7 +229,7 @@ def _parse_step(out: _Collector, flow_id: str, raw: Any, line: int) -> Step | No
     return EndStep(**base)
 
 
-def _parse_ask(out: _Collector, raw: YamlMap, base: dict[str, Any], flow_id: str,
+def _parse_ask(out: _Collector, raw: YamlMap, base: _StepFields, flow_id: str,
                step_id: str) -> AskStep:
     text = _text(out, raw, "ask", f"step '{step_id}'", required=True) or ""
     buttons: list[Button] = []
@@ -261,7 +270,7 @@ def _parse_button(out: _Collector, raw: Any, line: int, step_key: str) -> Button
                   line=raw.line)
 
 
-def _parse_handover(out: _Collector, raw: YamlMap, base: dict[str, Any]) -> HandoverStep | None:
+def _parse_handover(out: _Collector, raw: YamlMap, base: _StepFields) -> HandoverStep | None:
     spec = raw["handover"]
     if not isinstance(spec, YamlMap):
         out.add(raw.line_of("handover"), "'handover' needs queue, priority and summary",

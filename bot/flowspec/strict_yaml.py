@@ -112,13 +112,15 @@ _StrictLoader.add_multi_constructor("!", _refuse_tag)
 def load_yaml(text: str) -> Any:
     """Parse one YAML document strictly. Raises YamlSyntaxError with a 1-based line."""
     try:
-        documents = list(yaml.load_all(text, Loader=_StrictLoader))  # noqa: S506 - strict safe loader
+        documents = list(yaml.load_all(text, Loader=_StrictLoader))  # a SafeLoader subclass
     except YamlSyntaxError:
         raise
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = int(mark.line) + 1 if mark is not None else 1
         problem = exc.problem or exc.context or "the file is not valid YAML"
+        if "'\\t'" in problem:
+            problem = "a tab character is used for indentation"
         raise YamlSyntaxError(line, f"YAML syntax: {problem}", _syntax_hint(problem)) from None
     except ConstructorError as exc:  # pragma: no cover - MarkedYAMLError covers the marked cases
         raise YamlSyntaxError(1, f"YAML: {exc}") from None
@@ -130,7 +132,7 @@ def load_yaml(text: str) -> Any:
 
 
 def _syntax_hint(problem: str) -> str:
-    if "tab" in problem:
+    if "\t" in problem or "tab" in problem:
         return "indent with spaces, never tabs"
     if "mapping values are not allowed" in problem:
         return "text containing ': ' must be in quotes, e.g. say: \"Note: bring your letter\""

@@ -32,7 +32,8 @@ __all__ = ["FIRST_CONTACT_FLOW", "MAIN_MENU_FLOW", "validate_flow", "validate_li
 FIRST_CONTACT_FLOW = "choose_language"
 MAIN_MENU_FLOW = "main_menu"
 
-_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+# Looser than model.PLACEHOLDER on purpose: it also catches {Bad Names} to report them.
+_PLACEHOLDER = re.compile(r"(?<!\{)\{([^{}]*)\}(?!\})")
 
 
 def successors(flow: Flow, step: Step) -> Iterator[Target | None]:
@@ -92,10 +93,10 @@ def validate_flow(flow: Flow) -> list[Problem]:
             if current in reached or current not in seen:
                 continue
             reached.add(current)
-            step = flow.step(current)
-            assert step is not None
+            here = flow.step(current)
+            assert here is not None
             todo.extend(
-                nid for t in successors(flow, step) if (nid := _resolve(flow, step, t)) is not None
+                nid for t in successors(flow, here) if (nid := _resolve(flow, here, t)) is not None
             )
         for step in flow.steps:
             if step.id not in reached:
@@ -135,11 +136,11 @@ def validate_flow(flow: Flow) -> list[Problem]:
     for step in flow.steps:
         if isinstance(step, AskStep) and step.buttons:
             problems.extend(_button_problems(flow, step))
-        if isinstance(step, AskStep | MenuStep | ChooseLanguageStep):
-            if len(step.text) > limits.QUESTION_TEXT_MAX:
-                add(step.line, f"question text is {len(step.text)} characters; "
-                    f"the limit is {limits.QUESTION_TEXT_MAX}",
-                    "move the explanation into a 'say' step before the question")
+        if (isinstance(step, AskStep | MenuStep | ChooseLanguageStep)
+                and len(step.text) > limits.QUESTION_TEXT_MAX):
+            add(step.line, f"question text is {len(step.text)} characters; "
+                f"the limit is {limits.QUESTION_TEXT_MAX}",
+                "move the explanation into a 'say' step before the question")
         if isinstance(step, SayStep) and len(step.text) > limits.SAY_TEXT_MAX:
             add(step.line, f"message is {len(step.text)} characters; the limit is "
                 f"{limits.SAY_TEXT_MAX}", "split it into two 'say' steps")

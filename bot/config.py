@@ -1,0 +1,82 @@
+"""One typed settings object, read once from the environment.
+
+Nothing here exits the process: a bad value raises ConfigError naming the variable and
+the fix, and only the CLI turns that into an exit code.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bot.errors import ConfigError
+from bot.flowspec.library import default_flows_dir
+from bot.i18n.languages import LANGUAGES
+
+__all__ = ["Settings"]
+
+DEFAULT_DB = Path("data") / "bot.sqlite3"
+
+
+@dataclass(frozen=True)
+class Settings:
+    db_path: Path = DEFAULT_DB
+    flows_dir: Path = field(default_factory=default_flows_dir)
+    sqlite_sync: str = "NORMAL"
+    log_level: str = "INFO"
+    flows_poll_seconds: float = 2.0
+    telegram_token: str | None = None
+    telegram_api_base_url: str | None = None
+    telegram_file_base_url: str | None = None
+    telegram_webhook_url: str | None = None
+    telegram_webhook_secret: str | None = None
+    telegram_webhook_listen: str = "127.0.0.1"
+    telegram_webhook_port: int = 8443
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+
+        def text(name: str) -> str | None:
+            value = env.get(name, "").strip()
+            return value or None
+
+        def number(name: str, default: float) -> float:
+            raw = text(name)
+            if raw is None:
+                return default
+            try:
+                return float(raw)
+            except ValueError:
+                raise ConfigError(f"{name} must be a number, not {raw!r}") from None
+
+        sync = (text("BOT_SQLITE_SYNC") or "NORMAL").upper()
+        if sync not in ("NORMAL", "FULL"):
+            raise ConfigError(f"BOT_SQLITE_SYNC must be NORMAL or FULL, not {sync!r}")
+        webhook_url = text("TELEGRAM_WEBHOOK_URL")
+        secret = text("TELEGRAM_WEBHOOK_SECRET")
+        if webhook_url and not secret:
+            raise ConfigError("TELEGRAM_WEBHOOK_URL is set but TELEGRAM_WEBHOOK_SECRET is not: "
+                              "set a random secret so only Telegram can call the webhook")
+        return cls(
+            db_path=Path(text("BOT_DB_PATH") or DEFAULT_DB),
+            flows_dir=Path(text("BOT_FLOWS_DIR") or default_flows_dir()),
+            sqlite_sync=sync,
+            log_level=(text("BOT_LOG_LEVEL") or "INFO").upper(),
+            flows_poll_seconds=number("BOT_FLOWS_POLL_SECONDS", 2.0),
+            telegram_token=text("TELEGRAM_BOT_TOKEN"),
+            telegram_api_base_url=text("TELEGRAM_API_BASE_URL"),
+            telegram_file_base_url=text("TELEGRAM_FILE_BASE_URL"),
+            telegram_webhook_url=webhook_url,
+            telegram_webhook_secret=secret,
+            telegram_webhook_listen=text("TELEGRAM_WEBHOOK_LISTEN") or "127.0.0.1",
+            telegram_webhook_port=int(number("TELEGRAM_WEBHOOK_PORT", 8443)),
+        )
+
+
+def check_language(code: str | None) -> str | None:
+    if code is not None and code not in LANGUAGES:
+        raise ConfigError(f"unknown language {code!r}; choose one of: {', '.join(LANGUAGES)}")
+    return code

@@ -1,0 +1,182 @@
+"""One message in, replies out: per-chat order, engine, localizer, one transaction, send.
+
+For each chat, messages are handled one at a time in arrival order (a per-chat lock,
+and the session is loaded only after taking it, so two messages never both start from
+the same old state). Each turn's new session, replies and handovers are committed in
+one transaction before anything is sent; replies are deleted from the outbox only once
+the transport confirms them, so a crash at any point resends rather than loses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from bot import limits
+from bot.engine.events import Event, Handover, Say
+from bot.engine.runtime import Turn, reprompt, resume
+from bot.engine.session import Session
+from bot.engine.system_text import SYSTEM_TEXT
+from bot.errors import TransportError
+from bot.flowspec.library import FlowLibrary
+from bot.i18n.localizer import Localizer
+from bot.messages import Inbound, Outbound
+from bot.storage.base import PendingMessage, Store, TurnRecord
+from bot.transports.base import Transport
+
+__all__ = ["Dispatcher"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _ChatGate:
+    """Per-chat lock and recent-message times; dropped when no one is waiting."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
+    recent: deque[float] = field(default_factory=deque)
+    warned: bool = False
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        store: Store,
+        library: Callable[[], FlowLibrary],
+        localizer: Localizer,
+        transport: Transport,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        default_language: str | None = None,
+        rate_limit: bool = True,
+    ) -> None:
+        self.store = store
+        self.library = library
+        self.localizer = localizer
+        self.transport = transport
+        self.clock = clock
+        #: Pre-set language for new chats (the console's --lang); None asks the person.
+        self.default_language = default_language
+        #: Off for the local console: one person typing (or a script) is not a flood.
+        self.rate_limit = rate_limit
+        self._gates: dict[str, _ChatGate] = {}
+
+    # -- public -------------------------------------------------------------------------
+    async def handle(self, inbound: Inbound) -> None:
+        async with self._gate(inbound.chat_key) as gate:
+            if inbound.update_id and await self.store.is_processed(inbound.update_id):
+                log.info("duplicate update %s ignored", inbound.update_id)
+                return
+            session = await self._load(inbound.chat_key)
+            if self.rate_limit and self._too_fast(gate):
+                turn = self._slow_down(session, gate)
+            else:
+                turn = resume(self.library(), session, inbound,
+                              self.localizer.aliases, self.localizer.keyword_aliases())
+            await self._commit_and_send(inbound.chat_key, turn, inbound.update_id)
+
+    async def reopen(self, chat_key: str) -> None:
+        """Resend anything unsent, then ask the current question again (after a restart)."""
+        async with self._gate(chat_key):
+            unsent = await self.store.pending(chat_key)
+            await self._send(unsent)
+            session = await self.store.load_session(chat_key)
+            if session is None or session.flow is None:
+                return
+            if any(p.message.token == session.token for p in unsent):
+                return  # the unsent replies already ask the current question
+            await self._commit_and_send(chat_key, reprompt(self.library(), session), None)
+
+    async def flush_outbox(self) -> None:
+        """Send replies a crash left unsent (called once at start-up)."""
+        await self._send(await self.store.pending())
+
+    # -- internals ----------------------------------------------------------------------
+    def _gate(self, chat_key: str) -> _GateContext:
+        return _GateContext(self._gates, chat_key)
+
+    async def _load(self, chat_key: str) -> Session:
+        session = await self.store.load_session(chat_key)
+        if session is None:
+            session = Session()
+            if self.default_language is not None:
+                session = session.evolve(language=self.default_language, started=True)
+        return session
+
+    def _too_fast(self, gate: _ChatGate) -> bool:
+        now = self.clock()
+        gate.recent.append(now)
+        while gate.recent and now - gate.recent[0] > limits.RATE_WINDOW_SECONDS:
+            gate.recent.popleft()
+        if len(gate.recent) <= limits.RATE_MESSAGES_MAX:
+            gate.warned = False
+            return False
+        return True
+
+    def _slow_down(self, session: Session, gate: _ChatGate) -> Turn:
+        """Over the rate: say so once per burst, then stay quiet; the session is unchanged."""
+        events: tuple[Event, ...] = ()
+        if not gate.warned:
+            gate.warned = True
+            events = (Say("system.slow_down", SYSTEM_TEXT["system.slow_down"]),)
+        return Turn(session, events)
+
+    async def _commit_and_send(self, chat_key: str, turn: Turn, update_id: str | None) -> None:
+        outbound: list[Outbound] = []
+        handovers: list[Handover] = []
+        for event in turn.events:
+            if isinstance(event, Say):
+                outbound.append(self.localizer.render(event, chat_key, turn.session.language))
+            elif isinstance(event, Handover):
+                handovers.append(event)
+        record = TurnRecord(chat_key, turn.session, outbound, handovers, update_id)
+        pending = await self.store.commit_turn(record)
+        await self._send(pending)
+
+    async def _send(self, pending: list[PendingMessage]) -> None:
+        sent: list[int] = []
+        try:
+            for item in pending:
+                await self.transport.send(item.message)
+                sent.append(item.id)
+        except TransportError as exc:
+            # Left in the outbox: the next start-up (or reopen) sends it again.
+            log.warning("could not deliver to %s, kept for retry: %s",
+                        pending[len(sent)].message.chat_key, exc)
+        finally:
+            await self.store.mark_sent(sent)
+
+
+class _GateContext:
+    def __init__(self, gates: dict[str, _ChatGate], chat_key: str) -> None:
+        self.gates = gates
+        self.chat_key = chat_key
+
+    async def __aenter__(self) -> _ChatGate:
+        gate = self.gates.setdefault(self.chat_key, _ChatGate())
+        gate.users += 1
+        await gate.lock.acquire()
+        self.gate = gate
+        return gate
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.gate.lock.release()
+        self.gate.users -= 1
+        if self.gate.users == 0 and len(self.gates) > _GATES_SWEEP_AT:
+            _sweep(self.gates)
+
+
+#: Idle gates are swept once this many chats have one, so memory stays bounded.
+_GATES_SWEEP_AT = 4096
+
+
+def _sweep(gates: dict[str, _ChatGate]) -> None:
+    now = time.monotonic()
+    for key in [k for k, g in gates.items() if g.users == 0 and
+                (not g.recent or now - g.recent[-1] > limits.RATE_WINDOW_SECONDS)]:
+        del gates[key]

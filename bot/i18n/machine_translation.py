@@ -1,0 +1,528 @@
+"""Offline machine translation with argostranslate: no text ever leaves the server.
+
+    MachineTranslator (Protocol)      what the localizer needs: translate / available_pairs / supports
+     +-- ArgosTranslator              argostranslate + CTranslate2 models from a packages directory
+
+Bot language codes are mapped to argos model codes: ``prs`` (Dari) is served by the Persian
+``fa`` model, and such a result is a DRAFT that needs review (``Translation.via_model ==
+'fa'``); Pashto (``ps``) has no model at all, so ``supports()`` is False and Pashto needs
+human-written catalogs.
+
+What argostranslate (argos-translate-lt 1.12.1) would do wrong, and what is done instead:
+
+* ``translate()`` splits sentences with MiniSBD, which on first use DOWNLOADS an ONNX model
+  from GitHub (``minisbd.models.get_model_file`` -> ``urllib.request.urlretrieve``), even with
+  a translation model installed; offline it fails. Before any package loads, the sentencizer
+  classes that ``argostranslate.translate.PackageTranslation`` instantiates
+  (``MiniSBDSentencizer``, ``StanzaSentencizer``, ``SpacySentencizerSmall``, looked up as
+  globals of ``argostranslate.translate`` and ``argostranslate.sbd``) are replaced by
+  :class:`OfflineSentencizer`, a small punctuation splitter, and every translation built
+  here is also given one explicitly.
+* ``get_installed_languages()`` reads the package directories fixed at import
+  (``settings.package_dirs``), keeps translations in a module-global list keyed only by
+  ``"from-to"`` (a second directory would silently reuse the first one's model) and crashes
+  on a folder without metadata.json. So each ArgosTranslator builds its own small graph of
+  ``argostranslate.translate.PackageTranslation`` objects from ITS packages directory, and
+  pivots through English with argostranslate's own ``CompositeTranslation``.
+* ``get_available_packages()`` is never called (offline it retries for about 50 s).
+* The SentencePiece decoder turns ``_`` into spaces and models mangle URLs and numbers:
+  placeholders ``{name}``, URLs, e-mail addresses and phone numbers are masked as ``[N]``
+  before translating and restored after; a mask the model lost makes the call fail rather
+  than send a message without its phone number.
+* CTranslate2 stops decoding at 256 tokens (argostranslate does not raise the limit), which
+  silently cuts a long sentence: the splitter also cuts runs longer than
+  ``MAX_SENTENCE_CHARS`` at a space.
+* A missing pair makes argostranslate raise AttributeError; it is checked first here.
+
+Model work runs in ONE dedicated worker thread (one CTranslate2 call at a time was faster
+than two on small machines), off the event loop, under a timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import enum
+import itertools
+import os
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from bot.errors import TranslationError
+from bot.i18n.argos_models import list_models
+
+__all__ = [
+    "ARGOS_MODEL_FOR",
+    "DEFAULT_TIMEOUT",
+    "INSTALL_HINT",
+    "MAX_SENTENCE_CHARS",
+    "ArgosTranslator",
+    "CacheStats",
+    "MachineTranslator",
+    "OfflineSentencizer",
+    "Quality",
+    "Translation",
+    "install_offline_sentencizer",
+    "mask_protected",
+    "unmask_protected",
+]
+
+ARGOS_MODEL_FOR: dict[str, str | None] = {
+    "en": "en",
+    "fa": "fa",
+    "prs": "fa",  # Dari: drafted with the Persian model, needs review
+    "ur": "ur",
+    "hi": "hi",
+    "ps": None,  # Pashto: no model exists; human-written catalogs only
+}
+"""Bot language code -> argostranslate model code (None: no model exists)."""
+
+PIVOT = "en"
+DEFAULT_TIMEOUT = 10.0
+DEFAULT_CACHE_SIZE = 2048
+MAX_SENTENCE_CHARS = 250
+INSTALL_HINT = "python -m bot models install PATH.argosmodel"
+
+
+class Quality(enum.StrEnum):
+    MACHINE = "machine"
+    """Translated by a model for exactly this language pair (or the text's own language)."""
+    DRAFT = "draft"
+    """Translated with a related language's model (Dari via Persian): needs human review."""
+
+
+@dataclass(frozen=True)
+class Translation:
+    text: str
+    source: str
+    target: str
+    via_model: str | None
+    """Argos model code used in place of a bot language without its own model ('fa' for prs)."""
+    cached: bool = False
+
+    @property
+    def quality(self) -> Quality:
+        return Quality.DRAFT if self.via_model else Quality.MACHINE
+
+    @property
+    def is_draft(self) -> bool:
+        return self.via_model is not None
+
+
+@dataclass(frozen=True)
+class CacheStats:
+    hits: int
+    misses: int
+    size: int
+    maxsize: int
+
+
+@runtime_checkable
+class MachineTranslator(Protocol):
+    """Offline machine translation between bot language codes."""
+
+    async def translate(self, text: str, source: str, target: str) -> str:
+        """``text`` in ``target``; raises TranslationError if that cannot be done now."""
+        ...
+
+    def available_pairs(self) -> set[tuple[str, str]]:
+        """(source, target) bot-code pairs, source != target, that can be translated."""
+        ...
+
+    def supports(self, source: str, target: str) -> bool: ...
+
+
+# --------------------------------------------------------------------------- masking
+
+_TRAILING_PUNCTUATION = ".,;:!?)]}'\"»”’"
+_PROTECTED = re.compile(
+    r"""
+      (?P<placeholder>\{[^{}\s]*\})
+    | (?P<email>[\w.+-]+@[\w-]+(?:\.[\w-]+)+)
+    | (?P<url>(?:https?://|www\.)[^\s<>"]+)
+    | (?P<domain>\b(?:[a-z0-9-]+\.)+(?:uk|org|com|net|gov|info|io|eu)\b(?:/[^\s<>"]*)?)
+    | (?P<mask>\[\s*\d+\s*\])
+    | (?P<phone>(?<![\w+])\+?\d(?:[\d ()\-]*\d)?(?!\w))
+    """,
+    re.VERBOSE | re.IGNORECASE,
+)
+_MASK = re.compile(r"\[\s*(\d+)\s*\]")  # \d also matches ۱ ١ १: models may localise digits
+_MIN_PHONE_DIGITS = 3  # "3 days" and "14 days" are left to the model; "999" is protected
+
+
+def mask_protected(text: str) -> tuple[str, list[str]]:
+    """Replace placeholders, URLs, e-mail addresses and phone numbers by ``[0]``, ``[1]``...
+
+    Returns the masked text and the protected spans in mask order. Anything in the text
+    that already looks like a mask is protected too, so it cannot be confused with one.
+    """
+    spans: list[str] = []
+    out: list[str] = []
+    pos = 0
+    for match in _PROTECTED.finditer(text):
+        start, end = match.span()
+        if match.lastgroup in ("url", "domain"):
+            while end > start and text[end - 1] in _TRAILING_PUNCTUATION:
+                end -= 1
+        elif match.lastgroup == "phone":
+            if sum(ch.isdigit() for ch in match.group()) < _MIN_PHONE_DIGITS:
+                continue
+            stripped = match.group().rstrip(" (-")
+            end = start + len(stripped)
+        if start < pos or end <= start:
+            continue
+        out.append(text[pos:start])
+        out.append(f"[{len(spans)}]")
+        spans.append(text[start:end])
+        pos = end
+    out.append(text[pos:])
+    return "".join(out), spans
+
+
+def unmask_protected(text: str, spans: list[str]) -> str:
+    """Put the protected spans back; TranslationError if the model lost or invented a mask."""
+    if not spans:
+        return text
+    seen: set[int] = set()
+
+    def restore(match: re.Match[str]) -> str:
+        index = int(match.group(1))
+        if index >= len(spans):
+            raise TranslationError(f"the model produced an unknown mask {match.group()!r}")
+        seen.add(index)
+        return spans[index]
+
+    restored = _MASK.sub(restore, text)
+    missing = [spans[i] for i in range(len(spans)) if i not in seen]
+    if missing:
+        raise TranslationError(
+            f"the model dropped protected text {missing!r}; not sending a message without it"
+        )
+    return restored
+
+
+# --------------------------------------------------------------------------- sentences
+
+_SENTENCE_END = re.compile(r"(?<=[.!?؟।۔…])\s+")
+
+
+class OfflineSentencizer:
+    """Sentence splitter that needs no model and no network.
+
+    Stands in for argostranslate's sentencizers (same ``split_sentences`` method, same
+    constructor argument). Splits after . ! ? ؟ (Arabic) । (Devanagari) ۔ (Urdu) and
+    cuts runs longer than ``MAX_SENTENCE_CHARS`` at a space, so CTranslate2's 256-token
+    decoding limit cannot silently truncate a sentence.
+    """
+
+    def __init__(self, pkg: object | None = None, max_chars: int = MAX_SENTENCE_CHARS) -> None:
+        self.pkg = pkg
+        self.max_chars = max_chars
+
+    def split_sentences(self, text: str) -> list[str]:
+        sentences: list[str] = []
+        for sentence in _SENTENCE_END.split(text):
+            sentence = sentence.strip()
+            while len(sentence) > self.max_chars:
+                cut = sentence.rfind(" ", 0, self.max_chars + 1)
+                if cut <= 0:
+                    cut = self.max_chars
+                sentences.append(sentence[:cut].strip())
+                sentence = sentence[cut:].strip()
+            if sentence:
+                sentences.append(sentence)
+        return sentences
+
+    def __str__(self) -> str:
+        return "OfflineSentencizer"
+
+
+_SENTENCIZER_NAMES = ("MiniSBDSentencizer", "StanzaSentencizer", "SpacySentencizerSmall")
+_patch_lock = threading.Lock()
+
+
+def install_offline_sentencizer() -> None:
+    """Make every argostranslate translation in this process split sentences offline.
+
+    ``argostranslate.translate.PackageTranslation.__init__`` instantiates the sentencizer
+    class named by ``settings.chunk_type`` from its module globals; MiniSBD's would download
+    a model on first use. Idempotent; imports argostranslate (so call it lazily).
+    """
+    with _patch_lock:
+        import argostranslate.sbd as argos_sbd
+        import argostranslate.translate as argos_translate
+
+        for module in (argos_translate, argos_sbd):
+            for name in _SENTENCIZER_NAMES:
+                if getattr(module, name, None) is not OfflineSentencizer:
+                    setattr(module, name, OfflineSentencizer)
+
+
+# --------------------------------------------------------------------------- translator
+
+
+def _default_packages_dir() -> Path:
+    env = os.environ.get("ARGOS_PACKAGES_DIR")
+    if env:
+        return Path(env)
+    # Also honours ~/.config/argos-translate/settings.json. Importing the settings module
+    # creates argostranslate's data/config/cache folders under $HOME (or $XDG_*_HOME).
+    from argostranslate import settings
+
+    return Path(settings.package_data_dir)
+
+
+def _model_code(code: str) -> str | None:
+    if code not in ARGOS_MODEL_FOR:
+        raise TranslationError(
+            f"unknown language code {code!r}; the bot knows {sorted(ARGOS_MODEL_FOR)}"
+        )
+    return ARGOS_MODEL_FOR[code]
+
+
+class ArgosTranslator:
+    """MachineTranslator backed by argostranslate models installed in ``packages_dir``.
+
+    Nothing is loaded at construction. ``supports()``/``available_pairs()`` only read the
+    packages' metadata.json; argostranslate is imported and models are loaded in the worker
+    thread on the first translation (or ``await warm_up()`` at start-up).
+    """
+
+    def __init__(
+        self,
+        packages_dir: str | os.PathLike[str] | None = None,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        cache_size: int = DEFAULT_CACHE_SIZE,
+    ) -> None:
+        if timeout <= 0:
+            raise ValueError("timeout must be positive")
+        if cache_size < 0:
+            raise ValueError("cache_size must be >= 0")
+        self._packages_dir = Path(packages_dir) if packages_dir is not None else None
+        self.timeout = timeout
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="argos-mt"
+        )
+        self._closed = False
+        self._lock = threading.Lock()  # guards everything below
+        self._pairs: frozenset[tuple[str, str]] | None = None
+        self._model_paths: dict[tuple[str, str], Path] = {}
+        self._translations: dict[tuple[str, str], Any] = {}  # argos ITranslation objects
+        self._cache: OrderedDict[tuple[str, str, str], str] = OrderedDict()
+        self._cache_size = cache_size
+        self._hits = 0
+        self._misses = 0
+
+    # -- what can be translated (cheap: reads metadata.json only) ---------------------
+
+    @property
+    def packages_dir(self) -> Path:
+        with self._lock:
+            if self._packages_dir is None:
+                self._packages_dir = _default_packages_dir()
+            return self._packages_dir
+
+    def _installed_pairs(self) -> frozenset[tuple[str, str]]:
+        packages_dir = self.packages_dir
+        with self._lock:
+            if self._pairs is None:
+                paths: dict[tuple[str, str], Path] = {}
+                for model in list_models(packages_dir):
+                    paths.setdefault(model.pair, model.path)
+                self._model_paths = paths
+                self._pairs = frozenset(paths)
+            return self._pairs
+
+    def _argos_path(self, source: str, target: str) -> tuple[str, ...] | None:
+        """Argos codes to go through: (a, b) direct, (a, en, b) pivot, (a,) same model."""
+        if source == target:
+            return (source,)
+        pairs = self._installed_pairs()
+        if (source, target) in pairs:
+            return (source, target)
+        if (source, PIVOT) in pairs and (PIVOT, target) in pairs:
+            return (source, PIVOT, target)
+        return None
+
+    def supports(self, source: str, target: str) -> bool:
+        src, tgt = ARGOS_MODEL_FOR.get(source), ARGOS_MODEL_FOR.get(target)
+        if src is None or tgt is None:
+            return False
+        return self._argos_path(src, tgt) is not None
+
+    def available_pairs(self) -> set[tuple[str, str]]:
+        return {
+            (s, t)
+            for s in ARGOS_MODEL_FOR
+            for t in ARGOS_MODEL_FOR
+            if s != t and self.supports(s, t)
+        }
+
+    def _route(self, source: str, target: str) -> tuple[tuple[str, ...], str | None]:
+        """(argos path, via_model) or TranslationError saying exactly what is missing."""
+        src, tgt = _model_code(source), _model_code(target)
+        for code, model in ((source, src), (target, tgt)):
+            if model is None:
+                raise TranslationError(
+                    f"no offline translation model exists for {code!r} (Pashto); "
+                    f"{source} -> {target} needs human-written catalog text"
+                )
+        assert src is not None and tgt is not None
+        path = self._argos_path(src, tgt)
+        if path is None:
+            installed = ", ".join(f"{a}->{b}" for a, b in sorted(self._installed_pairs()))
+            raise TranslationError(
+                f"no offline translation model for {source} -> {target} (argos {src}->{tgt}) "
+                f"in {self.packages_dir} (installed: {installed or 'none'}). Install one with: "
+                f"{INSTALL_HINT}"
+            )
+        via = next((m for c, m in ((source, src), (target, tgt)) if c != m), None)
+        return path, via
+
+    # -- cache ------------------------------------------------------------------------
+
+    def cache_stats(self) -> CacheStats:
+        with self._lock:
+            return CacheStats(self._hits, self._misses, len(self._cache), self._cache_size)
+
+    def clear_cache(self) -> None:
+        with self._lock:
+            self._cache.clear()
+            self._hits = self._misses = 0
+
+    def _cache_get(self, key: tuple[str, str, str]) -> str | None:
+        with self._lock:
+            value = self._cache.get(key)
+            if value is None:
+                self._misses += 1
+                return None
+            self._cache.move_to_end(key)
+            self._hits += 1
+            return value
+
+    def _cache_put(self, key: tuple[str, str, str], value: str) -> None:
+        if self._cache_size == 0:
+            return
+        with self._lock:
+            self._cache[key] = value
+            self._cache.move_to_end(key)
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+
+    # -- translation --------------------------------------------------------------------
+
+    async def translate(self, text: str, source: str, target: str) -> str:
+        return (await self.translate_detailed(text, source, target)).text
+
+    async def translate_detailed(self, text: str, source: str, target: str) -> Translation:
+        """Like translate(), also saying whether it came from the cache or is a draft."""
+        if self._closed:
+            raise TranslationError("the translator is closed")
+        path, via = self._route(source, target)
+        if len(path) == 1 or not text.strip():
+            return Translation(text, source, target, via)
+        key = (source, target, text)
+        hit = self._cache_get(key)
+        if hit is not None:
+            return Translation(hit, source, target, via, cached=True)
+
+        future = self._executor.submit(self._translate_blocking, text, path)
+        # Cache from the worker when the job ends, even if the caller stopped waiting:
+        # a translation that beat nobody's timeout still serves the next person.
+        future.add_done_callback(self._cache_when_done(key))
+        limit = self.timeout
+        try:
+            result = await asyncio.wait_for(asyncio.wrap_future(future), limit)
+        except TimeoutError as exc:
+            raise TranslationError(
+                f"offline translation {source} -> {target} took longer than {limit:g} s"
+            ) from exc
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if self._closed and future.cancelled() and (task is None or not task.cancelling()):
+                raise TranslationError("the translator was closed") from None
+            raise
+        return Translation(result, source, target, via)
+
+    def _cache_when_done(
+        self, key: tuple[str, str, str]
+    ) -> Callable[[concurrent.futures.Future[str]], None]:
+        def done(future: concurrent.futures.Future[str]) -> None:
+            if not future.cancelled() and future.exception() is None:
+                self._cache_put(key, future.result())
+
+        return done
+
+    def _translate_blocking(self, text: str, path: tuple[str, ...]) -> str:
+        """Runs in the worker thread: mask, translate with argos, unmask."""
+        stripped = text.strip()
+        lead, trail = text[: len(text) - len(text.lstrip())], text[len(text.rstrip()) :]
+        masked, spans = mask_protected(stripped)
+        try:
+            raw = self._argos_translation(path).translate(masked)
+        except TranslationError:
+            raise
+        except Exception as exc:  # third-party errors are wrapped at the adapter
+            raise TranslationError(
+                f"argostranslate failed for {'->'.join(path)}: {type(exc).__name__}: {exc}"
+            ) from exc
+        return lead + unmask_protected(str(raw), spans) + trail
+
+    def _argos_translation(self, path: tuple[str, ...]) -> Any:
+        """The argostranslate ITranslation for an argos path, built on first use."""
+        install_offline_sentencizer()
+        from argostranslate import package as argos_package
+        from argostranslate import translate as argos_translate
+
+        self._installed_pairs()
+        with self._lock:
+            steps = []
+            for pair in itertools.pairwise(path):
+                step = self._translations.get(pair)
+                if step is None:
+                    model_path = self._model_paths.get(pair)
+                    if model_path is None:
+                        raise TranslationError(f"model {pair[0]}->{pair[1]} is no longer installed")
+                    pkg = argos_package.Package(model_path)
+                    step = argos_translate.PackageTranslation(
+                        argos_translate.Language(pkg.from_code, pkg.from_name),
+                        argos_translate.Language(pkg.to_code, pkg.to_name),
+                        pkg,
+                    )
+                    step.sentencizer = OfflineSentencizer(pkg)
+                    self._translations[pair] = step
+                steps.append(step)
+        if len(steps) == 1:
+            return steps[0]
+        return argos_translate.CompositeTranslation(steps[0], steps[1])
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def warm_up(self) -> None:
+        """Import argostranslate and load every installed model now, in the worker thread."""
+
+        def load() -> None:
+            for pair in self._installed_pairs():
+                translation = self._argos_translation(pair)
+                translation.translate("warm up")
+
+        await asyncio.wrap_future(self._executor.submit(load))
+
+    def reload(self) -> None:
+        """Forget loaded models and re-read the packages directory on next use."""
+        with self._lock:
+            self._pairs = None
+            self._model_paths = {}
+            self._translations = {}
+            self._cache.clear()
+
+    def close(self) -> None:
+        """Stop the worker thread; queued translations are cancelled."""
+        self._closed = True
+        self._executor.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,54 @@
+"""A chat on stdin/stdout, for trying flows locally and for scripted (piped) conversations.
+
+Buttons print as numbered lines ``[1] Label``; the person answers with the number or the
+label. Each line read is handled completely before the next is read, so piped input
+gives the same transcript every time. End of input ends the chat cleanly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import TextIO
+
+from bot.messages import Inbound, InboundKind, Outbound
+from bot.transports.base import InboundHandler
+
+__all__ = ["ConsoleTransport"]
+
+_LRI, _PDI = "\u2067", "\u2069"  # right-to-left isolate around RTL lines for the terminal
+
+
+class ConsoleTransport:
+    name = "console"
+
+    def __init__(self, user: str = "local", stdin: TextIO | None = None,
+                 stdout: TextIO | None = None) -> None:
+        self.chat_key = f"console:{user}"
+        self._in = stdin or sys.stdin
+        self._out = stdout or sys.stdout
+
+    async def send(self, message: Outbound) -> None:
+        lines = [message.text]
+        lines += [f"[{i}] {b.label}" for i, b in enumerate(message.buttons, start=1)]
+        self._out.write("\n".join(lines) + "\n\n")
+        self._out.flush()
+
+    async def run(self, handler: InboundHandler) -> None:
+        interactive = self._in.isatty()
+        while True:
+            if interactive:
+                self._out.write("> ")
+                self._out.flush()
+            line = await asyncio.to_thread(self._in.readline)
+            if not line:  # end of input
+                return
+            text = line.rstrip("\r\n")
+            if not text.strip():
+                continue
+            inbound = Inbound.from_text(self.chat_key, text)
+            if inbound.kind is InboundKind.TEXT and text.strip().startswith("<") and \
+                    text.strip().endswith(">"):
+                # "<sticker>", "<voice>": lets a script try what a media message gets.
+                inbound = Inbound(self.chat_key, InboundKind.MEDIA, media=text.strip()[1:-1])
+            await handler(inbound)

@@ -1,0 +1,42 @@
+"""An in-memory transport for tests and benchmarks: feed Inbound, collect Outbound."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+
+from bot.errors import TransportError
+from bot.messages import Inbound, Outbound
+from bot.transports.base import InboundHandler
+
+__all__ = ["MemoryTransport"]
+
+
+class MemoryTransport:
+    name = "memory"
+
+    def __init__(self, inbound: Iterable[Inbound] = ()) -> None:
+        self.sent: list[Outbound] = []
+        self._queue: asyncio.Queue[Inbound | None] = asyncio.Queue()
+        for message in inbound:
+            self._queue.put_nowait(message)
+        #: Set to make the next ``send`` calls fail (to test the outbox).
+        self.fail_next = 0
+
+    async def send(self, message: Outbound) -> None:
+        if self.fail_next:
+            self.fail_next -= 1
+            raise TransportError("memory transport told to fail")
+        self.sent.append(message)
+
+    def feed(self, message: Inbound | None) -> None:
+        """Queue a message for ``run``; None ends it."""
+        self._queue.put_nowait(message)
+
+    async def run(self, handler: InboundHandler) -> None:
+        while (message := await self._queue.get()) is not None:
+            await handler(message)
+
+    def take(self) -> list[Outbound]:
+        sent, self.sent = self.sent, []
+        return sent

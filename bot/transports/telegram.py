@@ -1,0 +1,625 @@
+"""Telegram transport: python-telegram-bot (PTB) used as a transport only.
+
+PTB polls (or receives webhooks), parses updates and makes Bot API calls; nothing else.
+No ConversationHandler and no PTB persistence: conversation state is data the engine owns.
+
+Inbound, per update, in the task PTB starts for it:
+
+    message text         -> Inbound.from_text (so "/start" becomes a COMMAND)
+    callback_query       -> Inbound BUTTON (button = callback_data); the query is answered and
+                            the tapped message loses its keyboard, in the background
+    sticker, photo ...   -> Inbound MEDIA (media = "sticker", "photo", "voice" ...)
+    edited messages, channel posts, groups -> ignored (the bot serves private chats only)
+
+``concurrent_updates`` is on, so different chats run concurrently. PTB starts one task per
+update in update order, and this module calls the handler from that task before anything
+in it awaits, so a dispatcher that takes its per-chat lock as the first thing it does gets
+the lock in arrival order (PTB's concurrency semaphore is FIFO when it is saturated).
+
+Outbound: text longer than 4096 UTF-16 units is split at paragraphs, then lines, then
+words, with the keyboard on the last part; one button per row; sending a new question
+removes the keyboard of the chat's previous one (tracked in memory; losing it on restart
+only leaves an old keyboard visible, and the engine rejects stale taps anyway).
+RetryAfter is waited out (bounded), network errors retried with exponential backoff
+(bounded), and every failure surfaces as :class:`bot.errors.TransportError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dtm
+import logging
+import os
+import warnings
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass, replace
+from functools import partial
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from telegram import (
+    BotCommand,
+    BotCommandScopeDefault,
+    CallbackQuery,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    Update,
+)
+from telegram.constants import ChatAction, ChatType
+from telegram.error import (
+    BadRequest,
+    Forbidden,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+)
+from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
+from telegram.warnings import PTBDeprecationWarning
+
+from bot.errors import TransportError
+from bot.limits import TELEGRAM_CALLBACK_DATA_MAX_BYTES, TELEGRAM_TEXT_MAX
+from bot.messages import Inbound, InboundKind, Outbound
+from bot.transports.base import InboundHandler
+
+__all__ = ["TelegramTransport", "TelegramWebhook", "split_text"]
+
+_log = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
+#: Updates we ask Telegram for; everything else would be ignored anyway.
+ALLOWED_UPDATES = ("message", "callback_query")
+#: Chats whose last question message we remember (oldest forgotten first).
+LAST_QUESTION_CHATS_MAX = 100_000
+
+# Order matters: an animation also carries a document, a venue also a location.
+_MEDIA_ATTRIBUTES = (
+    ("sticker", "sticker"),
+    ("photo", "photo"),
+    ("voice", "voice"),
+    ("video_note", "video_note"),
+    ("audio", "audio"),
+    ("animation", "animation"),
+    ("video", "video"),
+    ("document", "document"),
+    ("venue", "location"),
+    ("location", "location"),
+    ("contact", "contact"),
+    ("poll", "poll"),
+    ("dice", "dice"),
+)
+
+
+@dataclass(frozen=True)
+class TelegramWebhook:
+    """Webhook mode: Telegram POSTs updates to ``url``; PTB's server listens on listen:port.
+
+    ``url_path`` defaults to the path of ``url`` (a reverse proxy forwarding the same path).
+    Needs ``python-telegram-bot[webhooks]`` (tornado), which is not a default dependency.
+    """
+
+    url: str
+    listen: str = "127.0.0.1"
+    port: int = 8443
+    url_path: str | None = None
+    secret_token: str | None = None
+
+
+class TelegramTransport:
+    """The Transport for Telegram. Chat keys are ``"telegram:<chat_id>"``."""
+
+    name = "telegram"
+
+    def __init__(
+        self,
+        token: str,
+        *,
+        base_url: str | None = None,
+        base_file_url: str | None = None,
+        poll_timeout: float = 10.0,
+        poll_interval: float = 0.0,
+        request_timeout: float | None = None,
+        max_concurrent_updates: int = 256,
+        webhook: TelegramWebhook | None = None,
+        auto_typing: bool = False,
+        send_attempts: int = 5,
+        backoff_base: float = 0.5,
+        backoff_max: float = 8.0,
+        retry_after_max: float = 60.0,
+        bootstrap_retries: int = 3,
+        stop_timeout: float = 15.0,
+    ) -> None:
+        """``base_url`` / ``base_file_url`` as PTB takes them (TELEGRAM_API_BASE_URL /
+        TELEGRAM_FILE_BASE_URL), e.g. ``"http://127.0.0.1:8081/bot"``: PTB appends the token.
+
+        ``poll_timeout`` is the long-poll wait Telegram holds getUpdates open for.
+        ``auto_typing`` shows "typing..." for every message before the handler runs.
+        ``send_attempts`` bounds tries per Bot API call; a RetryAfter longer than
+        ``retry_after_max`` seconds is not waited out but raised as TransportError.
+        ``stop_timeout`` bounds how long stop waits for handlers still running.
+        """
+        if max_concurrent_updates < 1 or send_attempts < 1:
+            raise ValueError("max_concurrent_updates and send_attempts must be >= 1")
+        # PTB 22.2+ warns (PTBDeprecationWarning) whenever RetryAfter.retry_after or a duration
+        # is read, including inside RetryAfter.__init__, unless this opt-in is set; with
+        # warnings as errors a 429 would then surface as the warning instead of RetryAfter.
+        # The opt-in makes those values timedelta, PTB 23's behaviour, which this module reads.
+        os.environ.setdefault("PTB_TIMEDELTA", "true")
+
+        builder = (
+            ApplicationBuilder()
+            .token(token)
+            .concurrent_updates(max_concurrent_updates)
+            .job_queue(None)
+        )
+        if base_url:
+            builder = builder.base_url(base_url)
+        if base_file_url:
+            builder = builder.base_file_url(base_file_url)
+        if request_timeout is not None:
+            builder = (builder.read_timeout(request_timeout).write_timeout(request_timeout)
+                       .connect_timeout(request_timeout))
+        self._app = builder.build()
+        self._app.add_handler(TypeHandler(Update, self._on_update, block=True))
+
+        self._poll_timeout = poll_timeout
+        self._poll_interval = poll_interval
+        self._webhook = webhook
+        self._auto_typing = auto_typing
+        self._send_attempts = send_attempts
+        self._backoff_base = backoff_base
+        self._backoff_max = backoff_max
+        self._retry_after_max = retry_after_max
+        self._bootstrap_retries = bootstrap_retries
+        self._stop_timeout = stop_timeout
+
+        self._handler: InboundHandler | None = None
+        self._init_lock = asyncio.Lock()
+        self._stop_requested = asyncio.Event()
+        self._run_finished = asyncio.Event()
+        self._running = asyncio.Event()
+        self._closed = False
+        #: chat id -> message id of the last question with a keyboard we sent there.
+        self._last_question: OrderedDict[int, int] = OrderedDict()
+        self._typing: dict[int, asyncio.Task[None]] = {}
+        self._background: set[asyncio.Task[Any]] = set()
+        self._inflight: set[asyncio.Task[Any]] = set()
+
+    # ------------------------------------------------------------------ public API
+
+    @property
+    def application(self) -> Application[Any, Any, Any, Any, Any, Any]:
+        """The PTB Application (for diagnostics; do not add conversation logic to it)."""
+        return self._app
+
+    @property
+    def running(self) -> asyncio.Event:
+        """Set once polling (or the webhook) has started, cleared when run returns."""
+        return self._running
+
+    async def run(self, handler: InboundHandler) -> None:
+        """Receive updates and pass each Inbound to ``handler`` until :meth:`stop` or cancel.
+
+        Pending updates are not dropped. On the way out, updates already fetched are still
+        handed to ``handler`` and running handlers get ``stop_timeout`` seconds to finish.
+        """
+        if self._handler is not None:
+            raise TransportError("telegram transport is already running")
+        if self._closed or self._stop_requested.is_set():
+            return
+        self._handler = handler
+        self._run_finished.clear()
+        try:
+            await self._ensure_initialized()
+            try:
+                await self._app.start()
+                await self._start_updates()
+            except (TelegramError, RuntimeError) as exc:
+                raise TransportError(f"could not start receiving from Telegram: {exc}") from exc
+            self._running.set()
+            _log.info("telegram transport receiving (%s)",
+                      "webhook" if self._webhook else "polling")
+            await self._stop_requested.wait()
+        finally:
+            self._running.clear()
+            try:
+                await self._shutdown()
+            finally:
+                self._handler = None
+                self._run_finished.set()
+
+    async def stop(self) -> None:
+        """Stop receiving, let running handlers finish (bounded), release connections."""
+        self._stop_requested.set()
+        if self._handler is not None:
+            if asyncio.current_task() in self._inflight:
+                return  # called from inside a handler: run() finishes once we return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._run_finished.wait(), self._stop_timeout + 10.0)
+            return
+        if not self._closed:
+            self._closed = True
+            await self._drain_background()
+            if self._app._initialized:  # initialised by send() or set_commands() without run()
+                await self._app.shutdown()
+
+    async def typing(self, chat_key: str) -> None:
+        """Show "typing..." in the chat. Returns at once; the next send to the chat waits for
+        it (so the action never lands after the reply). Failures are logged, not raised."""
+        chat_id = self._chat_id(chat_key)
+        await self._ensure_initialized()
+        self._start_typing(chat_id)
+
+    async def send(self, message: Outbound) -> None:
+        """Deliver one message. Raises TransportError when Telegram refuses for good."""
+        chat_id = self._chat_id(message.chat_key)
+        for button in message.buttons:
+            _check_callback_data(button.callback)
+        parts = split_text(message.text)
+        if not parts:
+            raise TransportError(f"refusing to send an empty message (key {message.key!r})")
+        markup = None
+        if message.buttons:
+            markup = InlineKeyboardMarkup(
+                [[InlineKeyboardButton(b.label, callback_data=b.callback)]
+                 for b in message.buttons]
+            )
+        await self._ensure_initialized()
+        await self._await_typing(chat_id)
+
+        bot = self._app.bot
+        sent: Message | None = None
+        for index, part in enumerate(parts):
+            keyboard = markup if index == len(parts) - 1 else None
+            sent = await self._call(
+                partial(bot.send_message, chat_id=chat_id, text=part, reply_markup=keyboard),
+                what="sendMessage",
+            )
+
+        if message.buttons or message.token is not None:
+            # A new question: the previous one can no longer be answered by a tap.
+            previous = self._last_question.pop(chat_id, None)
+            if previous is not None:
+                self._spawn(self._remove_keyboard(chat_id, previous))
+        if message.buttons and sent is not None:
+            self._remember_question(chat_id, sent.message_id)
+
+    async def set_commands(self, commands_by_language: dict[str, list[tuple[str, str]]]) -> None:
+        """Set the command menu per language: English (``"en"``) becomes the default shown
+        to everyone; every other language is set for users whose app uses it."""
+        await self._ensure_initialized()
+        bot = self._app.bot
+        ordered = sorted(commands_by_language.items(), key=lambda item: item[0] != "en")
+        for language, pairs in ordered:
+            commands = [BotCommand(name.lstrip("/").lower(), description)
+                        for name, description in pairs]
+            code = None if language == "en" else language
+            await self._call(
+                partial(bot.set_my_commands, commands, scope=BotCommandScopeDefault(),
+                        language_code=code),
+                what="setMyCommands",
+            )
+
+    # ------------------------------------------------------------------ receiving
+
+    async def _on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        # Runs in the task PTB created for this update. Nothing may await before the handler
+        # is called: that keeps per-chat arrival order for the dispatcher's lock.
+        handler = self._handler
+        if handler is None:
+            return
+        query = update.callback_query
+        if query is not None:
+            self._acknowledge_tap(query)
+        inbound = to_inbound(update)
+        if inbound is None:
+            return
+        if self._auto_typing and inbound.kind is not InboundKind.BUTTON:
+            self._start_typing(int(inbound.chat_key.partition(":")[2]))
+        task = asyncio.current_task()
+        if task is not None:
+            self._inflight.add(task)
+        try:
+            await handler(inbound)
+        except Exception:
+            _log.exception("handler failed for update %s", inbound.update_id)
+        finally:
+            if task is not None:
+                self._inflight.discard(task)
+
+    def _acknowledge_tap(self, query: CallbackQuery) -> None:
+        """Answer the query (stops the spinner) and remove the tapped message's keyboard."""
+        message = query.message
+        chat_id = message.chat.id if message is not None else None
+        message_id = message.message_id if message is not None else None
+        has_keyboard = isinstance(message, Message) and message.reply_markup is not None
+        if chat_id is not None and self._last_question.get(chat_id) == message_id:
+            del self._last_question[chat_id]  # so the next question does not edit it again
+
+        async def acknowledge() -> None:
+            bot = self._app.bot
+            try:
+                await self._call(lambda: bot.answer_callback_query(query.id),
+                                 what="answerCallbackQuery", attempts=2)
+            except TransportError as exc:
+                _log.debug("answerCallbackQuery failed: %s", exc)
+            if has_keyboard and chat_id is not None and message_id is not None:
+                await self._remove_keyboard(chat_id, message_id)
+
+        self._spawn(acknowledge())
+
+    async def _start_updates(self) -> None:
+        updater = self._app.updater
+        if updater is None:
+            raise RuntimeError("the PTB Application has no Updater")
+        if self._webhook is None:
+            await updater.start_polling(
+                poll_interval=self._poll_interval,
+                timeout=dtm.timedelta(seconds=self._poll_timeout),
+                bootstrap_retries=self._bootstrap_retries,
+                allowed_updates=list(ALLOWED_UPDATES),
+                drop_pending_updates=False,
+                error_callback=_log_polling_error,
+            )
+            return
+        hook = self._webhook
+        url_path = hook.url_path if hook.url_path is not None else urlsplit(hook.url).path
+        await updater.start_webhook(
+            listen=hook.listen,
+            port=hook.port,
+            url_path=url_path.lstrip("/"),
+            webhook_url=hook.url,
+            secret_token=hook.secret_token,
+            allowed_updates=list(ALLOWED_UPDATES),
+            drop_pending_updates=False,
+            bootstrap_retries=self._bootstrap_retries,
+        )
+
+    async def _shutdown(self) -> None:
+        app = self._app
+        updater = app.updater
+        if updater is not None and updater.running:
+            with contextlib.suppress(TelegramError, RuntimeError):
+                await updater.stop()  # confirms fetched updates with one last getUpdates
+        if app.running:
+            # Application.stop hands every update already fetched to the handler and waits.
+            stopping = asyncio.ensure_future(app.stop())
+            done, _ = await asyncio.wait({stopping}, timeout=self._stop_timeout)
+            if not done:
+                _log.warning("handlers still running after %ss; cancelling %d of them",
+                             self._stop_timeout, len(self._inflight))
+                for task in list(self._inflight):
+                    task.cancel()
+                await asyncio.wait({stopping}, timeout=5.0)
+            if stopping.done() and not stopping.cancelled() and stopping.exception():
+                _log.error("stopping PTB failed: %r", stopping.exception())
+        await self._drain_background()
+        self._closed = True
+        if app._initialized:
+            await app.shutdown()
+
+    async def _ensure_initialized(self) -> None:
+        if self._closed:
+            raise TransportError("telegram transport is stopped")
+        if self._app._initialized:
+            return
+        async with self._init_lock:
+            if not self._app._initialized:
+                try:
+                    await self._app.initialize()  # getMe: checks the token
+                except TelegramError as exc:
+                    raise TransportError(f"could not reach Telegram: {exc}") from exc
+
+    # ------------------------------------------------------------------ sending helpers
+
+    async def _call(self, make: Callable[[], Awaitable[_T]], *, what: str,
+                    attempts: int | None = None) -> _T:
+        """One Bot API call with bounded retries; every failure becomes TransportError."""
+        tries = attempts or self._send_attempts
+        for attempt in range(1, tries + 1):
+            try:
+                return await make()
+            except RetryAfter as exc:
+                delay = _retry_after_seconds(exc)
+                if attempt == tries or delay > self._retry_after_max:
+                    raise TransportError(f"Telegram {what}: flood control, retry after "
+                                         f"{delay:g}s (attempt {attempt}/{tries})") from exc
+                _log.info("Telegram %s: flood control, waiting %.1fs", what, delay)
+                await asyncio.sleep(delay)
+            except Forbidden as exc:  # blocked by the user, or kicked: retrying cannot help
+                raise TransportError(f"Telegram {what}: forbidden: {exc.message}") from exc
+            except BadRequest as exc:  # a NetworkError subclass in PTB, but never transient
+                raise TransportError(f"Telegram {what}: bad request: {exc.message}") from exc
+            except NetworkError as exc:  # includes TimedOut and 5xx answers
+                if attempt == tries:
+                    raise TransportError(f"Telegram {what}: network error after {tries} "
+                                         f"attempts: {exc.message}") from exc
+                delay = min(self._backoff_max, self._backoff_base * 2 ** (attempt - 1))
+                _log.info("Telegram %s: %s; retrying in %.1fs", what, exc.message, delay)
+                await asyncio.sleep(delay)
+            except TelegramError as exc:
+                raise TransportError(f"Telegram {what}: {exc.message}") from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _remove_keyboard(self, chat_id: int, message_id: int) -> None:
+        bot = self._app.bot
+        try:
+            await self._call(
+                lambda: bot.edit_message_reply_markup(chat_id=chat_id, message_id=message_id,
+                                                      reply_markup=None),
+                what="editMessageReplyMarkup", attempts=2,
+            )
+        except TransportError as exc:  # e.g. "message is not modified", or too old to edit
+            _log.debug("could not remove a keyboard: %s", exc)
+
+    def _remember_question(self, chat_id: int, message_id: int) -> None:
+        self._last_question[chat_id] = message_id
+        self._last_question.move_to_end(chat_id)
+        while len(self._last_question) > LAST_QUESTION_CHATS_MAX:
+            self._last_question.popitem(last=False)
+
+    def _start_typing(self, chat_id: int) -> None:
+        pending = self._typing.get(chat_id)
+        if pending is not None and not pending.done():
+            return
+        bot = self._app.bot
+
+        async def show() -> None:
+            try:
+                await self._call(lambda: bot.send_chat_action(chat_id, ChatAction.TYPING),
+                                 what="sendChatAction", attempts=1)
+            except TransportError as exc:
+                _log.debug("typing action failed: %s", exc)
+
+        task = self._spawn(show())
+        self._typing[chat_id] = task
+        task.add_done_callback(
+            lambda t: self._typing.pop(chat_id, None) if self._typing.get(chat_id) is t else None
+        )
+
+    async def _await_typing(self, chat_id: int) -> None:
+        task = self._typing.get(chat_id)
+        if task is not None and not task.done():
+            await asyncio.wait({task}, timeout=2.0)
+
+    def _spawn(self, coro: Coroutine[Any, Any, _T]) -> asyncio.Task[_T]:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
+
+    async def _drain_background(self) -> None:
+        for _ in range(10):  # tasks may spawn tasks (tap -> keyboard removal); bounded
+            if not self._background:
+                return
+            _, pending = await asyncio.wait(set(self._background), timeout=5.0)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=1.0)
+
+    @staticmethod
+    def _chat_id(chat_key: str) -> int:
+        prefix, _, raw = chat_key.partition(":")
+        try:
+            if prefix != TelegramTransport.name:
+                raise ValueError(prefix)
+            return int(raw)
+        except ValueError:
+            raise TransportError(f"not a Telegram chat key: {chat_key!r}") from None
+
+
+# ---------------------------------------------------------------------- pure helpers
+
+
+def to_inbound(update: Update) -> Inbound | None:
+    """The Inbound for a PTB Update, or None when the bot should ignore it."""
+    update_id = f"telegram:{update.update_id}"
+    query = update.callback_query
+    if query is not None:
+        message = query.message
+        if message is not None and message.chat.type != ChatType.PRIVATE:
+            return None
+        if query.data is None:
+            return None
+        chat_id = message.chat.id if message is not None else query.from_user.id
+        return Inbound(f"telegram:{chat_id}", InboundKind.BUTTON, button=query.data,
+                       update_id=update_id, language_hint=query.from_user.language_code)
+
+    message = update.message  # edited messages and channel posts are ignored on purpose
+    if message is None or message.chat.type != ChatType.PRIVATE:
+        return None
+    chat_key = f"telegram:{message.chat.id}"
+    language = message.from_user.language_code if message.from_user else None
+    if message.text is not None:
+        inbound = Inbound.from_text(chat_key, message.text, update_id=update_id)
+        return replace(inbound, language_hint=language)
+    for attribute, media in _MEDIA_ATTRIBUTES:
+        if getattr(message, attribute, None):
+            return Inbound(chat_key, InboundKind.MEDIA, text=message.caption or "",
+                           media=media, update_id=update_id, language_hint=language)
+    if message.effective_attachment:
+        return Inbound(chat_key, InboundKind.MEDIA, text=message.caption or "",
+                       media="other", update_id=update_id, language_hint=language)
+    return None  # service messages: pinned, chat shared, ...
+
+
+def split_text(text: str, limit: int = TELEGRAM_TEXT_MAX) -> list[str]:
+    """Split ``text`` into parts of at most ``limit`` UTF-16 code units (Telegram's measure:
+    an emoji outside the BMP counts twice), at paragraph breaks, else line breaks, else
+    spaces, else anywhere. Parts are stripped; blank parts are dropped."""
+    if _u16(text) <= limit:
+        return [text] if text.strip() else []
+    parts = _pack(text, ("\n\n", "\n", " "), limit)
+    return [p.strip() for p in parts if p.strip()]
+
+
+def _pack(text: str, separators: Sequence[str], limit: int) -> list[str]:
+    if _u16(text) <= limit:
+        return [text]
+    if not separators:
+        return _hard_cut(text, limit)
+    sep, finer = separators[0], separators[1:]
+    out: list[str] = []
+    current: str | None = None
+    for piece in text.split(sep):
+        if current is not None and _u16(current) + _u16(sep) + _u16(piece) <= limit:
+            current = current + sep + piece
+            continue
+        if current is not None:
+            out.append(current)
+        if _u16(piece) <= limit:
+            current = piece
+        else:
+            *full, current = _pack(piece, finer, limit)
+            out.extend(full)
+    if current is not None:
+        out.append(current)
+    return out
+
+
+def _hard_cut(text: str, limit: int) -> list[str]:
+    parts: list[str] = []
+    chars: list[str] = []
+    used = 0
+    for ch in text:
+        width = 2 if ord(ch) > 0xFFFF else 1
+        if used + width > limit:
+            parts.append("".join(chars))
+            chars, used = [], 0
+        chars.append(ch)
+        used += width
+    if chars:
+        parts.append("".join(chars))
+    return parts
+
+
+def _u16(text: str) -> int:
+    return len(text) + sum(1 for ch in text if ord(ch) > 0xFFFF)
+
+
+def _check_callback_data(data: str) -> None:
+    size = len(data.encode("utf-8"))
+    if not data.isascii() or not 1 <= size <= TELEGRAM_CALLBACK_DATA_MAX_BYTES:
+        raise TransportError(
+            f"callback data must be 1-{TELEGRAM_CALLBACK_DATA_MAX_BYTES} ASCII bytes, "
+            f"got {size} bytes: {data[:80]!r}"
+        )
+
+
+def _retry_after_seconds(exc: RetryAfter) -> float:
+    with warnings.catch_warnings():  # int in PTB 22 without PTB_TIMEDELTA, timedelta with it
+        warnings.simplefilter("ignore", PTBDeprecationWarning)
+        value: object = exc.retry_after
+    if isinstance(value, dtm.timedelta):
+        return max(0.0, value.total_seconds())
+    if isinstance(value, int | float):
+        return max(0.0, float(value))
+    return 1.0
+
+
+def _log_polling_error(exc: TelegramError) -> None:
+    # PTB retries polling on its own with backoff; one line instead of a traceback each time.
+    _log.warning("polling Telegram failed: %s", exc)

@@ -1,0 +1,827 @@
+"""A fake Telegram Bot API server on loopback, for tests and the benchmark.
+
+python-telegram-bot talks to it over real HTTP/1.1 (keep-alive, form-encoded or JSON
+bodies), exactly as it talks to api.telegram.org::
+
+    api = FakeBotApi()
+    await api.start()
+    app = (ApplicationBuilder().token(api.token)
+           .base_url(api.base_url).base_file_url(api.base_file_url).build())
+    ...
+    update_id = api.send_text(chat_id=42, text="hello")      # a user types
+    [call] = await api.wait_for_calls("sendMessage", chat_id=42)
+    await api.stop()
+
+What it implements: getMe, getUpdates (long polling honouring ``offset``, ``limit`` and
+``timeout``, capped by ``max_poll_seconds``), deleteWebhook, setWebhook, getWebhookInfo,
+sendMessage, editMessageText, editMessageReplyMarkup, answerCallbackQuery, sendChatAction,
+setMyCommands, getMyCommands, deleteMyCommands, close, logOut. Unknown methods answer
+404 (PTB raises InvalidToken for those) and are recorded, so a test can see them.
+
+Like Telegram it assigns message ids per chat, keeps the current text and keyboard of every
+message the bot sent, refuses an edit that changes nothing ("message is not modified"),
+and answers getUpdates with 409 while a webhook is set.
+
+Everything runs on the event loop that called :meth:`FakeBotApi.start`; the injection
+helpers (``send_text``, ``tap`` ...) are plain functions to call from that same loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+__all__ = ["ApiCall", "FakeBotApi"]
+
+JSONDict = dict[str, Any]
+
+DEFAULT_TOKEN = "123456:TEST-fake-token"
+
+# Form-encoded parameters that carry JSON (PTB serialises objects and lists with json.dumps).
+_JSON_PARAMS = frozenset({
+    "reply_markup", "allowed_updates", "commands", "scope", "entities", "caption_entities",
+    "link_preview_options", "reply_parameters", "media",
+})
+_INT_PARAMS = frozenset({
+    "chat_id", "message_id", "offset", "limit", "user_id", "cache_time", "message_thread_id",
+    "max_connections", "reply_to_message_id",
+})
+_FLOAT_PARAMS = frozenset({"timeout"})
+_BOOL_PARAMS = frozenset({
+    "show_alert", "drop_pending_updates", "disable_notification", "protect_content",
+    "disable_web_page_preview", "allow_sending_without_reply",
+})
+
+_REASONS = {
+    200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
+    409: "Conflict", 413: "Payload Too Large", 429: "Too Many Requests",
+    500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable",
+}
+
+MEDIA_KINDS = ("sticker", "photo", "voice", "audio", "video", "document", "location", "contact")
+
+
+@dataclass(frozen=True)
+class ApiCall:
+    """One request the bot made: the method as sent, its parameters, and our answer."""
+
+    method: str
+    params: JSONDict
+    status: int
+    at: float  # time.monotonic() when the request arrived
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 200
+
+    @property
+    def chat_id(self) -> int | None:
+        value = self.params.get("chat_id")
+        return value if isinstance(value, int) else None
+
+
+@dataclass
+class _Failure:
+    remaining: int
+    status: int
+    description: str
+    retry_after: float | None
+
+
+@dataclass
+class _Chat:
+    chat_id: int
+    next_message_id: int = 1
+    #: Messages the bot sent, by id, as Telegram would return them (current text/keyboard).
+    bot_messages: dict[int, JSONDict] = field(default_factory=dict)
+    action: str | None = None
+
+
+class FakeBotApi:
+    """A Bot API server on 127.0.0.1 with a random free port. See the module docstring."""
+
+    def __init__(
+        self,
+        token: str = DEFAULT_TOKEN,
+        *,
+        max_poll_seconds: float = 5.0,
+        bot_username: str = "fake_help_bot",
+    ) -> None:
+        self.token = token
+        self.max_poll_seconds = max_poll_seconds
+        head = token.split(":", 1)[0]
+        self.bot_user: JSONDict = {
+            "id": int(head) if head.isdigit() else 1000,
+            "is_bot": True,
+            "first_name": "Fake Help Bot",
+            "username": bot_username,
+            "can_join_groups": False,
+            "can_read_all_group_messages": False,
+            "supports_inline_queries": False,
+        }
+        #: Every request, in arrival order.
+        self.calls: list[ApiCall] = []
+        #: Called synchronously with each ApiCall as it is recorded (the benchmark uses this).
+        self.listeners: list[Callable[[ApiCall], None]] = []
+        #: setMyCommands as last set, keyed by language_code ("" for the default).
+        self.commands: dict[str, list[JSONDict]] = {}
+        self.webhook_url = ""
+        self.port = 0
+
+        self._pending: list[JSONDict] = []  # not yet confirmed by an offset
+        self._redeliver: list[JSONDict] = []  # duplicates to deliver regardless of offset
+        self._sent_updates: dict[int, JSONDict] = {}
+        self._update_ids = itertools.count(1)
+        self._callback_ids = itertools.count(1)
+        self._chats: dict[int, _Chat] = {}
+        self._failures: dict[str, list[_Failure]] = {}
+        self._waiters: set[asyncio.Future[None]] = set()
+        self._server: asyncio.Server | None = None
+        self._connections: set[asyncio.Task[None]] = set()
+        self._busy: set[asyncio.Task[None]] = set()  # connections answering a request now
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._closing = False
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def base_url(self) -> str:
+        """For ``ApplicationBuilder().base_url(...)``: PTB appends the token."""
+        return f"http://127.0.0.1:{self.port}/bot"
+
+    @property
+    def base_file_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/file/bot"
+
+    async def start(self) -> FakeBotApi:
+        self._closing = False
+        self._server = await asyncio.start_server(self._serve_connection, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def stop(self, grace: float = 2.0) -> None:
+        """Answer waiting long polls, close every connection, stop listening."""
+        self._closing = True
+        self._wake()
+        if self._server is not None:
+            self._server.close()
+        # Let requests in flight finish (long polls return at once now), then close the rest.
+        for _ in range(max(1, int(grace / 0.01))):
+            if not self._busy:
+                break
+            await asyncio.sleep(0.01)
+        for writer in list(self._writers):
+            writer.close()
+        for task in list(self._connections):
+            task.cancel()
+        if self._connections:
+            await asyncio.wait(set(self._connections), timeout=grace)
+        if self._server is not None:
+            await self._server.wait_closed()
+            self._server = None
+
+    async def __aenter__(self) -> FakeBotApi:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # ------------------------------------------------------------------ injecting updates
+
+    def inject(self, update: JSONDict) -> int:
+        """Queue a raw update (``update_id`` is assigned when missing). Returns the id."""
+        if "update_id" not in update:
+            update = {"update_id": next(self._update_ids), **update}
+        self._pending.append(update)
+        self._sent_updates[update["update_id"]] = update
+        self._wake()
+        return int(update["update_id"])
+
+    def redeliver(self, update_id: int) -> None:
+        """Deliver an update already sent once more, with the same update_id (a duplicate)."""
+        self._redeliver.append(self._sent_updates[update_id])
+        self._wake()
+
+    def send_text(
+        self,
+        chat_id: int,
+        text: str,
+        *,
+        user_id: int | None = None,
+        language_code: str | None = "en",
+        chat_type: str = "private",
+        edited: bool = False,
+    ) -> int:
+        """A user types ``text``. Commands get a bot_command entity, as Telegram adds one."""
+        message = self._user_message(chat_id, user_id, language_code, chat_type)
+        message["text"] = text
+        if text.startswith("/"):
+            length = len(text.split(" ", 1)[0])
+            message["entities"] = [{"type": "bot_command", "offset": 0, "length": length}]
+        if edited:
+            message["edit_date"] = int(time.time())
+            return self.inject({"edited_message": message})
+        return self.inject({"message": message})
+
+    def send_command(self, chat_id: int, command: str, args: str = "", **kw: Any) -> int:
+        text = "/" + command.lstrip("/") + (f" {args}" if args else "")
+        return self.send_text(chat_id, text, **kw)
+
+    def send_media(
+        self,
+        chat_id: int,
+        kind: str,
+        *,
+        caption: str | None = None,
+        user_id: int | None = None,
+        language_code: str | None = "en",
+    ) -> int:
+        """A user sends a sticker, photo, voice, audio, video, document, location or contact."""
+        message = self._user_message(chat_id, user_id, language_code, "private")
+        n = message["message_id"]
+        file = {"file_id": f"{kind}-{chat_id}-{n}", "file_unique_id": f"u{kind}{chat_id}{n}"}
+        if kind == "sticker":
+            message["sticker"] = {**file, "type": "regular", "width": 512, "height": 512,
+                                  "is_animated": False, "is_video": False, "emoji": "👍"}
+        elif kind == "photo":
+            message["photo"] = [{**file, "width": 90, "height": 90, "file_size": 1000},
+                                {**file, "file_id": file["file_id"] + "b", "width": 800,
+                                 "height": 800, "file_size": 40000}]
+        elif kind == "voice":
+            message["voice"] = {**file, "duration": 3, "mime_type": "audio/ogg"}
+        elif kind == "audio":
+            message["audio"] = {**file, "duration": 30, "mime_type": "audio/mpeg"}
+        elif kind == "video":
+            message["video"] = {**file, "width": 640, "height": 480, "duration": 5}
+        elif kind == "document":
+            message["document"] = {**file, "file_name": "letter.pdf",
+                                   "mime_type": "application/pdf"}
+        elif kind == "location":
+            message["location"] = {"latitude": 51.5072, "longitude": -0.1276}
+        elif kind == "contact":
+            message["contact"] = {"phone_number": "+447700900123", "first_name": "Friend"}
+        else:
+            raise ValueError(f"unknown media kind {kind!r}; use one of {MEDIA_KINDS}")
+        if caption is not None:
+            message["caption"] = caption
+        return self.inject({"message": message})
+
+    def send_sticker(self, chat_id: int, **kw: Any) -> int:
+        return self.send_media(chat_id, "sticker", **kw)
+
+    def send_photo(self, chat_id: int, **kw: Any) -> int:
+        return self.send_media(chat_id, "photo", **kw)
+
+    def send_voice(self, chat_id: int, **kw: Any) -> int:
+        return self.send_media(chat_id, "voice", **kw)
+
+    def send_document(self, chat_id: int, **kw: Any) -> int:
+        return self.send_media(chat_id, "document", **kw)
+
+    def send_location(self, chat_id: int, **kw: Any) -> int:
+        return self.send_media(chat_id, "location", **kw)
+
+    def tap(
+        self,
+        chat_id: int,
+        message_id: int,
+        data: str | None = None,
+        *,
+        index: int | None = None,
+        force: bool = False,
+        user_id: int | None = None,
+        language_code: str | None = "en",
+    ) -> int:
+        """A user taps a button of the bot's message ``message_id``.
+
+        Give the button's callback ``data`` or its 0-based ``index``. Like a real client, this
+        refuses a button the message does not show (any more) unless ``force`` is set, which
+        simulates a stale client.
+        """
+        message = self._chats.get(chat_id, _Chat(chat_id)).bot_messages.get(message_id)
+        buttons = [
+            b.get("callback_data")
+            for row in ((message or {}).get("reply_markup") or {}).get("inline_keyboard", [])
+            for b in row
+        ]
+        if data is None:
+            if index is None:
+                raise ValueError("give data or index")
+            if not force and index >= len(buttons):
+                raise ValueError(f"message {message_id} shows {len(buttons)} buttons")
+            data = buttons[index] if index < len(buttons) else f"stale.{index}"
+        elif not force and data not in buttons:
+            raise ValueError(f"message {message_id} in chat {chat_id} shows no button {data!r}"
+                             f" (it shows {buttons})")
+        if message is None:
+            message = {"message_id": message_id, "date": int(time.time()),
+                       "chat": self._chat_json(chat_id, "private"), "from": self.bot_user,
+                       "text": "?"}
+        uid = user_id if user_id is not None else chat_id
+        return self.inject({"callback_query": {
+            "id": str(next(self._callback_ids)),
+            "from": self._user_json(uid, language_code),
+            "message": json.loads(json.dumps(message)),  # a snapshot, as sent on the wire
+            "chat_instance": f"ci{chat_id}",
+            "data": data,
+        }})
+
+    def fail_next(
+        self,
+        method: str,
+        times: int = 1,
+        *,
+        status: int = 429,
+        retry_after: float | None = None,
+        description: str | None = None,
+    ) -> None:
+        """Make the next ``times`` calls to ``method`` fail with HTTP ``status``.
+
+        429 carries ``parameters.retry_after`` (default 1 s; fractions are accepted, though
+        Telegram itself sends whole seconds). 5xx makes PTB raise NetworkError, 403 Forbidden,
+        400 BadRequest.
+        """
+        if status == 429 and retry_after is None:
+            retry_after = 1
+        desc = description or {
+            429: f"Too Many Requests: retry after {retry_after}",
+            403: "Forbidden: bot was blocked by the user",
+            400: "Bad Request: something is wrong",
+        }.get(status, _REASONS.get(status, "Error"))
+        self._failures.setdefault(method.lower(), []).append(
+            _Failure(times, status, desc, retry_after))
+
+    # ------------------------------------------------------------------ assertions
+
+    def calls_to(self, method: str, *, chat_id: int | None = None, ok_only: bool = True,
+                 since: int = 0) -> list[ApiCall]:
+        """Recorded calls to ``method`` (case-insensitive), optionally for one chat."""
+        name = method.lower()
+        return [
+            c for c in self.calls[since:]
+            if c.method.lower() == name
+            and (chat_id is None or c.chat_id == chat_id)
+            and (c.ok or not ok_only)
+        ]
+
+    async def wait_for_calls(
+        self,
+        method: str,
+        count: int = 1,
+        *,
+        chat_id: int | None = None,
+        ok_only: bool = True,
+        since: int = 0,
+        predicate: Callable[[ApiCall], bool] | None = None,
+        within: float = 5.0,
+    ) -> list[ApiCall]:
+        """Wait (bounded) until at least ``count`` matching calls were recorded; return them."""
+
+        def matching() -> list[ApiCall]:
+            found = self.calls_to(method, chat_id=chat_id, ok_only=ok_only, since=since)
+            return [c for c in found if predicate is None or predicate(c)]
+
+        await self.wait_until(lambda: len(matching()) >= count, within=within,
+                              what=f"{count} x {method} (chat {chat_id})")
+        return matching()
+
+    async def wait_until(self, condition: Callable[[], bool], *, within: float = 5.0,
+                         what: str = "condition") -> None:
+        """Wait until ``condition()`` holds, re-checking after every call and injection and
+        at least every 10 ms (for conditions on state the server does not see)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while not condition():
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise AssertionError(f"timed out after {within}s waiting for {what}; "
+                                     f"calls so far: {[c.method for c in self.calls][-20:]}")
+            with contextlib.suppress(TimeoutError):
+                await self._wait_change(min(remaining, 0.01))
+
+    def bot_messages(self, chat_id: int) -> list[JSONDict]:
+        """Messages the bot sent to ``chat_id``, oldest first, in their current state."""
+        chat = self._chats.get(chat_id)
+        return [] if chat is None else [chat.bot_messages[k] for k in sorted(chat.bot_messages)]
+
+    def bot_message(self, chat_id: int, message_id: int) -> JSONDict:
+        return self._chats[chat_id].bot_messages[message_id]
+
+    @staticmethod
+    def keyboard_of(message: JSONDict) -> list[str]:
+        """The callback data of the buttons a message shows now ([] when none)."""
+        markup = message.get("reply_markup") or {}
+        return [b.get("callback_data", "") for row in markup.get("inline_keyboard", [])
+                for b in row]
+
+    @property
+    def pending_updates(self) -> int:
+        return len(self._pending) + len(self._redeliver)
+
+    # ------------------------------------------------------------------ internals: state
+
+    def _wake(self) -> None:
+        for fut in self._waiters:
+            if not fut.done():
+                fut.set_result(None)
+        self._waiters.clear()
+
+    async def _wait_change(self, seconds: float) -> None:
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.add(fut)
+        try:
+            await asyncio.wait_for(fut, seconds)
+        finally:
+            self._waiters.discard(fut)
+
+    def _chat(self, chat_id: int) -> _Chat:
+        chat = self._chats.get(chat_id)
+        if chat is None:
+            chat = self._chats[chat_id] = _Chat(chat_id)
+        return chat
+
+    @staticmethod
+    def _user_json(user_id: int, language_code: str | None) -> JSONDict:
+        user: JSONDict = {"id": user_id, "is_bot": False, "first_name": f"User{user_id}"}
+        if language_code:
+            user["language_code"] = language_code
+        return user
+
+    @staticmethod
+    def _chat_json(chat_id: int, chat_type: str) -> JSONDict:
+        if chat_type == "private":
+            return {"id": chat_id, "type": "private", "first_name": f"User{chat_id}"}
+        return {"id": chat_id, "type": chat_type, "title": f"Group {chat_id}"}
+
+    def _user_message(self, chat_id: int, user_id: int | None, language_code: str | None,
+                      chat_type: str) -> JSONDict:
+        chat = self._chat(chat_id)
+        message_id = chat.next_message_id
+        chat.next_message_id += 1
+        uid = user_id if user_id is not None else chat_id
+        return {
+            "message_id": message_id,
+            "date": int(time.time()),
+            "chat": self._chat_json(chat_id, chat_type),
+            "from": self._user_json(uid, language_code),
+        }
+
+    def _record(self, method: str, params: JSONDict, status: int) -> None:
+        call = ApiCall(method, params, status, time.monotonic())
+        self.calls.append(call)
+        for listener in list(self.listeners):
+            listener(call)
+        self._wake()
+
+    def _take_failure(self, method: str) -> _Failure | None:
+        queue = self._failures.get(method.lower())
+        if not queue:
+            return None
+        failure = queue[0]
+        failure.remaining -= 1
+        if failure.remaining <= 0:
+            queue.pop(0)
+        return failure
+
+    # ------------------------------------------------------------------ internals: HTTP
+
+    async def _serve_connection(self, reader: asyncio.StreamReader,
+                                writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._connections.add(task)
+        self._writers.add(writer)
+        try:
+            for _ in range(1_000_000):  # bounded: one iteration per request on this connection
+                request = await self._read_request(reader)
+                if request is None:
+                    break
+                path, headers, body = request
+                self._busy.add(task)
+                status, payload = await self._dispatch(path, headers, body)
+                data = json.dumps(payload, ensure_ascii=False).encode()
+                keep_alive = headers.get("connection", "").lower() != "close" and not self._closing
+                head = (
+                    f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\n"
+                    "Content-Type: application/json\r\n"
+                    f"Content-Length: {len(data)}\r\n"
+                    f"Connection: {'keep-alive' if keep_alive else 'close'}\r\n\r\n"
+                )
+                writer.write(head.encode() + data)
+                await writer.drain()
+                self._busy.discard(task)
+                if not keep_alive:
+                    break
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
+            pass
+        finally:
+            self._busy.discard(task)
+            self._writers.discard(writer)
+            writer.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(writer.wait_closed(), 1.0)
+            self._connections.discard(task)
+
+    @staticmethod
+    async def _read_request(
+        reader: asyncio.StreamReader,
+    ) -> tuple[str, dict[str, str], bytes] | None:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+        except asyncio.IncompleteReadError:
+            return None  # the client closed the connection between requests
+        lines = head.decode("latin-1").split("\r\n")
+        parts = lines[0].split(" ")
+        if len(parts) < 2:
+            return None
+        target = parts[1]
+        headers: dict[str, str] = {}
+        for line in lines[1:]:
+            if ":" in line:
+                name, _, value = line.partition(":")
+                headers[name.strip().lower()] = value.strip()
+        if headers.get("transfer-encoding", "").lower() == "chunked":
+            chunks = []
+            for _ in range(100_000):
+                size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+                if size == 0:
+                    await reader.readuntil(b"\r\n")
+                    break
+                chunks.append(await reader.readexactly(size))
+                await reader.readexactly(2)
+            body = b"".join(chunks)
+        else:
+            body = await reader.readexactly(int(headers.get("content-length", "0") or 0))
+        return target, headers, body
+
+    async def _dispatch(self, target: str, headers: dict[str, str],
+                        body: bytes) -> tuple[int, JSONDict]:
+        path = urlsplit(target)
+        segments = path.path.strip("/").split("/")
+        if len(segments) != 2 or not segments[0].startswith("bot"):
+            return 404, {"ok": False, "error_code": 404, "description": "Not Found"}
+        token, method = segments[0][3:], segments[1]
+        params = _parse_params(path.query, headers.get("content-type", ""), body)
+        if token != self.token:
+            self._record(method, params, 401)
+            return 401, {"ok": False, "error_code": 401, "description": "Unauthorized"}
+        failure = self._take_failure(method)
+        if failure is not None:
+            self._record(method, params, failure.status)
+            error: JSONDict = {"ok": False, "error_code": failure.status,
+                               "description": failure.description}
+            if failure.retry_after is not None:
+                error["parameters"] = {"retry_after": failure.retry_after}
+            return failure.status, error
+        handler = getattr(self, f"_api_{method.lower()}", None)
+        if handler is None:
+            self._record(method, params, 404)
+            return 404, {"ok": False, "error_code": 404, "description": "Not Found"}
+        try:
+            result = handler(params)
+            if asyncio.iscoroutine(result):
+                result = await result
+        except _ApiError as exc:
+            self._record(method, params, exc.status)
+            return exc.status, {"ok": False, "error_code": exc.status,
+                                "description": exc.description}
+        # getUpdates is recorded when it returns, so waiting on it sees what it delivered.
+        self._record(method, params, 200)
+        return 200, {"ok": True, "result": result}
+
+    # ------------------------------------------------------------------ Bot API methods
+
+    def _api_getme(self, params: JSONDict) -> JSONDict:
+        return self.bot_user
+
+    async def _api_getupdates(self, params: JSONDict) -> list[JSONDict]:
+        if self.webhook_url:
+            raise _ApiError(409, "Conflict: can't use getUpdates method while webhook is active;"
+                                 " use deleteWebhook to delete the webhook first")
+        offset = int(params.get("offset") or 0)
+        limit = max(1, min(100, int(params.get("limit") or 100)))
+        timeout = min(float(params.get("timeout") or 0), self.max_poll_seconds)
+        if offset:
+            self._confirm(offset)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not self._closing:
+            if self._pending or self._redeliver:
+                break
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            with contextlib.suppress(TimeoutError):
+                await self._wait_change(remaining)
+        if offset:
+            self._confirm(offset)
+        batch = self._redeliver[:limit]
+        del self._redeliver[:len(batch)]
+        batch += self._pending[:limit - len(batch)]
+        return batch
+
+    def _confirm(self, offset: int) -> None:
+        self._pending = [u for u in self._pending if u["update_id"] >= offset]
+
+    def _api_deletewebhook(self, params: JSONDict) -> bool:
+        self.webhook_url = ""
+        if params.get("drop_pending_updates"):
+            self._pending.clear()
+        return True
+
+    def _api_setwebhook(self, params: JSONDict) -> bool:
+        self.webhook_url = str(params.get("url", ""))
+        if params.get("drop_pending_updates"):
+            self._pending.clear()
+        return True
+
+    def _api_getwebhookinfo(self, params: JSONDict) -> JSONDict:
+        return {"url": self.webhook_url, "has_custom_certificate": False,
+                "pending_update_count": len(self._pending)}
+
+    def _api_sendmessage(self, params: JSONDict) -> JSONDict:
+        chat_id = _require_int(params, "chat_id")
+        text = str(params.get("text", ""))
+        if not text.strip():
+            raise _ApiError(400, "Bad Request: message text is empty")
+        if len(text.encode("utf-16-le")) // 2 > 4096:
+            raise _ApiError(400, "Bad Request: message is too long")
+        markup = params.get("reply_markup")
+        if isinstance(markup, dict):
+            for row in markup.get("inline_keyboard", []):
+                for button in row:
+                    data = button.get("callback_data")
+                    if data is not None and not 1 <= len(data.encode()) <= 64:
+                        raise _ApiError(400, "Bad Request: BUTTON_DATA_INVALID")
+        chat = self._chat(chat_id)
+        message_id = chat.next_message_id
+        chat.next_message_id += 1
+        message: JSONDict = {
+            "message_id": message_id,
+            "date": int(time.time()),
+            "chat": self._chat_json(chat_id, "private"),
+            "from": self.bot_user,
+            "text": text,
+        }
+        if isinstance(markup, dict) and markup.get("inline_keyboard"):
+            message["reply_markup"] = markup
+        chat.bot_messages[message_id] = message
+        return message
+
+    def _edited(self, params: JSONDict) -> JSONDict:
+        chat_id = _require_int(params, "chat_id")
+        message_id = _require_int(params, "message_id")
+        message = self._chats.get(chat_id, _Chat(chat_id)).bot_messages.get(message_id)
+        if message is None:
+            raise _ApiError(400, "Bad Request: message to edit not found")
+        return message
+
+    def _api_editmessagereplymarkup(self, params: JSONDict) -> JSONDict:
+        message = self._edited(params)
+        markup = params.get("reply_markup")
+        new = markup if isinstance(markup, dict) and markup.get("inline_keyboard") else None
+        if new == message.get("reply_markup"):
+            raise _ApiError(400, "Bad Request: message is not modified: specified new message "
+                                 "content and reply markup are exactly the same as a current "
+                                 "content and reply markup of the message")
+        if new is None:
+            message.pop("reply_markup", None)
+        else:
+            message["reply_markup"] = new
+        message["edit_date"] = int(time.time())
+        return message
+
+    def _api_editmessagetext(self, params: JSONDict) -> JSONDict:
+        message = self._edited(params)
+        text = str(params.get("text", ""))
+        markup = params.get("reply_markup")
+        new = markup if isinstance(markup, dict) and markup.get("inline_keyboard") else None
+        if text == message.get("text") and new == message.get("reply_markup"):
+            raise _ApiError(400, "Bad Request: message is not modified")
+        message["text"] = text
+        if new is None:
+            message.pop("reply_markup", None)
+        else:
+            message["reply_markup"] = new
+        message["edit_date"] = int(time.time())
+        return message
+
+    def _api_answercallbackquery(self, params: JSONDict) -> bool:
+        if not params.get("callback_query_id"):
+            raise _ApiError(400, "Bad Request: query is too old and response timeout expired "
+                                 "or query ID is invalid")
+        return True
+
+    def _api_sendchataction(self, params: JSONDict) -> bool:
+        self._chat(_require_int(params, "chat_id")).action = str(params.get("action", ""))
+        return True
+
+    def _api_setmycommands(self, params: JSONDict) -> bool:
+        commands = params.get("commands")
+        if not isinstance(commands, list) or len(commands) > 100:
+            raise _ApiError(400, "Bad Request: commands must be a list of up to 100 items")
+        for command in commands:
+            name = str(command.get("command", ""))
+            if not (1 <= len(name) <= 32 and name.replace("_", "").isalnum()
+                    and name == name.lower() and name.isascii()):
+                raise _ApiError(400, "Bad Request: BOT_COMMAND_INVALID")
+            if not 1 <= len(str(command.get("description", ""))) <= 256:
+                raise _ApiError(400, "Bad Request: command description is invalid")
+        self.commands[str(params.get("language_code") or "")] = commands
+        return True
+
+    def _api_getmycommands(self, params: JSONDict) -> list[JSONDict]:
+        return self.commands.get(str(params.get("language_code") or ""), [])
+
+    def _api_deletemycommands(self, params: JSONDict) -> bool:
+        self.commands.pop(str(params.get("language_code") or ""), None)
+        return True
+
+    def _api_close(self, params: JSONDict) -> bool:
+        return True
+
+    def _api_logout(self, params: JSONDict) -> bool:
+        return True
+
+
+class _ApiError(Exception):
+    def __init__(self, status: int, description: str) -> None:
+        super().__init__(description)
+        self.status = status
+        self.description = description
+
+
+def _require_int(params: JSONDict, name: str) -> int:
+    value = params.get(name)
+    if not isinstance(value, int):
+        raise _ApiError(400, f"Bad Request: {name} is required")
+    return value
+
+
+def _parse_params(query: str, content_type: str, body: bytes) -> JSONDict:
+    """Parameters from the query string and a JSON, form-encoded or multipart body."""
+    raw: JSONDict = dict(parse_qsl(query, keep_blank_values=True))
+    ctype = content_type.split(";")[0].strip().lower()
+    if ctype == "application/json" and body:
+        loaded = json.loads(body)
+        if isinstance(loaded, dict):
+            raw.update(loaded)
+    elif ctype == "application/x-www-form-urlencoded":
+        raw.update(parse_qsl(body.decode(), keep_blank_values=True))
+    elif ctype == "multipart/form-data":
+        raw.update(_parse_multipart(content_type, body))
+    return {key: _coerce(key, value) for key, value in raw.items()}
+
+
+def _parse_multipart(content_type: str, body: bytes) -> Iterable[tuple[str, str]]:
+    boundary = ""
+    for part in content_type.split(";")[1:]:
+        name, _, value = part.strip().partition("=")
+        if name.lower() == "boundary":
+            boundary = value.strip('"')
+    if not boundary:
+        return []
+    fields = []
+    for chunk in body.split(b"--" + boundary.encode())[1:]:
+        if chunk.startswith(b"--"):
+            break
+        head, _, content = chunk.strip(b"\r\n").partition(b"\r\n\r\n")
+        name = ""
+        for token in head.decode("latin-1").split(";"):
+            key, _, value = token.strip().partition("=")
+            if key == "name":
+                name = value.strip('"')
+        if name:
+            fields.append((name, content.decode("utf-8", "replace")))
+    return fields
+
+
+def _coerce(key: str, value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    if key in _JSON_PARAMS:
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    if key in _INT_PARAMS:
+        try:
+            return int(value)
+        except ValueError:
+            return value  # "@channelname"
+    if key in _FLOAT_PARAMS:
+        try:
+            number = float(value)
+        except ValueError:
+            return value
+        return int(number) if number.is_integer() else number
+    if key in _BOOL_PARAMS:
+        return value.lower() in ("true", "1")
+    return value

@@ -1,0 +1,138 @@
+"""The dispatcher with the real SQLite store: order, atomic turns, crashes, duplicates, bursts."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from bot.dispatcher import Dispatcher
+from bot.flowspec.library import FlowLibrary, load_library
+from bot.i18n.localizer import Localizer
+from bot.messages import Inbound, InboundKind
+from bot.storage.sqlite import SqliteStore
+from bot.transports.memory import MemoryTransport
+
+FIXTURES = Path(__file__).parent / "fixtures" / "flows"
+CHAT = "test:1"
+
+
+def fixture_library() -> FlowLibrary:
+    return load_library([FIXTURES])
+
+
+@pytest.fixture
+def library() -> FlowLibrary:
+    """The small fixture flows (overrides the shipped flows used by conftest's dispatcher)."""
+    return fixture_library()
+
+
+async def make(path: Path, transport: MemoryTransport, **kwargs: object) -> tuple[SqliteStore, Dispatcher]:
+    store = await SqliteStore.open(path)
+    library = fixture_library()
+    return store, Dispatcher(store, lambda: library, Localizer(), transport, **kwargs)  # type: ignore[arg-type]
+
+
+async def say(dispatcher: Dispatcher, text: str, chat: str = CHAT, update_id: str | None = None) -> None:
+    await dispatcher.handle(Inbound.from_text(chat, text, update_id))
+
+
+async def test_restart_resumes_at_the_same_step(tmp_path: Path) -> None:
+    transport = MemoryTransport()
+    store, dispatcher = await make(tmp_path / "bot.sqlite3", transport)
+    for typed in ("hi", "1", "1"):  # language, menu, claim refused -> asks "when"
+        await say(dispatcher, typed)
+    assert [m.key for m in transport.take()][-1] == "refused.when"
+    await store.close()
+
+    transport = MemoryTransport()
+    store, dispatcher = await make(tmp_path / "bot.sqlite3", transport)
+    await dispatcher.reopen(CHAT)
+    assert [m.key for m in transport.take()] == ["refused.when"]
+    await say(dispatcher, "This week")
+    assert [m.key for m in transport.take()] == ["refused.detail"]
+    await store.close()
+
+
+async def test_reply_lost_in_a_crash_is_sent_after_restart(tmp_path: Path) -> None:
+    transport = MemoryTransport()
+    store, dispatcher = await make(tmp_path / "bot.sqlite3", transport)
+    await say(dispatcher, "hi")
+    transport.take()
+    transport.fail_next = 5  # the platform is down: the turn is saved, the reply is not confirmed
+    await say(dispatcher, "English")
+    assert transport.take() == []
+    await store.close()
+
+    transport = MemoryTransport()
+    store, dispatcher = await make(tmp_path / "bot.sqlite3", transport)
+    await dispatcher.flush_outbox()
+    assert [m.key for m in transport.take()] == ["choose_language.privacy", "main_menu.choose"]
+    await dispatcher.flush_outbox()
+    assert transport.take() == []  # confirmed once, never sent twice
+    await store.close()
+
+
+async def test_duplicate_update_is_handled_once(dispatcher: Dispatcher, transport: MemoryTransport) -> None:
+    await say(dispatcher, "hi", update_id="telegram:1")
+    await say(dispatcher, "hi", update_id="telegram:1")
+    assert [m.key for m in transport.take()] == ["choose_language.pick"]
+
+
+async def test_burst_of_twenty_gets_one_polite_reply(tmp_path: Path) -> None:
+    transport = MemoryTransport()
+    now = [0.0]
+    store, dispatcher = await make(tmp_path / "bot.sqlite3", transport, clock=lambda: now[0])
+    await asyncio.gather(*(say(dispatcher, f"message {i}") for i in range(20)))
+    keys = [m.key for m in transport.take()]
+    assert keys.count("system.slow_down") == 1
+    assert len(keys) < 20
+    now[0] += 60  # after a pause the chat is served normally again, at the same question
+    await say(dispatcher, "English")
+    assert [m.key for m in transport.take()] == ["choose_language.privacy", "main_menu.choose"]
+    await store.close()
+
+
+async def test_one_chat_in_order_many_chats_concurrently(
+        dispatcher: Dispatcher, transport: MemoryTransport) -> None:
+    async def walk(chat: str) -> None:
+        for typed in ("hi", "1", "1", "1"):
+            await say(dispatcher, typed, chat)
+
+    await asyncio.gather(*(walk(f"test:{n}") for n in range(30)))
+    for n in range(30):
+        keys = [m.key for m in transport.sent if m.chat_key == f"test:{n}"]
+        assert keys == ["choose_language.pick", "choose_language.privacy", "main_menu.choose",
+                        "refused.intro", "refused.when", "refused.detail"]
+
+
+async def test_messages_sent_together_are_handled_in_arrival_order(
+        dispatcher: Dispatcher, transport: MemoryTransport) -> None:
+    await asyncio.gather(*(say(dispatcher, t) for t in ("hi", "1", "1", "1")))
+    assert [m.key for m in transport.sent][-1] == "refused.detail"
+
+
+async def test_sticker_and_ten_thousand_characters_get_polite_replies(
+        dispatcher: Dispatcher, transport: MemoryTransport, store: SqliteStore) -> None:
+    for typed in ("hi", "1", "1"):
+        await say(dispatcher, typed)
+    transport.take()
+    before = await store.load_session(CHAT)
+    await dispatcher.handle(Inbound(CHAT, InboundKind.MEDIA, media="sticker"))
+    await say(dispatcher, "a" * 10_000)
+    assert [m.key for m in transport.take()] == [
+        "system.media", "refused.when", "system.too_long", "refused.when"]
+    after = await store.load_session(CHAT)
+    assert after is not None and before is not None
+    assert (after.flow, after.step) == (before.flow, before.step)
+
+
+async def test_handover_is_recorded_in_the_same_turn(
+        dispatcher: Dispatcher, transport: MemoryTransport, store: SqliteStore) -> None:
+    for typed in ("hi", "1", "1", "1", "Letter came Monday"):
+        await say(dispatcher, typed)
+    [handover] = await store.handovers(CHAT)
+    assert handover["queue"] == "legal" and handover["priority"] == "deadline"
+    assert handover["summary"] == "Letter sent This week. Said: Letter came Monday"
+    assert handover["language"] == "en"

@@ -1,0 +1,225 @@
+"""Strict reading and validation of flow files: the traps staff fall into, with path:line."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from bot.errors import FlowLoadError
+from bot.flowspec.library import load_library
+from bot.flowspec.model import AskStep, GotoStep, Priority
+from bot.flowspec.parse import parse_flow
+from bot.flowspec.strict_yaml import YamlSyntaxError, load_yaml
+from bot.flowspec.validate import validate_flow
+
+GOOD = """\
+spec_version: 1
+id: sample
+title: Sample
+steps:
+  - id: hello
+    say: Hello
+  - id: q
+    ask: Pick one
+    save: pick
+    buttons:
+      - {id: a, label: "A"}
+      - {id: b, label: "B", next: bye}
+  - id: route
+    goto:
+      - if: {answer_is: {pick: a}}
+        then: bye
+      - else: END
+  - id: bye
+    say: "You chose {pick}"
+"""
+
+
+def problems_of(text: str) -> list[str]:
+    """Parse and per-file validation problems, as ``python -m bot validate`` prints them."""
+    flow, problems = parse_flow(textwrap.dedent(text), "flows/sample.yaml")
+    if flow is not None:
+        problems += validate_flow(flow)
+    return [str(p) for p in sorted(problems)]
+
+
+def test_good_flow_parses_with_keys() -> None:
+    flow, problems = parse_flow(GOOD, "flows/sample.yaml")
+    assert problems == []
+    assert flow is not None
+    ask = flow.step("q")
+    assert isinstance(ask, AskStep)
+    assert [b.key for b in ask.buttons] == ["sample.q.a", "sample.q.b"]
+    assert isinstance(flow.step("route"), GotoStep)
+    assert flow.strings()["sample.bye"] == "You chose {pick}"
+
+
+@pytest.mark.parametrize(("scalar", "expected"), [
+    ("no", "no"), ("yes", "yes"), ("off", "off"), ("1:30", "1:30"), ("010", "010"),
+    ("2024-01-01", "2024-01-01"), ("true", True), ("false", False), ("12", 12), ("~", None),
+])
+def test_yaml_12_core_scalars_only(scalar: str, expected: object) -> None:
+    assert load_yaml(f"value: {scalar}\n")["value"] == expected
+
+
+def test_duplicate_key_is_an_error_with_both_lines() -> None:
+    with pytest.raises(YamlSyntaxError) as info:
+        load_yaml("a: 1\nb: 2\na: 3\n")
+    assert info.value.line == 3
+    assert "first on line 1" in info.value.message
+
+
+def test_comma_in_flow_mapping_gets_a_quoting_hint() -> None:
+    found = problems_of("""\
+        spec_version: 1
+        id: sample
+        title: Sample
+        steps:
+          - id: q
+            ask: Sure?
+            buttons:
+              - {id: a, label: Not sure, honestly}
+        """)
+    assert any("flows/sample.yaml:8: unknown key 'honestly'" in p and "quotes" in p for p in found)
+
+
+def test_missing_spec_version_and_unknown_key_hint() -> None:
+    found = problems_of("""\
+        id: sample
+        title: Sample
+        stesp: []
+        """)
+    assert any(p.startswith("flows/sample.yaml:1: missing 'spec_version'") for p in found)
+    assert any("unknown key 'stesp'" in p and "did you mean 'steps'" in p for p in found)
+
+
+def test_newer_spec_version_is_refused() -> None:
+    found = problems_of("spec_version: 99\nid: sample\ntitle: S\nsteps: [{id: a, say: x}]\n")
+    assert found == ["flows/sample.yaml:1: spec_version 99 is newer than this bot understands (1)"
+                     "\n    hint: upgrade the bot, or write the flow in the older format"]
+
+
+def test_malformed_yaml_is_a_problem_not_a_traceback() -> None:
+    found = problems_of("spec_version: 1\nid: sample\nsteps:\n  - id: a\n    say: Note: bring it\n")
+    assert found[0].startswith("flows/sample.yaml:5: YAML syntax")
+    assert "quotes" in found[0]
+
+
+def test_unknown_step_in_next_unreachable_and_duplicate_ids() -> None:
+    found = problems_of("""\
+        spec_version: 1
+        id: sample
+        title: Sample
+        steps:
+          - id: a
+            say: Hi
+            next: bye
+          - id: orphan
+            say: Nobody comes here
+          - id: a
+            say: Again
+          - id: by
+            say: Bye
+        """)
+    text = "\n".join(found)
+    assert "flows/sample.yaml:7: 'bye' is not a step in this flow" in text
+    assert "did you mean 'by'?" in text
+    assert "flows/sample.yaml:8: step 'orphan' can never be reached" in text
+    assert "flows/sample.yaml:10: duplicate step id 'a' (first on line 5)" in text
+
+
+def test_button_over_platform_limits() -> None:
+    found = problems_of("""\
+        spec_version: 1
+        id: sample
+        title: Sample
+        steps:
+          - id: q
+            ask: Pick
+            buttons:
+              - {id: a, label: "This label is far too long for WhatsApp"}
+              - {id: b, label: "B"}
+        """)
+    assert any(p.startswith("flows/sample.yaml:8: button label") and "limit is 20" in p
+               for p in found)
+
+
+def test_branch_conditions_are_checked_against_saved_answers() -> None:
+    found = problems_of("""\
+        spec_version: 1
+        id: sample
+        title: Sample
+        steps:
+          - id: q
+            ask: Pick
+            save: pick
+            buttons: [{id: a, label: A}, {id: b, label: B}]
+          - id: route
+            goto:
+              - if: {answer_is: {pick: c}}
+                then: q
+              - if: {answer_is: {other: a}}
+                then: q
+              - if: {anser_is: {pick: a}}
+                then: q
+              - else: END
+          - id: text
+            say: "{nothing}"
+        """)
+    text = "\n".join(found)
+    assert "'c' is not a button of step 'q'" in text
+    assert "no step saves an answer called 'other'" in text
+    assert "unknown condition 'anser_is'" in text and "did you mean 'answer_is'" in text
+    assert "placeholder '{nothing}' names no saved answer" in text
+
+
+def test_loop_without_a_question_is_refused() -> None:
+    found = problems_of("""\
+        spec_version: 1
+        id: sample
+        title: Sample
+        steps:
+          - id: a
+            say: one
+          - id: b
+            say: two
+            next: a
+        """)
+    assert any("loop back to 'a' without asking" in p for p in found)
+
+
+def test_priority_and_handover_fields() -> None:
+    _flow, problems = parse_flow(textwrap.dedent("""\
+        spec_version: 1
+        id: sample
+        title: Sample
+        steps:
+          - id: h
+            handover: {queue: legal, priority: urgent, summary: x}
+        """), "flows/sample.yaml")
+    assert [p.message for p in problems] == ["unknown priority 'urgent'"]
+    assert Priority.CRISIS.rank < Priority.DEADLINE.rank < Priority.NORMAL.rank
+
+
+def test_library_checks_links_and_required_flows(tmp_path: Path) -> None:
+    (tmp_path / "sample.yaml").write_text(
+        "spec_version: 1\nid: sample\ntitle: S\nsteps:\n  - id: a\n    goto: flow:nowhere\n",
+        encoding="utf-8")
+    with pytest.raises(FlowLoadError) as info:
+        load_library([tmp_path])
+    text = str(info.value)
+    assert f"{tmp_path / 'sample.yaml'}:6: there is no flow called 'nowhere'" in text
+    assert "the flow 'choose_language' is missing" in text
+    assert "the flow 'main_menu' is missing" in text
+
+
+def test_file_name_must_match_id(tmp_path: Path) -> None:
+    (tmp_path / "other.yaml").write_text(GOOD, encoding="utf-8")
+    with pytest.raises(FlowLoadError, match="does not match the file name"):
+        load_library([tmp_path])
+
+
+def test_shipped_flows_validate(library: object) -> None:
+    assert library is not None  # the session fixture raised FlowLoadError otherwise

@@ -1,0 +1,91 @@
+"""The SQLite store on a real temp file: transactions, outbox, dedupe, schema, forget."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from bot.engine.events import Handover
+from bot.engine.session import Session
+from bot.errors import StorageError
+from bot.flowspec.model import Priority
+from bot.messages import Outbound, OutButton
+from bot.storage.base import TurnRecord
+from bot.storage.sqlite import SCHEMA_VERSION, SqliteStore
+
+CHAT = "test:1"
+
+
+def record(session: Session, *texts: str, update_id: str | None = None) -> TurnRecord:
+    messages = [Outbound(CHAT, t, (OutButton("1.0", "Yes", "k.yes"),), key="k") for t in texts]
+    return TurnRecord(CHAT, session, messages, update_id=update_id)
+
+
+async def test_turn_is_saved_and_read_back(store: SqliteStore) -> None:
+    session = Session(language="ps", started=True, flow="f", step="s", token=3, answers={"a": "b"})
+    pending = await store.commit_turn(record(session, "سلام", update_id="u1"))
+    assert [p.message.text for p in pending] == ["سلام"]
+    assert await store.load_session(CHAT) == session
+    assert await store.is_processed("u1")
+    assert not await store.is_processed("u2")
+    # Replies stay in the outbox until the transport confirms them.
+    assert [p.id for p in await store.pending(CHAT)] == [p.id for p in pending]
+    assert (await store.pending())[0].message == pending[0].message
+    await store.mark_sent([p.id for p in pending])
+    assert await store.pending() == []
+
+
+async def test_wal_mode_and_schema_version(store: SqliteStore, tmp_path: Path) -> None:
+    db = sqlite3.connect(tmp_path / "bot.sqlite3")
+    try:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    finally:
+        db.close()
+
+
+async def test_database_from_a_newer_bot_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "new.sqlite3"
+    db = sqlite3.connect(path)
+    db.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    db.close()
+    with pytest.raises(StorageError, match="newer than this bot"):
+        await SqliteStore.open(path)
+
+
+async def test_reopening_keeps_everything(tmp_path: Path) -> None:
+    path = tmp_path / "bot.sqlite3"
+    first = await SqliteStore.open(path)
+    await first.commit_turn(record(Session(language="hi", started=True), "नमस्ते"))
+    await first.close()
+    second = await SqliteStore.open(path)
+    try:
+        assert (await second.load_session(CHAT)) == Session(language="hi", started=True)
+        assert [p.message.text for p in await second.pending()] == ["नमस्ते"]
+    finally:
+        await second.close()
+
+
+async def test_failed_turn_rolls_back_completely(store: SqliteStore) -> None:
+    await store.commit_turn(record(Session(language="en", started=True), "one"))
+    bad = TurnRecord(CHAT, Session(language="fa", started=True),
+                     [Outbound(CHAT, "two")], [Handover("f", "s", "q", Priority.NORMAL, "x")])
+    object.__setattr__(bad, "handovers", [object()])  # not a Handover: fails mid-transaction
+    with pytest.raises(AttributeError):
+        await store.commit_turn(bad)
+    assert (await store.load_session(CHAT)) == Session(language="en", started=True)
+    assert [p.message.text for p in await store.pending()] == ["one"]
+
+
+async def test_forget_deletes_everything_about_a_chat(store: SqliteStore) -> None:
+    turn = TurnRecord(CHAT, Session(language="ur", started=True), [Outbound(CHAT, "x")],
+                      [Handover("f", "s", "legal", Priority.CRISIS, "summary")], "u9")
+    await store.commit_turn(turn)
+    await store.commit_turn(TurnRecord("test:other", Session(), [Outbound("test:other", "y")]))
+    await store.forget(CHAT)
+    assert await store.load_session(CHAT) is None
+    assert await store.handovers(CHAT) == []
+    assert not await store.is_processed("u9")
+    assert [p.message.chat_key for p in await store.pending()] == ["test:other"]

@@ -1,0 +1,390 @@
+"""TelegramTransport end to end: a real PTB Application over loopback HTTP to a fake Bot API."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+
+import pytest
+
+from bot.errors import TransportError
+from bot.limits import TELEGRAM_TEXT_MAX
+from bot.messages import Inbound, InboundKind, Outbound, OutButton
+from bot.transports.telegram import TelegramTransport, split_text
+from tests.support.fake_bot_api import FakeBotApi
+
+pytestmark = pytest.mark.timeout(20)
+
+CHAT = 4242
+KEY = f"telegram:{CHAT}"
+
+Reply = Callable[[Inbound], Awaitable[None]]
+
+
+@dataclass
+class Bot:
+    """A running transport, the Inbounds its handler saw, and what the handler does."""
+
+    api: FakeBotApi
+    transport: TelegramTransport
+    inbounds: list[Inbound] = field(default_factory=list)
+    reply: Reply | None = None
+    task: asyncio.Task[None] | None = None
+
+    async def handle(self, inbound: Inbound) -> None:
+        self.inbounds.append(inbound)
+        if self.reply is not None:
+            await self.reply(inbound)
+
+    async def start(self) -> None:
+        self.task = asyncio.create_task(self.transport.run(self.handle))
+        await asyncio.wait_for(self.transport.running.wait(), 5)
+
+    async def received(self, count: int) -> list[Inbound]:
+        await self.api.wait_until(lambda: len(self.inbounds) >= count,
+                                  what=f"{count} inbound(s), have {self.inbounds}")
+        return self.inbounds
+
+
+def make_transport(api: FakeBotApi, **kw: object) -> TelegramTransport:
+    options: dict[str, object] = {"poll_timeout": 1.0, "backoff_base": 0.01,
+                                  "backoff_max": 0.05, "stop_timeout": 3.0}
+    options.update(kw)
+    return TelegramTransport(api.token, base_url=api.base_url, base_file_url=api.base_file_url,
+                             **options)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[FakeBotApi]:
+    server = await FakeBotApi(max_poll_seconds=2.0).start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def bot(api: FakeBotApi) -> AsyncIterator[Bot]:
+    harness = Bot(api, make_transport(api))
+    await harness.start()
+    yield harness
+    await asyncio.wait_for(harness.transport.stop(), 10)
+    assert harness.task is not None
+    await asyncio.wait_for(harness.task, 5)
+
+
+def question(chat_key: str, text: str, token: int, n: int = 2) -> Outbound:
+    buttons = tuple(OutButton(f"q{token}.{i}", f"Option {i}") for i in range(n))
+    return Outbound(chat_key, text, buttons=buttons, token=token, key=f"q{token}")
+
+
+# ---------------------------------------------------------------------------- receiving
+
+
+async def test_text_becomes_inbound_and_reply_goes_out(bot: Bot, api: FakeBotApi) -> None:
+    async def echo(inbound: Inbound) -> None:
+        await bot.transport.send(Outbound(inbound.chat_key, f"you said {inbound.text}"))
+
+    bot.reply = echo
+    update_id = api.send_text(CHAT, "hello", language_code="fa")
+    [inbound] = await bot.received(1)
+    assert inbound == Inbound(KEY, InboundKind.TEXT, text="hello",
+                              update_id=f"telegram:{update_id}", language_hint="fa")
+    [call] = await api.wait_for_calls("sendMessage", chat_id=CHAT)
+    assert call.params["text"] == "you said hello"
+    assert "reply_markup" not in call.params
+
+
+async def test_commands_are_recognised(bot: Bot, api: FakeBotApi) -> None:
+    api.send_command(CHAT, "start")
+    api.send_text(CHAT, "/help@fake_help_bot now")
+    first, second = await bot.received(2)
+    assert (first.kind, first.command, first.text) == (InboundKind.COMMAND, "start", "")
+    assert (second.kind, second.command, second.text) == (InboundKind.COMMAND, "help", "now")
+
+
+@pytest.mark.parametrize(("kind", "media"), [
+    ("sticker", "sticker"), ("voice", "voice"), ("photo", "photo"), ("document", "document"),
+    ("location", "location"), ("audio", "audio"), ("video", "video"), ("contact", "contact"),
+])
+async def test_media_becomes_media_inbound(bot: Bot, api: FakeBotApi, kind: str,
+                                           media: str) -> None:
+    update_id = api.send_media(CHAT, kind, language_code="ps")
+    [inbound] = await bot.received(1)
+    assert inbound == Inbound(KEY, InboundKind.MEDIA, media=media,
+                              update_id=f"telegram:{update_id}", language_hint="ps")
+
+
+async def test_photo_caption_is_kept_as_text(bot: Bot, api: FakeBotApi) -> None:
+    api.send_photo(CHAT, caption="my letter")
+    [inbound] = await bot.received(1)
+    assert (inbound.kind, inbound.media, inbound.text) == (InboundKind.MEDIA, "photo", "my letter")
+
+
+async def test_groups_and_edited_messages_are_ignored(bot: Bot, api: FakeBotApi) -> None:
+    api.send_text(-100123, "hello group", chat_type="supergroup")
+    api.send_text(CHAT, "edited", edited=True)
+    api.send_text(CHAT, "private")
+    await bot.received(1)
+    await api.wait_until(lambda: api.pending_updates == 0, what="all updates fetched")
+    await asyncio.sleep(0.05)
+    assert [i.text for i in bot.inbounds] == ["private"]
+
+
+async def test_duplicate_delivery_passes_the_same_update_id(bot: Bot, api: FakeBotApi) -> None:
+    update_id = api.send_text(CHAT, "once")
+    await bot.received(1)
+    api.redeliver(update_id)
+    first, second = await bot.received(2)
+    assert first == second  # dedupe is the dispatcher's job; the id must survive the trip
+    assert first.update_id == f"telegram:{update_id}"
+    api.send_text(CHAT, "after")  # polling goes on past the duplicate
+    assert (await bot.received(3))[2].text == "after"
+
+
+async def test_handler_failure_does_not_stop_the_transport(bot: Bot, api: FakeBotApi) -> None:
+    async def fail_once(inbound: Inbound) -> None:
+        if inbound.text == "boom":
+            raise RuntimeError("handler bug")
+
+    bot.reply = fail_once
+    api.send_text(CHAT, "boom")
+    api.send_text(CHAT, "still here")
+    assert [i.text for i in await bot.received(2)] == ["boom", "still here"]
+
+
+# ---------------------------------------------------------------------------- buttons
+
+
+async def test_tap_becomes_button_inbound_and_removes_the_keyboard(
+    bot: Bot, api: FakeBotApi
+) -> None:
+    await bot.transport.send(question(KEY, "Which one?", token=7))
+    [sent] = await api.wait_for_calls("sendMessage", chat_id=CHAT)
+    assert sent.params["reply_markup"] == {"inline_keyboard": [
+        [{"text": "Option 0", "callback_data": "q7.0"}],
+        [{"text": "Option 1", "callback_data": "q7.1"}],
+    ]}
+    message_id = api.bot_messages(CHAT)[-1]["message_id"]
+
+    update_id = api.tap(CHAT, message_id, index=1, language_code="ur")
+    [inbound] = await bot.received(1)
+    assert inbound == Inbound(KEY, InboundKind.BUTTON, button="q7.1",
+                              update_id=f"telegram:{update_id}", language_hint="ur")
+    await api.wait_for_calls("answerCallbackQuery")
+    [edit] = await api.wait_for_calls("editMessageReplyMarkup", chat_id=CHAT)
+    assert edit.params["message_id"] == message_id
+    assert api.keyboard_of(api.bot_message(CHAT, message_id)) == []
+    with pytest.raises(ValueError, match="shows no button"):  # a real client cannot tap again
+        api.tap(CHAT, message_id, "q7.0")
+
+
+async def test_stale_tap_still_reaches_the_handler(bot: Bot, api: FakeBotApi) -> None:
+    api.tap(CHAT, 999, "q1.0", force=True)  # an old client, a message we never tracked
+    [inbound] = await bot.received(1)
+    assert (inbound.kind, inbound.button) == (InboundKind.BUTTON, "q1.0")
+    await api.wait_for_calls("answerCallbackQuery")
+
+
+async def test_new_question_removes_the_previous_keyboard(bot: Bot, api: FakeBotApi) -> None:
+    await bot.transport.send(question(KEY, "First?", token=1))
+    await bot.transport.send(Outbound(KEY, "Just information."))  # not a question
+    assert api.calls_to("editMessageReplyMarkup") == []
+    await bot.transport.send(question(KEY, "Second?", token=2))
+    first, _info, second = api.bot_messages(CHAT)
+    [edit] = await api.wait_for_calls("editMessageReplyMarkup", chat_id=CHAT)
+    assert edit.params["message_id"] == first["message_id"]
+    assert api.keyboard_of(first) == []
+    assert api.keyboard_of(second) == ["q2.0", "q2.1"]
+
+    # Answer the second by a tap, then ask a third: the tapped message is edited once only.
+    api.tap(CHAT, second["message_id"], "q2.0")
+    await bot.received(1)
+    await api.wait_for_calls("editMessageReplyMarkup", 2, chat_id=CHAT)
+    await bot.transport.send(question(KEY, "Third?", token=3))
+    await bot.transport.send(Outbound(KEY, "Type your postcode", token=4))  # free-text question
+    await api.wait_for_calls("editMessageReplyMarkup", 3, chat_id=CHAT)
+    await asyncio.sleep(0.05)
+    edits = api.calls_to("editMessageReplyMarkup", ok_only=False)
+    assert all(c.ok for c in edits), [c.status for c in edits]
+    assert [c.params["message_id"] for c in edits] == [
+        first["message_id"], second["message_id"], api.bot_messages(CHAT)[3]["message_id"]]
+    assert all(api.keyboard_of(m) == [] for m in api.bot_messages(CHAT))
+
+
+# ---------------------------------------------------------------------------- sending
+
+
+async def test_long_reply_is_split_at_paragraphs_with_keyboard_last(
+    bot: Bot, api: FakeBotApi
+) -> None:
+    paragraphs = [f"Paragraph {i}. " + ("word " * 180).strip() for i in range(11)]
+    text = "\n\n".join(paragraphs)
+    assert len(text) > 10_000
+    await bot.transport.send(question(KEY, text, token=5))
+    calls = api.calls_to("sendMessage", chat_id=CHAT)
+    parts = [c.params["text"] for c in calls]
+    assert len(parts) == 3
+    assert all(len(p) <= TELEGRAM_TEXT_MAX for p in parts)
+    assert "\n\n".join(parts) == text  # cut only between paragraphs
+    assert all(p.split("\n\n")[0] in paragraphs for p in parts)
+    assert ["reply_markup" in c.params for c in calls] == [False, False, True]
+
+
+def test_split_text_falls_back_to_lines_words_and_hard_cuts() -> None:
+    assert split_text("short") == ["short"]
+    assert split_text("  \n ") == []
+    lines = "\n".join(["x" * 30] * 10)  # one paragraph of 10 lines
+    assert split_text(lines, limit=100) == ["\n".join(["x" * 30] * 3)] * 3 + ["x" * 30]
+    words = " ".join(["word"] * 50)
+    assert all(len(p) <= 23 for p in split_text(words, limit=23))
+    assert " ".join(split_text(words, limit=23)) == words
+    assert split_text("a" * 25, limit=10) == ["a" * 10, "a" * 10, "a" * 5]
+    # Telegram counts UTF-16 units: an emoji outside the BMP takes two.
+    assert split_text("😀" * 6, limit=4) == ["😀😀", "😀😀", "😀😀"]
+    mixed = "سلام دوست\n\n" + "ب" * 30
+    assert split_text(mixed, limit=20) == ["سلام دوست", "ب" * 20, "ب" * 10]
+
+
+async def test_retry_after_is_waited_out(bot: Bot, api: FakeBotApi) -> None:
+    api.fail_next("sendMessage", 1, status=429, retry_after=1)
+    started = time.monotonic()
+    await bot.transport.send(Outbound(KEY, "after the flood"))
+    calls = api.calls_to("sendMessage", ok_only=False)
+    assert [c.status for c in calls] == [429, 200]
+    assert calls[1].at - calls[0].at >= 0.9
+    assert time.monotonic() - started < 5
+
+
+async def test_server_errors_are_retried_with_backoff(bot: Bot, api: FakeBotApi) -> None:
+    api.fail_next("sendMessage", 2, status=502)
+    await bot.transport.send(Outbound(KEY, "eventually"))
+    assert [c.status for c in api.calls_to("sendMessage", ok_only=False)] == [502, 502, 200]
+
+
+async def test_giving_up_raises_transport_error(bot: Bot, api: FakeBotApi) -> None:
+    api.fail_next("sendMessage", 10, status=500)
+    with pytest.raises(TransportError, match="network error after 5 attempts"):
+        await bot.transport.send(Outbound(KEY, "never"))
+    assert len(api.calls_to("sendMessage", ok_only=False)) == 5
+
+
+async def test_long_retry_after_is_not_waited(api: FakeBotApi) -> None:
+    harness = Bot(api, make_transport(api, retry_after_max=5.0))
+    await harness.start()
+    try:
+        api.fail_next("sendMessage", 1, status=429, retry_after=30)
+        with pytest.raises(TransportError, match="flood control"):
+            await asyncio.wait_for(harness.transport.send(Outbound(KEY, "x")), 3)
+    finally:
+        await harness.transport.stop()
+
+
+async def test_blocked_user_is_not_retried(bot: Bot, api: FakeBotApi) -> None:
+    api.fail_next("sendMessage", 1, status=403)
+    with pytest.raises(TransportError, match="forbidden"):
+        await bot.transport.send(Outbound(KEY, "hello?"))
+    assert len(api.calls_to("sendMessage", ok_only=False)) == 1
+
+
+async def test_bad_outbound_is_refused_before_sending(bot: Bot, api: FakeBotApi) -> None:
+    with pytest.raises(TransportError, match="not a Telegram chat key"):
+        await bot.transport.send(Outbound("whatsapp:447700900123", "hi"))
+    with pytest.raises(TransportError, match="callback data"):
+        await bot.transport.send(Outbound(KEY, "hi", buttons=(OutButton("x" * 65, "X"),)))
+    with pytest.raises(TransportError, match="callback data"):
+        await bot.transport.send(Outbound(KEY, "hi", buttons=(OutButton("é", "E"),)))
+    assert api.calls_to("sendMessage", ok_only=False) == []
+
+
+async def test_typing_is_shown_before_the_reply(bot: Bot, api: FakeBotApi) -> None:
+    async def slow_reply(inbound: Inbound) -> None:
+        await bot.transport.typing(inbound.chat_key)
+        await asyncio.sleep(0.02)  # "preparing" the reply
+        await bot.transport.send(Outbound(inbound.chat_key, "done"))
+
+    bot.reply = slow_reply
+    api.send_text(CHAT, "hi")
+    await api.wait_for_calls("sendMessage", chat_id=CHAT)
+    methods = [c.method for c in api.calls if c.method in ("sendChatAction", "sendMessage")]
+    assert methods == ["sendChatAction", "sendMessage"]
+    assert api.calls_to("sendChatAction")[0].params["action"] == "typing"
+
+
+async def test_auto_typing(api: FakeBotApi) -> None:
+    harness = Bot(api, make_transport(api, auto_typing=True))
+
+    async def reply(inbound: Inbound) -> None:
+        await harness.transport.send(Outbound(inbound.chat_key, "ok"))
+
+    harness.reply = reply
+    await harness.start()
+    try:
+        api.send_text(CHAT, "hi")
+        await api.wait_for_calls("sendMessage", chat_id=CHAT)
+        methods = [c.method for c in api.calls if c.method in ("sendChatAction", "sendMessage")]
+        assert methods == ["sendChatAction", "sendMessage"]
+    finally:
+        await harness.transport.stop()
+
+
+async def test_set_commands_per_language(bot: Bot, api: FakeBotApi) -> None:
+    await bot.transport.set_commands({
+        "fa": [("start", "شروع دوباره"), ("help", "کمک")],
+        "en": [("/start", "Start again"), ("help", "Get help"), ("human", "Talk to a person")],
+    })
+    calls = api.calls_to("setMyCommands")
+    assert [c.params.get("language_code") for c in calls] == [None, "fa"]  # default first
+    assert [c["command"] for c in api.commands[""]] == ["start", "help", "human"]
+    assert api.commands["fa"] == [{"command": "start", "description": "شروع دوباره"},
+                                  {"command": "help", "description": "کمک"}]
+
+
+# ---------------------------------------------------------------------------- concurrency
+
+
+async def test_chats_run_concurrently_and_each_chat_stays_in_order(
+    bot: Bot, api: FakeBotApi
+) -> None:
+    # The handler behaves like the dispatcher: per-chat lock taken first, in arrival order.
+    locks: dict[str, asyncio.Lock] = {}
+    handled: dict[str, list[str]] = {}
+    slow_started = asyncio.Event()
+    fast_done = asyncio.Event()
+
+    async def dispatcher_like(inbound: Inbound) -> None:
+        async with locks.setdefault(inbound.chat_key, asyncio.Lock()):
+            if inbound.chat_key == KEY:
+                slow_started.set()
+                await asyncio.sleep(0.03)
+            else:
+                fast_done.set()
+            handled.setdefault(inbound.chat_key, []).append(inbound.text)
+            await bot.transport.send(Outbound(inbound.chat_key, f"re: {inbound.text}"))
+
+    bot.reply = dispatcher_like
+    texts = [f"m{i}" for i in range(12)]
+    for text in texts:
+        api.send_text(CHAT, text)
+    await asyncio.wait_for(slow_started.wait(), 5)
+    api.send_text(777, "other chat")
+    await asyncio.wait_for(fast_done.wait(), 5)
+    assert len(handled.get(KEY, [])) < len(texts)  # chat 777 did not wait for chat 4242
+    await api.wait_for_calls("sendMessage", len(texts), chat_id=CHAT, within=10)
+    assert handled[KEY] == texts
+    assert [c.params["text"] for c in api.calls_to("sendMessage", chat_id=CHAT)] == [
+        f"re: {t}" for t in texts]
+
+
+async def test_stop_hands_fetched_updates_to_the_handler(api: FakeBotApi) -> None:
+    harness = Bot(api, make_transport(api))
+    await harness.start()
+    for i in range(5):
+        api.send_text(CHAT, f"m{i}")
+    await api.wait_until(lambda: api.pending_updates == 0 and len(harness.inbounds) >= 1)
+    await asyncio.wait_for(harness.transport.stop(), 10)
+    assert harness.task is not None
+    await asyncio.wait_for(harness.task, 5)
+    assert [i.text for i in harness.inbounds] == [f"m{i}" for i in range(5)]
+    with pytest.raises(TransportError, match="stopped"):
+        await harness.transport.send(Outbound(KEY, "too late"))
