@@ -27,8 +27,9 @@ async def run_bot(settings: Settings, transport: Transport, *, db_path: Path | N
     ``reopen`` names a chat whose unanswered question is asked again on start (the
     console uses it so a restarted chat shows where it was).
     """
-    flows = LiveLibrary([settings.flows_dir])
-    store = await SqliteStore.open(db_path or settings.db_path, synchronous=settings.sqlite_sync)
+    db = db_path or settings.db_path
+    flows = LiveLibrary([settings.flows_dir], snapshot_dir=Path(db).parent / "flows-last-good")
+    store = await SqliteStore.open(db, synchronous=settings.sqlite_sync)
     watcher = asyncio.create_task(flows.watch(settings.flows_poll_seconds))
     try:
         dispatcher = Dispatcher(store, lambda: flows.current, Localizer(), transport,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -107,3 +108,20 @@ def test_killed_mid_conversation_resumes_at_the_same_step(tmp_path: Path) -> Non
     before, _, after = again.stdout.partition("An adviser can help.")
     assert before.count("When was the letter sent?\n[1] This week\n[2] Longer ago") == 1
     assert after.strip().startswith("What do you need help with?")
+
+
+def test_piped_chat_walks_claim_refused_to_its_handover_on_shipped_flows(tmp_path: Path) -> None:
+    db = tmp_path / "bot.sqlite3"
+    result = run_bot("chat", "--db", str(db), stdin="hello\n1\nmy claim was refused\n1\n1\n")
+    assert result.returncode == 0, result.stderr
+    assert "[2] My claim was refused" in result.stdout
+    assert "I am asking a volunteer to join this chat now." in result.stdout
+    conn = sqlite3.connect(db)
+    try:
+        rows = conn.execute("SELECT flow, queue, priority, summary FROM handovers").fetchall()
+    finally:
+        conn.close()
+    assert len(rows) == 1
+    flow, queue, priority, summary = rows[0]
+    assert (flow, queue, priority) == ("claim_refused", "legal", "deadline")
+    assert "Letter sent: In the last 7 days" in summary

@@ -4,12 +4,16 @@ Staff edit files in place; a half-saved or broken file must never reach people. 
 watcher polls modification times (cheap, works on every filesystem and in containers)
 and swaps in a new library only when every file validates; otherwise it logs each
 problem as path:line and keeps serving the last good flows.
+
+Every good load is also copied to a snapshot folder (beside the database), so that a bot
+restarted while a file is broken still starts, on the last good flows, and says why.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,11 +26,23 @@ log = logging.getLogger(__name__)
 
 
 class LiveLibrary:
-    def __init__(self, paths: Sequence[Path]) -> None:
+    def __init__(self, paths: Sequence[Path], snapshot_dir: Path | None = None) -> None:
         self.paths = list(paths)
-        self.current: FlowLibrary = load_library(self.paths)  # the first load must succeed
-        self._stamp = self._fingerprint()
+        self.snapshot_dir = snapshot_dir
         self.last_problems: list[Problem] = []
+        self._stamp = self._fingerprint()
+        try:
+            self.current: FlowLibrary = load_library(self.paths)
+        except FlowLoadError as exc:
+            if snapshot_dir is None or not any(snapshot_dir.glob("*.yaml")):
+                raise
+            self.current = load_library([snapshot_dir])
+            self.last_problems = exc.problems
+            for problem in exc.problems:
+                log.error("flow refused, serving the last good flows from %s: %s",
+                          snapshot_dir, problem)
+            return
+        self._snapshot()
 
     def _fingerprint(self) -> tuple[tuple[str, int, int], ...]:
         stamps = []
@@ -37,6 +53,22 @@ class LiveLibrary:
                 continue
             stamps.append((str(file), stat.st_mtime_ns, stat.st_size))
         return tuple(stamps)
+
+    def _snapshot(self) -> None:
+        if self.snapshot_dir is None:
+            return
+        fresh = self.snapshot_dir.with_name(self.snapshot_dir.name + ".new")
+        shutil.rmtree(fresh, ignore_errors=True)
+        fresh.mkdir(parents=True)
+        for flow in self.current.flows.values():
+            shutil.copyfile(flow.path, fresh / f"{flow.id}.yaml")
+        # Swap whole folders so a crash mid-copy never leaves a half snapshot.
+        old = self.snapshot_dir.with_name(self.snapshot_dir.name + ".old")
+        shutil.rmtree(old, ignore_errors=True)
+        if self.snapshot_dir.exists():
+            self.snapshot_dir.rename(old)
+        fresh.rename(self.snapshot_dir)
+        shutil.rmtree(old, ignore_errors=True)
 
     def reload(self) -> list[Problem]:
         """Try the files as they are now. Returns the problems; empty means swapped in."""
@@ -50,6 +82,7 @@ class LiveLibrary:
             return exc.problems
         self.current = library
         self.last_problems = []
+        self._snapshot()
         log.info("flows reloaded: %d flows", len(library.flows))
         return []
 

@@ -1,0 +1,60 @@
+"""A broken flow file is refused with path:line and the last good flows keep serving."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bot.errors import FlowLoadError
+from bot.flowspec.live import LiveLibrary
+
+FIXTURES = Path(__file__).parent / "fixtures" / "flows"
+
+
+@pytest.fixture
+def flows(tmp_path: Path) -> Path:
+    folder = tmp_path / "flows"
+    shutil.copytree(FIXTURES, folder)
+    return folder
+
+
+def break_file(path: Path) -> None:
+    path.write_text(path.read_text(encoding="utf-8").replace("next: END", "next: nowhere"),
+                    encoding="utf-8")
+
+
+def test_broken_edit_is_refused_and_last_good_flows_serve(
+        flows: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    live = LiveLibrary([flows], snapshot_dir=tmp_path / "snapshot")
+    good = live.current
+    break_file(flows / "refused.yaml")
+    assert live.changed()
+    with caplog.at_level(logging.ERROR):
+        problems = live.reload()
+    assert [p.message for p in problems] == ["'nowhere' is not a step in this flow"]
+    assert problems[0].path.endswith("refused.yaml") and problems[0].line == 27
+    assert "refused.yaml:27: 'nowhere' is not a step" in caplog.text
+    assert live.current is good
+    # Fixing the file swaps the new flows in.
+    (flows / "refused.yaml").write_text((FIXTURES / "refused.yaml").read_text(encoding="utf-8")
+                                        .replace("Sorry to hear that.", "Sorry."), encoding="utf-8")
+    assert live.reload() == []
+    assert live.current.strings()["refused.intro"] == "Sorry."
+
+
+def test_restart_with_a_broken_file_serves_the_snapshot(flows: Path, tmp_path: Path) -> None:
+    snapshot = tmp_path / "snapshot"
+    LiveLibrary([flows], snapshot_dir=snapshot)
+    break_file(flows / "refused.yaml")
+    restarted = LiveLibrary([flows], snapshot_dir=snapshot)
+    assert restarted.last_problems and restarted.last_problems[0].line == 27
+    assert "refused" in restarted.current.flows
+
+
+def test_broken_file_without_snapshot_refuses_to_start(flows: Path) -> None:
+    break_file(flows / "refused.yaml")
+    with pytest.raises(FlowLoadError, match=r"refused.yaml:27: 'nowhere' is not a step"):
+        LiveLibrary([flows])
