@@ -18,9 +18,11 @@ import random
 import statistics
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from bot.dispatcher import Dispatcher
+from bot.engine.events import Say
 from bot.engine.runtime import resume
 from bot.engine.session import Session
 from bot.flowspec.library import FlowLibrary, default_flows_dir, load_library
@@ -30,11 +32,12 @@ from bot.storage.sqlite import SqliteStore
 from bot.transports.memory import MemoryTransport
 
 
-def next_input(chat: str, rng: random.Random, last: Outbound | None, turn: int) -> Inbound:
-    if last is None or turn == 0:
+def next_input(chat: str, rng: random.Random, callbacks: Sequence[str] | None, turn: int) -> Inbound:
+    """The simulated person's next message, given the buttons of the last question."""
+    if callbacks is None or turn == 0:
         return Inbound.from_text(chat, "hello")
-    if last.buttons:
-        return Inbound(chat, InboundKind.BUTTON, button=rng.choice(last.buttons).callback)
+    if callbacks:
+        return Inbound(chat, InboundKind.BUTTON, button=rng.choice(callbacks))
     return Inbound.from_text(chat, "My letter arrived on Monday and I do not understand it.")
 
 
@@ -46,7 +49,12 @@ class Recorder(MemoryTransport):
         self.last: dict[str, Outbound] = {}
 
     async def send(self, message: Outbound) -> None:
-        self.last[message.chat_key] = message
+        if message.token is not None:
+            self.last[message.chat_key] = message
+
+    def callbacks(self, chat: str) -> list[str] | None:
+        last = self.last.get(chat)
+        return None if last is None else [b.callback for b in last.buttons]
 
 
 def percentile(samples: list[float], q: float) -> float:
@@ -61,23 +69,22 @@ def report(name: str, latencies: list[float], elapsed: float) -> float:
 
 
 def engine_only(library: FlowLibrary, users: int, turns: int, seed: int) -> float:
-    localizer = Localizer()
     latencies: list[float] = []
     start = time.perf_counter()
     for user in range(users):
         rng = random.Random(seed + user)
         chat = f"bench:{user}"
         session = Session()
-        last: Outbound | None = None
+        callbacks: list[str] | None = None
         for turn in range(turns):
-            inbound = next_input(chat, rng, last, turn)
+            inbound = next_input(chat, rng, callbacks, turn)
             t0 = time.perf_counter()
             result = resume(library, session, inbound)
             latencies.append(time.perf_counter() - t0)
             session = result.session
-            questions = [e for e in result.events if getattr(e, "token", None) is not None]
+            questions = [e for e in result.events if isinstance(e, Say) and e.token is not None]
             if questions:
-                last = localizer.render(questions[-1], chat, session.language)  # type: ignore[arg-type]
+                callbacks = [c.callback for c in questions[-1].choices]
     return report("baseline: pure engine", latencies, time.perf_counter() - start)
 
 
@@ -97,7 +104,7 @@ async def with_storage(library: FlowLibrary, users: int, turns: int, seed: int, 
         for turn in range(turns):
             if rate:
                 await asyncio.sleep(rng.expovariate(rate / users))
-            inbound = next_input(chat, rng, transport.last.get(chat), turn)
+            inbound = next_input(chat, rng, transport.callbacks(chat), turn)
             t0 = time.perf_counter()
             await dispatcher.handle(inbound)
             latencies.append(time.perf_counter() - t0)
@@ -121,7 +128,7 @@ async def sequential(library: FlowLibrary, users: int, turns: int, seed: int, db
         rng = random.Random(seed + number)
         chat = f"bench:{number}"
         for turn in range(turns):
-            inbound = next_input(chat, rng, transport.last.get(chat), turn)
+            inbound = next_input(chat, rng, transport.callbacks(chat), turn)
             t0 = time.perf_counter()
             await dispatcher.handle(inbound)
             latencies.append(time.perf_counter() - t0)

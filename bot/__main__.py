@@ -1,4 +1,4 @@
-"""Command line: python -m bot {chat,run,validate} ...
+"""Command line: python -m bot {chat,run,validate,locales,models} ...
 
 The only place that prints errors for people and chooses exit codes.
 """
@@ -33,6 +33,28 @@ def _parser() -> argparse.ArgumentParser:
 
     validate = sub.add_parser("validate", help="check flow files; exit 1 listing every problem")
     validate.add_argument("paths", nargs="*", type=Path, help="files or folders (default: flows/)")
+
+    locales = sub.add_parser("locales", help="translation catalogs in locales/")
+    locales_sub = locales.add_subparsers(dest="locales_command", required=True)
+    locales_sub.add_parser("check", help="coverage grid; exit 1 on a missing key or a placeholder mismatch")
+    draft = locales_sub.add_parser("draft", help="fill missing strings with offline machine drafts")
+    draft.add_argument("--lang", required=True, help="language code, e.g. fa")
+    locales_sub.add_parser("sources", help="print every key with its English source")
+    export = locales_sub.add_parser(
+        "export", help="write the keys a language lacks (or all) with their English, for a translator")
+    export.add_argument("--lang", required=True)
+    export.add_argument("--all", action="store_true", help="every key, not only missing and stale")
+    imp = locales_sub.add_parser("import", help="take a translator's file (key: translated text)")
+    imp.add_argument("--lang", required=True)
+    imp.add_argument("--status", default="needs_review", choices=["reviewed", "needs_review"],
+                     help="reviewed only when a native speaker has checked every entry")
+    imp.add_argument("file", type=Path)
+
+    models = sub.add_parser("models", help="offline translation models")
+    models_sub = models.add_subparsers(dest="models_command", required=True)
+    install = models_sub.add_parser("install", help="install .argosmodel files from disk")
+    install.add_argument("paths", nargs="+", type=Path)
+    models_sub.add_parser("list", help="show installed models")
     return parser
 
 
@@ -74,6 +96,106 @@ def _run(settings: Settings) -> int:
     return 2
 
 
+def _locales(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.i18n.catalog import Status, load_catalogs
+    from bot.i18n.locales_tools import (
+        check_catalogs,
+        draft_missing,
+        expected_sources,
+        export_for_translator,
+        read_translator_file,
+        write_entries,
+    )
+
+    library = load_library([settings.flows_dir])
+    sources = expected_sources(library)
+    catalogs, problems = load_catalogs(settings.locales_dir, sources)
+    if args.locales_command == "sources":
+        for key, source in sources.items():
+            print(f"{key}: {source!r}")
+        return 0
+    if args.locales_command == "export":
+        print(export_for_translator(sources, catalogs, _language(args.lang), everything=args.all), end="")
+        return 0
+    if args.locales_command == "import":
+        language = _language(args.lang)
+        entries, errors = read_translator_file(args.file, sources, Status(args.status))
+        for problem in errors:
+            print(problem, file=sys.stderr)
+        if errors:
+            print(f"\n{len(errors)} problem(s); nothing was imported.", file=sys.stderr)
+            return 1
+        written = write_entries(settings.locales_dir, language, entries, sources, catalogs)
+        print(f"{len(entries)} entries imported into {len(written)} file(s) as {args.status}.")
+        return 0
+    if args.locales_command == "check":
+        coverage = check_catalogs(library, catalogs, problems)
+        print(coverage.grid())
+        for language, keys in sorted(coverage.stale.items()):
+            print(f"\n{language}: {len(keys)} stale (English changed since translation): "
+                  + ", ".join(keys[:10]) + (" ..." if len(keys) > 10 else ""))
+        for language, keys in sorted(coverage.missing.items()):
+            print(f"\n{language}: {len(keys)} missing: " + ", ".join(keys[:10])
+                  + (" ..." if len(keys) > 10 else ""))
+        for problem in coverage.problems:
+            print(problem)
+        return 1 if coverage.failed() else 0
+    # draft
+    from bot.i18n.machine_translation import ArgosTranslator
+
+    language = _language(args.lang)
+    translator = ArgosTranslator(settings.argos_packages_dir, timeout=60)
+    try:
+        if not translator.supports("en", language):
+            print(f"error: no offline model translates English to {language}. Install one with:\n"
+                  f"  python -m bot models install PATH.argosmodel", file=sys.stderr)
+            return 1
+
+        def progress(done: int, total: int) -> None:
+            width = 30
+            filled = width * done // total
+            print(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total}", end="",
+                  file=sys.stderr, flush=True)
+
+        async def translate(text: str) -> str:
+            return await translator.translate(text, "en", language)
+
+        drafts = asyncio.run(draft_missing(library, catalogs, language, translate, progress))
+    finally:
+        translator.close()
+    if drafts:
+        print(file=sys.stderr)
+    written = write_entries(settings.locales_dir, language, drafts, sources, catalogs)
+    print(f"{len(drafts)} machine drafts written to {len(written)} file(s); "
+          "they are marked 'machine' until a native speaker reviews them.")
+    return 0
+
+
+def _language(code: str) -> str:
+    from bot.errors import ConfigError
+    from bot.i18n.languages import DEFAULT_LANGUAGE
+
+    checked = check_language(code)
+    if checked is None or checked == DEFAULT_LANGUAGE:
+        raise ConfigError("English is the source language; choose ps, prs, fa, ur or hi")
+    return checked
+
+
+def _models(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.i18n.argos_models import install_models, list_models
+
+    if args.models_command == "install":
+        for model in install_models(args.paths, settings.argos_packages_dir):
+            print(f"installed {model}")
+        return 0
+    models = list_models(settings.argos_packages_dir)
+    if not models:
+        print(f"no models installed in {settings.argos_packages_dir}")
+    for model in models:
+        print(model)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -87,6 +209,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _validate(args.paths, settings)
         if args.command == "chat":
             return _chat(args, settings)
+        if args.command == "locales":
+            return _locales(args, settings)
+        if args.command == "models":
+            return _models(args, settings)
         return _run(settings)
     except FlowLoadError as exc:
         print("The flows could not be loaded:", file=sys.stderr)

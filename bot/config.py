@@ -24,6 +24,9 @@ DEFAULT_DB = Path("data") / "bot.sqlite3"
 class Settings:
     db_path: Path = DEFAULT_DB
     flows_dir: Path = field(default_factory=default_flows_dir)
+    locales_dir: Path = field(default_factory=lambda: default_flows_dir().parent / "locales")
+    argos_packages_dir: Path = Path("data") / "argos-packages"
+    translation_timeout: float = 10.0
     sqlite_sync: str = "NORMAL"
     log_level: str = "INFO"
     flows_poll_seconds: float = 2.0
@@ -63,6 +66,9 @@ class Settings:
         return cls(
             db_path=Path(text("BOT_DB_PATH") or DEFAULT_DB),
             flows_dir=Path(text("BOT_FLOWS_DIR") or default_flows_dir()),
+            locales_dir=Path(text("BOT_LOCALES_DIR") or default_flows_dir().parent / "locales"),
+            argos_packages_dir=Path(text("ARGOS_PACKAGES_DIR") or Path("data") / "argos-packages"),
+            translation_timeout=number("BOT_TRANSLATION_TIMEOUT", 10.0),
             sqlite_sync=sync,
             log_level=(text("BOT_LOG_LEVEL") or "INFO").upper(),
             flows_poll_seconds=number("BOT_FLOWS_POLL_SECONDS", 2.0),

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from bot import limits
-from bot.engine.events import Event, Handover, Say
+from bot.engine.events import Event, Forget, Handover, Say
 from bot.engine.runtime import Turn, reprompt, resume
 from bot.engine.session import Session
 from bot.engine.system_text import SYSTEM_TEXT
@@ -131,12 +131,16 @@ class Dispatcher:
         handovers: list[Handover] = []
         for event in turn.events:
             if isinstance(event, Say):
-                outbound.append(self.localizer.render(event, chat_key, turn.session.language))
+                outbound.append(await self.localizer.render(event, chat_key, turn.session.language))
             elif isinstance(event, Handover):
                 handovers.append(event)
         record = TurnRecord(chat_key, turn.session, outbound, handovers, update_id)
         pending = await self.store.commit_turn(record)
         await self._send(pending)
+        if any(isinstance(event, Forget) for event in turn.events):
+            await self.store.forget(chat_key)
+            self._gates.get(chat_key, _ChatGate()).recent.clear()
+            log.info("a chat asked to be forgotten; its data was deleted")
 
     async def _send(self, pending: list[PendingMessage]) -> None:
         sent: list[int] = []

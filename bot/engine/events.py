@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from bot.flowspec.model import Priority
 
-__all__ = ["Choice", "Event", "Handover", "LanguageSet", "Param", "Say"]
+__all__ = ["Choice", "Event", "Forget", "Handover", "LanguageSet", "Param", "Say"]
 
 
 @dataclass(frozen=True)
@@ -49,4 +49,9 @@ class LanguageSet:
     language: str
 
 
-Event = Say | Handover | LanguageSet
+@dataclass(frozen=True)
+class Forget:
+    """Delete everything stored about this chat, once the replies before it are sent."""
+
+
+Event = Say | Handover | LanguageSet | Forget

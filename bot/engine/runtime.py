@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from bot import limits
-from bot.engine.events import Choice, Event, Handover, LanguageSet, Param, Say
+from bot.engine.events import Choice, Event, Forget, Handover, LanguageSet, Param, Say
 from bot.engine.session import Session
 from bot.engine.system_text import SYSTEM_TEXT
 from bot.flowspec.conditions import evaluate
@@ -22,6 +22,7 @@ from bot.flowspec.model import (
     ChooseLanguageStep,
     EndStep,
     Flow,
+    ForgetStep,
     GotoStep,
     HandoverStep,
     MenuStep,
@@ -137,6 +138,12 @@ class _Run:
                 return
             elif isinstance(step, EndStep):
                 self.end()
+                return
+            elif isinstance(step, ForgetStep):
+                self.events.append(Say(step.key, step.text))
+                self.events.append(Forget())
+                # Keep the language only so the goodbye above renders; storage drops it all.
+                self.session = Session(language=self.session.language)
                 return
             # Say, Handover and Goto move on; ``go`` recurses only across flows or jumps.
             if isinstance(step, GotoStep) or step.next is not None:

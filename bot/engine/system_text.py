@@ -20,4 +20,19 @@ SYSTEM_TEXT: dict[str, str] = {
     "Let us start again from the menu.",
     "system.loop": "Sorry, something went wrong on our side. Let us start again from the menu.",
     "system.untranslated": "(This message is not yet available in your language.)",
+    "system.machine_translated": "(Translated by a computer. It may have mistakes.)",
+    "system.language_guess": "It looks like you write in {languages}. Please tap your language "
+    "to confirm.",
 }
+
+#: Descriptions of the bot's commands, shown by chat apps (Telegram's command menu).
+COMMAND_TEXT: dict[str, str] = {
+    "command.start": "Start again",
+    "command.menu": "Main menu",
+    "command.language": "Change language",
+    "command.human": "Talk to a person",
+    "command.help": "What this bot can do",
+    "command.stop": "Stop this conversation",
+    "command.forget": "Delete everything about me",
+}
+SYSTEM_TEXT.update(COMMAND_TEXT)

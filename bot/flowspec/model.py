@@ -22,6 +22,7 @@ __all__ = [
     "ChooseLanguageStep",
     "Condition",
     "EndStep",
+    "ForgetStep",
     "Flow",
     "GotoStep",
     "HandoverStep",
@@ -181,7 +182,15 @@ class EndStep(_StepBase):
     pass
 
 
-Step = SayStep | AskStep | MenuStep | ChooseLanguageStep | HandoverStep | GotoStep | EndStep
+@dataclass(frozen=True)
+class ForgetStep(_StepBase):
+    """Says ``text``, then deletes everything stored about the chat and ends."""
+
+    text: str
+
+
+Step = (SayStep | AskStep | MenuStep | ChooseLanguageStep | HandoverStep | GotoStep | EndStep
+        | ForgetStep)
 QUESTION_STEPS = (AskStep, MenuStep, ChooseLanguageStep)
 
 
@@ -220,7 +229,7 @@ class Flow:
         """Every localisation key of this flow with its English source text."""
         out = {self.title_key: self.title}
         for step in self.steps:
-            if isinstance(step, SayStep | MenuStep | ChooseLanguageStep):
+            if isinstance(step, SayStep | MenuStep | ChooseLanguageStep | ForgetStep):
                 out[step.key] = step.text
             elif isinstance(step, AskStep):
                 out[step.key] = step.text

@@ -22,6 +22,7 @@ from bot.flowspec.model import (
     Condition,
     EndStep,
     Flow,
+    ForgetStep,
     GotoStep,
     HandoverStep,
     MenuStep,
@@ -40,7 +41,7 @@ ID_HINT = "use lower-case letters, digits and _ only, starting with a letter (at
 
 FLOW_KEYS = ("spec_version", "id", "title", "menu", "keywords", "command", "interrupt",
              "steps", "description")
-STEP_KINDS = ("say", "ask", "menu", "choose_language", "handover", "goto", "end")
+STEP_KINDS = ("say", "ask", "menu", "choose_language", "handover", "goto", "end", "forget")
 STEP_KEYS = (*STEP_KINDS, "id", "buttons", "save", "next", "note")
 BUTTON_KEYS = ("id", "label", "next")
 HANDOVER_KEYS = ("queue", "priority", "summary")
@@ -216,6 +217,10 @@ def _parse_step(out: _Collector, flow_id: str, raw: Any, line: int) -> Step | No
         return _parse_ask(out, raw, base, flow_id, step_id)
     if kind == "handover":
         return _parse_handover(out, raw, base)
+    if kind == "forget":
+        if nxt is not None:
+            out.add(raw.line_of("next"), f"{where} deletes the conversation, so 'next' is never used")
+        return ForgetStep(**base, text=_text(out, raw, "forget", where, required=True) or "")
     if kind == "goto":
         if nxt is not None:
             out.add(raw.line_of("next"), f"{where} has both 'goto' and 'next'",

@@ -18,6 +18,7 @@ from bot.flowspec.model import (
     ChooseLanguageStep,
     EndStep,
     Flow,
+    ForgetStep,
     GotoStep,
     HandoverStep,
     MenuStep,
@@ -31,6 +32,8 @@ __all__ = ["FIRST_CONTACT_FLOW", "MAIN_MENU_FLOW", "validate_flow", "validate_li
 #: The flow every new chat starts with, and the flow MENU and unknown input lead to.
 FIRST_CONTACT_FLOW = "choose_language"
 MAIN_MENU_FLOW = "main_menu"
+#: /forget must always work: deleting everything is a right, not an optional flow.
+FORGET_FLOW = "forget"
 
 # Looser than model.PLACEHOLDER on purpose: it also catches {Bad Names} to report them.
 _PLACEHOLDER = re.compile(r"(?<!\{)\{([^{}]*)\}(?!\})")
@@ -38,7 +41,7 @@ _PLACEHOLDER = re.compile(r"(?<!\{)\{([^{}]*)\}(?!\})")
 
 def successors(flow: Flow, step: Step) -> Iterator[Target | None]:
     """Every place control can go after ``step``; None means fall through to the next step."""
-    if isinstance(step, EndStep | MenuStep):  # a menu choice leaves for another flow
+    if isinstance(step, EndStep | MenuStep | ForgetStep):  # a menu choice leaves the flow
         return
     if isinstance(step.next, Target):
         yield step.next
@@ -148,7 +151,7 @@ def validate_flow(flow: Flow) -> list[Problem]:
 
 
 def _texts_of(step: Step) -> Iterator[tuple[str, int]]:
-    if isinstance(step, SayStep | AskStep | MenuStep | ChooseLanguageStep):
+    if isinstance(step, SayStep | AskStep | MenuStep | ChooseLanguageStep | ForgetStep):
         yield step.text, step.line
     if isinstance(step, HandoverStep):
         yield step.summary, step.line
@@ -233,7 +236,7 @@ def validate_library(flows: Mapping[str, Flow]) -> list[Problem]:
             problems.append(Problem(flow.path, 1, f"title '{flow.title}' is too long for a menu "
                                     f"button ({limits.WHATSAPP_LIST_ROW_CHARS} characters at most)",
                                     "shorten the title"))
-    for required in (FIRST_CONTACT_FLOW, MAIN_MENU_FLOW):
+    for required in (FIRST_CONTACT_FLOW, MAIN_MENU_FLOW, FORGET_FLOW):
         if flows and required not in flows:
             some = next(iter(flows.values()))
             problems.append(Problem(some.path, 1, f"the flow '{required}' is missing",

@@ -1,28 +1,47 @@
 """Turn engine Say events into Outbound messages in the person's language.
 
-A whole message (text and every button) comes out in ONE language: if any part is
-missing in the person's language, the whole message falls back together, never Pashto
-text with English buttons.
+A whole message (text and every button) comes out in ONE language, chosen in this order:
+
+1. the catalogs (a person's translation, reviewed or not, else a stored machine draft),
+2. live offline machine translation of the parts the catalogs lack,
+3. English, with a short note in the person's language saying it is not translated yet.
+
+Never Pashto text with English buttons: if any part cannot be had in the language, the
+whole message moves down the list together. Machine-made text carries a short note so
+nobody mistakes it for a checked translation. In right-to-left languages, phone numbers
+and links are wrapped in Unicode isolates so they display in the right order.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
-from bot.engine.events import Param, Say
+from bot.engine.events import Say
 from bot.engine.system_text import SYSTEM_TEXT
+from bot.errors import TranslationError
 from bot.flowspec.model import PLACEHOLDER
+from bot.i18n.bidi import isolate_ltr_spans
+from bot.i18n.catalog import Entry, Status
 from bot.i18n.languages import DEFAULT_LANGUAGE, language
+from bot.i18n.machine_translation import MachineTranslator
 from bot.messages import Outbound, OutButton
 
-__all__ = ["Catalog", "EmptyCatalog", "Localizer"]
+__all__ = ["MACHINE_NOTE", "UNTRANSLATED_NOTE", "Catalog", "EmptyCatalog", "Localizer"]
+
+log = logging.getLogger(__name__)
+
+UNTRANSLATED_NOTE = "system.untranslated"
+MACHINE_NOTE = "system.machine_translated"
 
 
 class Catalog(Protocol):
-    """Translations of localisation keys. Returns None for a key it has no text for."""
+    """Translations of localisation keys (see bot.i18n.catalog.CatalogSet)."""
 
-    def lookup(self, key: str, language: str, source: str) -> str | None: ...
+    def lookup_entry(self, key: str, language: str, source: str) -> Entry | None:
+        """The entry for the key in the language, unless missing or stale."""
+        ...
 
     def variants(self, key: str) -> Sequence[str]:
         """The key's text in every language it has (to match typed answers)."""
@@ -34,9 +53,9 @@ class Catalog(Protocol):
 
 
 class EmptyCatalog:
-    """No translations: everything renders in English."""
+    """No translations: everything renders in English (or through machine translation)."""
 
-    def lookup(self, key: str, language: str, source: str) -> str | None:
+    def lookup_entry(self, key: str, language: str, source: str) -> Entry | None:
         return None
 
     def variants(self, key: str) -> Sequence[str]:
@@ -46,9 +65,21 @@ class EmptyCatalog:
         return ()
 
 
+class _Part:
+    """One piece of a message to put into the target language: text, a label or a value."""
+
+    def __init__(self, key: str | None, source: str) -> None:
+        self.key = key
+        self.source = source
+        self.text: str | None = None
+        self.machine = False
+
+
 class Localizer:
-    def __init__(self, catalog: Catalog | None = None) -> None:
+    def __init__(self, catalog: Catalog | None = None,
+                 translator: MachineTranslator | None = None) -> None:
         self.catalog: Catalog = catalog or EmptyCatalog()
+        self.translator = translator
 
     def aliases(self, key: str) -> Sequence[str]:
         return self.catalog.variants(key)
@@ -56,50 +87,80 @@ class Localizer:
     def keyword_aliases(self) -> Sequence[tuple[str, str]]:
         return self.catalog.keywords()
 
-    def _text(self, key: str, source: str, lang: str) -> str | None:
+    def system_text(self, key: str, lang: str) -> str | None:
+        """A system text in the language from the catalogs, or None."""
         if lang == DEFAULT_LANGUAGE:
-            return source
-        return self.catalog.lookup(key, lang, source)
+            return SYSTEM_TEXT[key]
+        entry = self.catalog.lookup_entry(key, lang, SYSTEM_TEXT[key])
+        return entry.text if entry else None
 
-    def _resolve(self, say: Say, lang: str) -> tuple[str, list[str], dict[str, str]] | None:
-        text = self._text(say.key, say.text, lang)
-        if text is None:
-            return None
-        labels: list[str] = []
-        for choice in say.choices:
-            label = self._text(choice.key, choice.label, lang) if choice.key else choice.label
-            if label is None:
-                return None
-            labels.append(label)
-        params = {name: self._param(p, lang) for name, p in say.params.items()}
-        return text, labels, params
-
-    def _param(self, param: Param, lang: str) -> str:
-        if param.key is None:
-            return param.text
-        return self._text(param.key, param.text, lang) or param.text
-
-    def render(self, say: Say, chat_key: str, lang: str | None) -> Outbound:
+    async def render(self, say: Say, chat_key: str, lang: str | None) -> Outbound:
         wanted = language(lang).code
-        resolved = self._resolve(say, wanted)
-        used = wanted
-        note = ""
-        if resolved is None:
-            used = DEFAULT_LANGUAGE
-            resolved = self._resolve(say, DEFAULT_LANGUAGE)
-            assert resolved is not None  # English always resolves: it is the source
-            note = self._text("system.untranslated", SYSTEM_TEXT["system.untranslated"], wanted) or ""
-        text, labels, params = resolved
-        body = _fill(text, params)
+        text_part = _Part(say.key, say.text)
+        labels = [_Part(c.key or None, c.label) for c in say.choices]
+        values = {name: _Part(p.key, p.text) for name, p in say.params.items() if p.key}
+        parts = [text_part, *labels, *values.values()]
+        used = DEFAULT_LANGUAGE
+        note_key: str | None = None
+        if wanted != DEFAULT_LANGUAGE:
+            if self._from_catalog(parts, wanted) or await self._from_machine(parts, wanted):
+                used = wanted
+                if any(p.machine for p in parts):
+                    note_key = MACHINE_NOTE
+            else:
+                note_key = UNTRANSLATED_NOTE
+        if used == DEFAULT_LANGUAGE:
+            for part in parts:
+                part.text = part.source
+        params = {name: (values[name].text if name in values else p.text) or p.text
+                  for name, p in say.params.items()}
+        body = _fill(text_part.text or say.text, params)
+        note = self.system_text(note_key, wanted) if note_key else None
         if note:
-            body = f"{note}\n\n{body}"
-        buttons = tuple(OutButton(c.callback, label, c.key)
-                        for c, label in zip(say.choices, labels, strict=True))
-        return Outbound(chat_key=chat_key, text=body, buttons=buttons, language=used,
-                        rtl=language(used).rtl, key=say.key, token=say.token)
+            body = f"{body}\n\n{note}"
+        rtl = language(used).rtl
+        if rtl:
+            body = isolate_ltr_spans(body)
+        buttons = tuple(
+            OutButton(c.callback, isolate_ltr_spans(p.text or c.label) if rtl else p.text or c.label,
+                      c.key)
+            for c, p in zip(say.choices, labels, strict=True))
+        return Outbound(chat_key=chat_key, text=body, buttons=buttons, language=used, rtl=rtl,
+                        key=say.key, token=say.token,
+                        meta={"machine": "1"} if note_key == MACHINE_NOTE else {})
+
+    def _from_catalog(self, parts: list[_Part], lang: str) -> bool:
+        """Fill every keyed part from the catalogs; True when nothing keyed is missing."""
+        complete = True
+        for part in parts:
+            if part.key is None:
+                part.text = part.source  # a language's own name: the same in every language
+                continue
+            entry = self.catalog.lookup_entry(part.key, lang, part.source)
+            if entry is None:
+                complete = False
+                continue
+            part.text = entry.text
+            part.machine = entry.status is Status.MACHINE
+        return complete
+
+    async def _from_machine(self, parts: list[_Part], lang: str) -> bool:
+        """Translate the parts the catalogs lack; False if any of them cannot be."""
+        if self.translator is None or not self.translator.supports(DEFAULT_LANGUAGE, lang):
+            return False
+        try:
+            for part in parts:
+                if part.text is None:
+                    part.text = await self.translator.translate(part.source, DEFAULT_LANGUAGE, lang)
+                    part.machine = True
+        except TranslationError as exc:
+            log.warning("live translation to %s failed, sending English: %s", lang, exc)
+            return False
+        return True
 
 
 def _fill(text: str, params: Mapping[str, str]) -> str:
     """Put values in {placeholders}; doubled braces {{ }} come out as single ones."""
     filled = PLACEHOLDER.sub(lambda m: params.get(m.group(1), m.group(0)), text)
     return filled.replace("{{", "{").replace("}}", "}")
+

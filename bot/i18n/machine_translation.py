@@ -299,6 +299,7 @@ class ArgosTranslator:
         *,
         timeout: float = DEFAULT_TIMEOUT,
         cache_size: int = DEFAULT_CACHE_SIZE,
+        threads: int = 1,
     ) -> None:
         if timeout <= 0:
             raise ValueError("timeout must be positive")
@@ -306,6 +307,7 @@ class ArgosTranslator:
             raise ValueError("cache_size must be >= 0")
         self._packages_dir = Path(packages_dir) if packages_dir is not None else None
         self.timeout = timeout
+        self._threads = threads  # CTranslate2 intra_threads: 1 suits a shared 2-core box
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="argos-mt"
         )
@@ -340,9 +342,9 @@ class ArgosTranslator:
             return self._pairs
 
     def _argos_path(self, source: str, target: str) -> tuple[str, ...] | None:
-        """Argos codes to go through: (a, b) direct, (a, en, b) pivot, (a,) same model."""
-        if source == target:
-            return (source,)
+        """Argos codes to go through: (a, b) direct or (a, en, b) pivot."""
+        if source == target:  # e.g. Dari <-> Persian: one model, nothing to translate with
+            return None
         pairs = self._installed_pairs()
         if (source, target) in pairs:
             return (source, target)
@@ -351,10 +353,11 @@ class ArgosTranslator:
         return None
 
     def supports(self, source: str, target: str) -> bool:
+        """True if ``translate(text, source, target)`` can work now (or source == target)."""
         src, tgt = ARGOS_MODEL_FOR.get(source), ARGOS_MODEL_FOR.get(target)
         if src is None or tgt is None:
             return False
-        return self._argos_path(src, tgt) is not None
+        return source == target or self._argos_path(src, tgt) is not None
 
     def available_pairs(self) -> set[tuple[str, str]]:
         return {
@@ -374,6 +377,13 @@ class ArgosTranslator:
                     f"{source} -> {target} needs human-written catalog text"
                 )
         assert src is not None and tgt is not None
+        if source == target:
+            return (src,), None
+        if src == tgt:
+            raise TranslationError(
+                f"{source} and {target} are both served by the {src!r} model; there is no "
+                "machine translation between them (use reviewed catalog text)"
+            )
         path = self._argos_path(src, tgt)
         if path is None:
             installed = ", ".join(f"{a}->{b}" for a, b in sorted(self._installed_pairs()))
@@ -475,32 +485,56 @@ class ArgosTranslator:
         return lead + unmask_protected(str(raw), spans) + trail
 
     def _argos_translation(self, path: tuple[str, ...]) -> Any:
-        """The argostranslate ITranslation for an argos path, built on first use."""
+        """The argostranslate ITranslation for an argos path, built on first use.
+
+        Runs in the worker thread: loading a real model takes about a second, and it happens
+        outside ``self._lock`` so the event loop is never blocked on it.
+        """
         install_offline_sentencizer()
-        from argostranslate import package as argos_package
         from argostranslate import translate as argos_translate
 
         self._installed_pairs()
-        with self._lock:
-            steps = []
-            for pair in itertools.pairwise(path):
+        steps = []
+        for pair in itertools.pairwise(path):
+            with self._lock:
                 step = self._translations.get(pair)
-                if step is None:
-                    model_path = self._model_paths.get(pair)
-                    if model_path is None:
-                        raise TranslationError(f"model {pair[0]}->{pair[1]} is no longer installed")
-                    pkg = argos_package.Package(model_path)
-                    step = argos_translate.PackageTranslation(
-                        argos_translate.Language(pkg.from_code, pkg.from_name),
-                        argos_translate.Language(pkg.to_code, pkg.to_name),
-                        pkg,
-                    )
-                    step.sentencizer = OfflineSentencizer(pkg)
-                    self._translations[pair] = step
-                steps.append(step)
+                model_path = self._model_paths.get(pair)
+            if step is None:
+                if model_path is None:
+                    raise TranslationError(f"model {pair[0]}->{pair[1]} is no longer installed")
+                step = self._load_package_translation(model_path)
+                with self._lock:
+                    step = self._translations.setdefault(pair, step)
+            steps.append(step)
         if len(steps) == 1:
             return steps[0]
         return argos_translate.CompositeTranslation(steps[0], steps[1])
+
+    def _load_package_translation(self, model_path: Path) -> Any:
+        import ctranslate2
+        from argostranslate import package as argos_package
+        from argostranslate import settings as argos_settings
+        from argostranslate import translate as argos_translate
+
+        pkg = argos_package.Package(model_path)
+        step = argos_translate.PackageTranslation(
+            argos_translate.Language(pkg.from_code, pkg.from_name),
+            argos_translate.Language(pkg.to_code, pkg.to_name),
+            pkg,
+        )
+        step.sentencizer = OfflineSentencizer(pkg)
+        # argos would create this lazily with intra_threads from ARGOS_INTRA_THREADS read at
+        # import (default 0 = one per core). Creating it here sets the thread count, and
+        # loads the model now rather than inside someone's first translation.
+        options: dict[str, Any] = {
+            "device": argos_settings.device,
+            "inter_threads": 1,
+            "intra_threads": self._threads,
+        }
+        if argos_settings.compute_type != "auto":
+            options["compute_type"] = argos_settings.compute_type
+        step.translator = ctranslate2.Translator(str(pkg.package_path / "model"), **options)
+        return step
 
     # -- lifecycle ----------------------------------------------------------------------
 

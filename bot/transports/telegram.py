@@ -52,6 +52,7 @@ from telegram.constants import ChatAction, ChatType
 from telegram.error import (
     BadRequest,
     Forbidden,
+    InvalidToken,
     NetworkError,
     RetryAfter,
     TelegramError,
@@ -122,6 +123,8 @@ class TelegramTransport:
         poll_interval: float = 0.0,
         request_timeout: float | None = None,
         max_concurrent_updates: int = 256,
+        connection_pool_size: int = 16,
+        pool_timeout: float = 5.0,
         webhook: TelegramWebhook | None = None,
         auto_typing: bool = False,
         send_attempts: int = 5,
@@ -135,6 +138,9 @@ class TelegramTransport:
         TELEGRAM_FILE_BASE_URL), e.g. ``"http://127.0.0.1:8081/bot"``: PTB appends the token.
 
         ``poll_timeout`` is the long-poll wait Telegram holds getUpdates open for.
+        ``connection_pool_size`` bounds HTTP connections for Bot API calls (PTB's default of
+        256 made httpcore's pool bookkeeping the main CPU cost at 100 busy chats; Telegram
+        allows a bot about 30 messages/s anyway); a call waits up to ``pool_timeout`` for one.
         ``auto_typing`` shows "typing..." for every message before the handler runs.
         ``send_attempts`` bounds tries per Bot API call; a RetryAfter longer than
         ``retry_after_max`` seconds is not waited out but raised as TransportError.
@@ -147,11 +153,18 @@ class TelegramTransport:
         # warnings as errors a 429 would then surface as the warning instead of RetryAfter.
         # The opt-in makes those values timedelta, PTB 23's behaviour, which this module reads.
         os.environ.setdefault("PTB_TIMEDELTA", "true")
+        # httpx logs every request URL at INFO, and Bot API URLs hold the token. Unless the
+        # application configured that logger itself, keep it at WARNING.
+        httpx_log = logging.getLogger("httpx")
+        if httpx_log.level == logging.NOTSET:
+            httpx_log.setLevel(logging.WARNING)
 
         builder = (
             ApplicationBuilder()
             .token(token)
             .concurrent_updates(max_concurrent_updates)
+            .connection_pool_size(connection_pool_size)
+            .pool_timeout(pool_timeout)
             .job_queue(None)
         )
         if base_url:
@@ -164,6 +177,7 @@ class TelegramTransport:
         self._app = builder.build()
         self._app.add_handler(TypeHandler(Update, self._on_update, block=True))
 
+        self._token = token
         self._poll_timeout = poll_timeout
         self._poll_interval = poll_interval
         self._webhook = webhook
@@ -181,6 +195,7 @@ class TelegramTransport:
         self._run_finished = asyncio.Event()
         self._running = asyncio.Event()
         self._closed = False
+        self._initialized = False
         #: chat id -> message id of the last question with a keyboard we sent there.
         self._last_question: OrderedDict[int, int] = OrderedDict()
         self._typing: dict[int, asyncio.Task[None]] = {}
@@ -217,7 +232,8 @@ class TelegramTransport:
                 await self._app.start()
                 await self._start_updates()
             except (TelegramError, RuntimeError) as exc:
-                raise TransportError(f"could not start receiving from Telegram: {exc}") from exc
+                raise TransportError(
+                    f"could not start receiving from Telegram: {self._redact(exc)}") from exc
             self._running.set()
             _log.info("telegram transport receiving (%s)",
                       "webhook" if self._webhook else "polling")
@@ -242,7 +258,8 @@ class TelegramTransport:
         if not self._closed:
             self._closed = True
             await self._drain_background()
-            if self._app._initialized:  # initialised by send() or set_commands() without run()
+            if self._initialized:  # by send() or set_commands() without run()
+                self._initialized = False
                 await self._app.shutdown()
 
     async def typing(self, chat_key: str) -> None:
@@ -397,20 +414,29 @@ class TelegramTransport:
                 _log.error("stopping PTB failed: %r", stopping.exception())
         await self._drain_background()
         self._closed = True
-        if app._initialized:
+        if self._initialized:
+            self._initialized = False
             await app.shutdown()
 
     async def _ensure_initialized(self) -> None:
         if self._closed:
             raise TransportError("telegram transport is stopped")
-        if self._app._initialized:
+        if self._initialized:
             return
         async with self._init_lock:
-            if not self._app._initialized:
+            if not self._initialized:
                 try:
                     await self._app.initialize()  # getMe: checks the token
                 except TelegramError as exc:
-                    raise TransportError(f"could not reach Telegram: {exc}") from exc
+                    # PTB leaves its HTTP clients open when getMe fails: close them.
+                    with contextlib.suppress(Exception):
+                        await self._app.bot.shutdown()
+                    if isinstance(exc, InvalidToken):  # PTB's message quotes the token
+                        raise TransportError("could not reach Telegram: the bot token was "
+                                             "rejected (check it with @BotFather)") from None
+                    raise TransportError(
+                        f"could not reach Telegram: {self._redact(exc)}") from exc
+                self._initialized = True
 
     # ------------------------------------------------------------------ sending helpers
 
@@ -429,18 +455,18 @@ class TelegramTransport:
                 _log.info("Telegram %s: flood control, waiting %.1fs", what, delay)
                 await asyncio.sleep(delay)
             except Forbidden as exc:  # blocked by the user, or kicked: retrying cannot help
-                raise TransportError(f"Telegram {what}: forbidden: {exc.message}") from exc
+                raise TransportError(f"Telegram {what}: forbidden: {self._redact(exc)}") from exc
             except BadRequest as exc:  # a NetworkError subclass in PTB, but never transient
-                raise TransportError(f"Telegram {what}: bad request: {exc.message}") from exc
+                raise TransportError(f"Telegram {what}: bad request: {self._redact(exc)}") from exc
             except NetworkError as exc:  # includes TimedOut and 5xx answers
                 if attempt == tries:
                     raise TransportError(f"Telegram {what}: network error after {tries} "
-                                         f"attempts: {exc.message}") from exc
+                                         f"attempts: {self._redact(exc)}") from exc
                 delay = min(self._backoff_max, self._backoff_base * 2 ** (attempt - 1))
-                _log.info("Telegram %s: %s; retrying in %.1fs", what, exc.message, delay)
+                _log.info("Telegram %s: %s; retrying in %.1fs", what, self._redact(exc), delay)
                 await asyncio.sleep(delay)
             except TelegramError as exc:
-                raise TransportError(f"Telegram {what}: {exc.message}") from exc
+                raise TransportError(f"Telegram {what}: {self._redact(exc)}") from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _remove_keyboard(self, chat_id: int, message_id: int) -> None:
@@ -499,6 +525,11 @@ class TelegramTransport:
                 task.cancel()
             if pending:
                 await asyncio.wait(pending, timeout=1.0)
+
+    def _redact(self, error: BaseException | str) -> str:
+        """Error text without the bot token (PTB and httpx messages may quote URLs)."""
+        text = error.message if isinstance(error, TelegramError) else str(error)
+        return text.replace(self._token, "<token>") if self._token else text
 
     @staticmethod
     def _chat_id(chat_key: str) -> int:

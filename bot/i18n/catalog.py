@@ -1,0 +1,181 @@
+"""Translation catalogs: locales/<language>/<flow>.yaml, one entry per localisation key.
+
+An entry keeps the English it was translated from, so an edit to the English marks the
+translation stale (and the renderer stops using it) until a translator updates it::
+
+    claim_refused.intro:
+      status: needs_review        # reviewed | needs_review | machine
+      source: |
+        I am sorry your claim was refused. ...
+      text: |
+        ...
+
+``reviewed``: checked by a native speaker. ``needs_review``: written by the team, to be
+checked. ``machine``: an offline machine draft. Keywords of a flow are one entry,
+``<flow>.keywords``, whose text is a comma-separated list.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from bot.errors import Problem
+from bot.flowspec.model import PLACEHOLDER
+from bot.flowspec.strict_yaml import YamlMap, YamlSyntaxError, load_yaml
+from bot.i18n.languages import DEFAULT_LANGUAGE, LANGUAGES
+
+__all__ = ["CatalogSet", "Entry", "Status", "catalog_file", "keywords_key", "load_catalogs"]
+
+ENTRY_KEYS = ("status", "source", "text")
+
+
+class Status(StrEnum):
+    REVIEWED = "reviewed"
+    NEEDS_REVIEW = "needs_review"
+    MACHINE = "machine"
+
+    @property
+    def human(self) -> bool:
+        return self is not Status.MACHINE
+
+
+@dataclass(frozen=True)
+class Entry:
+    key: str
+    language: str
+    text: str
+    source: str
+    status: Status
+    path: str
+    line: int
+
+
+def keywords_key(flow_id: str) -> str:
+    return f"{flow_id}.keywords"
+
+
+def catalog_file(locales_dir: Path, language: str, key: str) -> Path:
+    """The file an entry belongs in: one per flow, and system.yaml for system texts."""
+    return locales_dir / language / f"{key.split('.', 1)[0]}.yaml"
+
+
+def placeholders(text: str) -> set[str]:
+    return set(PLACEHOLDER.findall(text))
+
+
+_SPACE = re.compile(r"\s+")
+
+
+def same_source(a: str, b: str) -> bool:
+    """Sources compare without caring about line wrapping or trailing spaces."""
+    return _SPACE.sub(" ", a).strip() == _SPACE.sub(" ", b).strip()
+
+
+class CatalogSet:
+    """Every translation, looked up by (language, key). Implements the localizer's Catalog."""
+
+    def __init__(self, entries: Iterable[Entry] = (), sources: Mapping[str, str] | None = None,
+                 keyword_sources: Mapping[str, str] | None = None) -> None:
+        self.entries: dict[tuple[str, str], Entry] = {(e.language, e.key): e for e in entries}
+        self._sources = dict(sources or {})
+        self._variants: dict[str, list[str]] = {}
+        self._keywords: list[tuple[str, str]] = []
+        for entry in self.entries.values():
+            if not self._fresh(entry):
+                continue
+            if entry.key.endswith(".keywords"):
+                flow_id = entry.key.removesuffix(".keywords")
+                self._keywords += [(k.strip(), flow_id) for k in entry.text.split(",") if k.strip()]
+            else:
+                self._variants.setdefault(entry.key, []).append(entry.text)
+        self._keyword_sources = dict(keyword_sources or {})
+
+    def _fresh(self, entry: Entry) -> bool:
+        source = self._sources.get(entry.key)
+        return source is None or same_source(source, entry.source)
+
+    def entry(self, key: str, language: str) -> Entry | None:
+        return self.entries.get((language, key))
+
+    def lookup(self, key: str, language: str, source: str) -> str | None:
+        entry = self.entries.get((language, key))
+        if entry is None or not same_source(entry.source, source):
+            return None  # missing or stale: the English changed since it was translated
+        return entry.text
+
+    def lookup_entry(self, key: str, language: str, source: str) -> Entry | None:
+        entry = self.entries.get((language, key))
+        return entry if entry is not None and same_source(entry.source, source) else None
+
+    def variants(self, key: str) -> Sequence[str]:
+        return self._variants.get(key, ())
+
+    def keywords(self) -> Sequence[tuple[str, str]]:
+        return self._keywords
+
+
+def load_catalogs(locales_dir: Path, sources: Mapping[str, str] | None = None) -> tuple[
+        CatalogSet, list[Problem]]:
+    """Read every locales/<lang>/*.yaml. Bad entries are reported and skipped, never fatal:
+    a missing translation falls back to another source; a crash would help nobody."""
+    entries: list[Entry] = []
+    problems: list[Problem] = []
+    if not locales_dir.is_dir():
+        return CatalogSet((), sources), problems
+    for lang_dir in sorted(p for p in locales_dir.iterdir() if p.is_dir()):
+        language = lang_dir.name
+        for file in sorted(lang_dir.glob("*.yaml")):
+            shown = str(file)
+            if language not in LANGUAGES or language == DEFAULT_LANGUAGE:
+                problems.append(Problem(shown, 1, f"'{language}' is not a language the bot offers",
+                                        "folders are named by code: " + ", ".join(LANGUAGES)))
+                break
+            found, file_problems = _read_file(file, language)
+            entries += found
+            problems += file_problems
+    return CatalogSet(entries, sources), problems
+
+
+def _read_file(file: Path, language: str) -> tuple[list[Entry], list[Problem]]:
+    shown = str(file)
+    try:
+        data = load_yaml(file.read_text(encoding="utf-8"))
+    except YamlSyntaxError as exc:
+        return [], [Problem(shown, exc.line, exc.message, exc.hint)]
+    except (OSError, UnicodeDecodeError) as exc:
+        return [], [Problem(shown, 0, f"cannot read the file: {exc}", "save it as UTF-8 text")]
+    if data is None:
+        return [], []
+    if not isinstance(data, YamlMap):
+        return [], [Problem(shown, 1, "a catalog is a mapping of keys to entries")]
+    entries: list[Entry] = []
+    problems: list[Problem] = []
+    for key, raw in data.items():
+        line = data.line_of(key)
+        if not isinstance(raw, YamlMap):
+            problems.append(Problem(shown, line, f"entry '{key}' needs status, source and text"))
+            continue
+        unknown = [k for k in raw if k not in ENTRY_KEYS]
+        if unknown:
+            problems.append(Problem(shown, raw.line_of(unknown[0]), f"unknown key '{unknown[0]}'",
+                                    "an entry has only: " + ", ".join(ENTRY_KEYS)))
+        text, source, status = raw.get("text"), raw.get("source"), raw.get("status")
+        if not isinstance(text, str) or not text.strip():
+            problems.append(Problem(shown, line, f"entry '{key}' has no text"))
+            continue
+        if not isinstance(source, str):
+            problems.append(Problem(shown, line, f"entry '{key}' has no English source",
+                                    "copy the English it was translated from into 'source:'"))
+            continue
+        try:
+            parsed = Status(str(status))
+        except ValueError:
+            problems.append(Problem(shown, raw.line_of("status"), f"unknown status {status!r}",
+                                    "use reviewed, needs_review or machine"))
+            continue
+        entries.append(Entry(str(key), language, text.strip(), source.strip(), parsed, shown, line))
+    return entries, problems

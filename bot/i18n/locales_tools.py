@@ -1,0 +1,225 @@
+"""Staff tools for catalogs: what needs translating, a coverage grid, machine drafts.
+
+The grid counts, per language and flow, entries that are reviewed, need review, are
+machine drafts, are missing, or are stale (the English changed since translation).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bot import limits
+from bot.engine.system_text import SYSTEM_TEXT
+from bot.errors import Problem
+from bot.flowspec.library import FlowLibrary
+from bot.flowspec.model import AskStep
+from bot.i18n.catalog import CatalogSet, Entry, Status, catalog_file, keywords_key, placeholders, same_source
+from bot.i18n.languages import DEFAULT_LANGUAGE, LANGUAGES
+
+__all__ = ["Coverage", "check_catalogs", "expected_sources", "write_entries"]
+
+STATES = ("reviewed", "needs_review", "machine", "missing", "stale")
+
+
+def expected_sources(library: FlowLibrary) -> dict[str, str]:
+    """Every key a complete catalog holds, with its English source, in a stable order."""
+    out: dict[str, str] = {}
+    for flow in sorted(library.flows.values(), key=lambda f: f.id):
+        out.update(flow.strings())
+        if flow.keywords:
+            out[keywords_key(flow.id)] = ", ".join(flow.keywords)
+    out.update(SYSTEM_TEXT)
+    return out
+
+
+def group_of(key: str) -> str:
+    return key.split(".", 1)[0]
+
+
+@dataclass
+class Coverage:
+    #: counts[language][group][state]
+    counts: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+    missing: dict[str, list[str]] = field(default_factory=dict)
+    stale: dict[str, list[str]] = field(default_factory=dict)
+
+    def add(self, language: str, key: str, state: str) -> None:
+        group = self.counts.setdefault(language, {}).setdefault(group_of(key), dict.fromkeys(STATES, 0))
+        group[state] += 1
+        if state == "missing":
+            self.missing.setdefault(language, []).append(key)
+        if state == "stale":
+            self.stale.setdefault(language, []).append(key)
+
+    def failed(self) -> bool:
+        return bool(self.problems) or any(self.missing.values())
+
+    def grid(self) -> str:
+        languages = [code for code in LANGUAGES if code != DEFAULT_LANGUAGE]
+        groups = sorted({g for per in self.counts.values() for g in per})
+        lines = ["each cell: reviewed / needs review / machine draft / missing / stale", "",
+                 f"{'':<18}" + "".join(f"{code:>16}" for code in languages)]
+        for group in groups:
+            row = f"{group:<18}"
+            for code in languages:
+                c = self.counts.get(code, {}).get(group, dict.fromkeys(STATES, 0))
+                row += f"{'/'.join(str(c[s]) for s in STATES):>16}"
+            lines.append(row)
+        return "\n".join(lines)
+
+
+def check_catalogs(library: FlowLibrary, catalogs: CatalogSet,
+                   load_problems: Iterable[Problem] = ()) -> Coverage:
+    """Coverage of every offered language, with placeholder and button-length problems."""
+    sources = expected_sources(library)
+    labels = _button_limits(library)
+    coverage = Coverage(problems=list(load_problems))
+    for code in LANGUAGES:
+        if code == DEFAULT_LANGUAGE:
+            continue
+        for key, source in sources.items():
+            entry = catalogs.entry(key, code)
+            if entry is None:
+                coverage.add(code, key, "missing")
+                continue
+            if not same_source(entry.source, source):
+                coverage.add(code, key, "stale")
+                continue
+            coverage.add(code, key, entry.status.value)
+            coverage.problems += _entry_problems(entry, source, labels.get(key))
+    known = set(sources)
+    for entry in catalogs.entries.values():
+        if entry.key not in known:
+            coverage.problems.append(Problem(entry.path, entry.line,
+                                             f"'{entry.key}' is not a key of any flow",
+                                             "delete it, or fix the key (see flows/)"))
+    return coverage
+
+
+def _button_limits(library: FlowLibrary) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for flow in library.flows.values():
+        for step in flow.steps:
+            if isinstance(step, AskStep) and step.buttons:
+                limit = limits.button_label_max(len(step.buttons))
+                out.update({b.key: limit for b in step.buttons})
+    for flow in library.menu():
+        out[flow.title_key] = limits.WHATSAPP_LIST_ROW_CHARS
+    return out
+
+
+def _entry_problems(entry: Entry, source: str, label_limit: int | None) -> list[Problem]:
+    problems: list[Problem] = []
+    if placeholders(entry.text) != placeholders(source):
+        want = ", ".join(sorted(placeholders(source))) or "none"
+        problems.append(Problem(entry.path, entry.line,
+                                f"'{entry.key}': placeholders differ from the English",
+                                f"keep exactly these {{names}} untranslated: {want}"))
+    if label_limit is not None and len(entry.text) > label_limit:
+        problems.append(Problem(entry.path, entry.line,
+                                f"'{entry.key}': button label is {len(entry.text)} characters; "
+                                f"the limit is {label_limit}", "shorten the label"))
+    return problems
+
+
+def write_entries(locales_dir: Path, language: str, new: Mapping[str, tuple[str, str, Status]],
+                  order: Iterable[str], existing: CatalogSet) -> list[Path]:
+    """Merge entries (key -> (text, source, status)) into the language's files."""
+    ordered = list(order)
+    position = {key: i for i, key in enumerate(ordered)}
+    by_file: dict[Path, dict[str, tuple[str, str, Status]]] = {}
+    for entry in existing.entries.values():
+        if entry.language == language:
+            by_file.setdefault(Path(entry.path), {})[entry.key] = (entry.text, entry.source, entry.status)
+    for key, value in new.items():
+        by_file.setdefault(catalog_file(locales_dir, language, key), {})[key] = value
+    written: list[Path] = []
+    for path, entries in by_file.items():
+        if not any(k in new for k in entries):
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        keys = sorted(entries, key=lambda k: (position.get(k, len(ordered)), k))
+        header = (f"# {LANGUAGES[language].english_name} translations of {path.stem}. "
+                  "status: reviewed (checked by a native speaker), needs_review, or machine.\n"
+                  "# 'source' is the English this was translated from; when the English changes "
+                  "the entry is stale.\n")
+        body = "\n".join(_emit(k, *entries[k]) for k in keys)
+        path.write_text(header + "\n" + body, encoding="utf-8")
+        written.append(path)
+    return written
+
+
+def _emit(key: str, text: str, source: str, status: Status) -> str:
+    return f"{key}:\n  status: {status.value}\n  source: {_block(source)}\n  text: {_block(text)}\n"
+
+
+def _block(value: str) -> str:
+    lines = value.strip().splitlines() or [""]
+    return "|-\n" + "\n".join(f"    {line}".rstrip() for line in lines)
+
+
+Progress = Callable[[int, int], None]
+Translate = Callable[[str], Awaitable[str]]
+
+
+async def draft_missing(library: FlowLibrary, catalogs: CatalogSet, language: str,
+                        translate: Translate, progress: Progress) -> dict[str, tuple[str, str, Status]]:
+    """Machine drafts for every missing or stale key of a language."""
+    sources = expected_sources(library)
+
+    def needed(key: str) -> bool:
+        entry = catalogs.entry(key, language)
+        return entry is None or not same_source(entry.source, sources[key])
+
+    todo = [key for key in sources if needed(key)]
+    drafts: dict[str, tuple[str, str, Status]] = {}
+    for done, key in enumerate(todo, start=1):
+        drafts[key] = (await translate(sources[key]), sources[key], Status.MACHINE)
+        progress(done, len(todo))
+    return drafts
+
+
+def export_for_translator(sources: Mapping[str, str], catalogs: CatalogSet, language: str,
+                          *, everything: bool = False) -> str:
+    """A YAML file of key: English text, for a translator to overwrite with translations."""
+    out = [f"# Translate each text into {LANGUAGES[language].english_name}; keep the keys.",
+           "# Keep {placeholders}, phone numbers, links and /commands exactly as they are.",
+           "# Then: python -m bot locales import --lang " + language + " THIS_FILE", ""]
+    for key, source in sources.items():
+        entry = catalogs.entry(key, language)
+        if everything or entry is None or not same_source(entry.source, source):
+            out.append(f"{key}: {_block(source)}")
+    return "\n".join(out) + "\n"
+
+
+def read_translator_file(path: Path, sources: Mapping[str, str],
+                         status: Status) -> tuple[dict[str, tuple[str, str, Status]], list[Problem]]:
+    """Read key: translated text; each entry records the English it was made from (now)."""
+    from bot.flowspec.strict_yaml import YamlMap, YamlSyntaxError, load_yaml
+
+    shown = str(path)
+    try:
+        data = load_yaml(path.read_text(encoding="utf-8"))
+    except YamlSyntaxError as exc:
+        return {}, [Problem(shown, exc.line, exc.message, exc.hint)]
+    if not isinstance(data, YamlMap):
+        return {}, [Problem(shown, 1, "expected lines of the form  key: translated text")]
+    entries: dict[str, tuple[str, str, Status]] = {}
+    problems: list[Problem] = []
+    for key, text in data.items():
+        line = data.line_of(key)
+        if key not in sources:
+            problems.append(Problem(shown, line, f"'{key}' is not a key of any flow",
+                                    "run: python -m bot locales sources"))
+        elif not isinstance(text, str) or not text.strip():
+            problems.append(Problem(shown, line, f"'{key}' has no text"))
+        elif placeholders(text) != placeholders(sources[key]):
+            want = ", ".join(sorted(placeholders(sources[key]))) or "none"
+            problems.append(Problem(shown, line, f"'{key}': placeholders differ from the English",
+                                    f"keep exactly: {want}"))
+        else:
+            entries[key] = (text.strip(), sources[key], status)
+    return entries, problems

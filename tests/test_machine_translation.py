@@ -1,0 +1,541 @@
+"""Offline machine translation through the REAL argostranslate + CTranslate2 + SentencePiece.
+
+No mocks of argos: every translation runs a tiny hand-weighted model built by
+tests/support/tiny_argos.py and installed into a temporary packages directory. The network
+is blocked for the whole module (Python-level sockets and name resolution; loopback is
+allowed) and every test asserts that nothing even tried to reach it.
+
+argostranslate creates its data/config/cache folders when ``argostranslate.settings`` is
+first imported, and onnxruntime (imported by argostranslate.sbd -> minisbd) writes a device
+id under $XDG_CACHE_HOME: the module fixture points every XDG/ARGOS variable at a temporary
+directory BEFORE argostranslate is imported, and restores the environment afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.errors import TranslationError
+from bot.i18n import machine_translation as mt
+from bot.i18n.argos_models import InstalledModel, install_models, list_models
+from bot.i18n.machine_translation import (
+    INSTALL_HINT,
+    ArgosTranslator,
+    MachineTranslator,
+    OfflineSentencizer,
+    Quality,
+    mask_protected,
+    unmask_protected,
+)
+from tests.support.tiny_argos import build_tiny_model
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+# --------------------------------------------------------------------------- no network
+
+
+class NetworkGuard:
+    """Refuses and records every attempt to reach a non-loopback address."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home  # the temporary $XDG_*_HOME parent for argostranslate
+        self.attempts: list[str] = []
+
+    @staticmethod
+    def _is_loopback(host: Any) -> bool:
+        if isinstance(host, bytes):
+            host = host.decode()
+        if host is None or host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(str(host).split("%")[0]).is_loopback
+        except ValueError:
+            return False
+
+    def check(self, what: str, address: Any) -> None:
+        if isinstance(address, tuple):  # AF_INET/AF_INET6; AF_UNIX addresses are paths
+            host = address[0]
+        elif isinstance(address, (str, bytes)) and what == "getaddrinfo":
+            host = address
+        else:
+            return
+        if not self._is_loopback(host):
+            self.attempts.append(f"{what} {host!r}")
+            raise OSError(f"network access blocked in tests: {what} {host!r}")
+
+    def install(self, mp: pytest.MonkeyPatch) -> None:
+        real_connect = socket.socket.connect
+        real_connect_ex = socket.socket.connect_ex
+        real_create_connection = socket.create_connection
+        real_getaddrinfo = socket.getaddrinfo
+
+        def connect(sock: socket.socket, address: Any) -> None:
+            self.check("connect", address)
+            real_connect(sock, address)
+
+        def connect_ex(sock: socket.socket, address: Any) -> int:
+            self.check("connect_ex", address)
+            return real_connect_ex(sock, address)
+
+        def create_connection(address: Any, *args: Any, **kwargs: Any) -> socket.socket:
+            self.check("create_connection", address)
+            return real_create_connection(address, *args, **kwargs)
+
+        def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+            self.check("getaddrinfo", host)
+            return real_getaddrinfo(host, *args, **kwargs)
+
+        mp.setattr(socket.socket, "connect", connect)
+        mp.setattr(socket.socket, "connect_ex", connect_ex)
+        mp.setattr(socket, "create_connection", create_connection)
+        mp.setattr(socket, "getaddrinfo", getaddrinfo)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def offline_argos(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NetworkGuard]:
+    """Temporary XDG/ARGOS dirs and a blocked network, set before argostranslate loads."""
+    home = tmp_path_factory.mktemp("argos-home")
+    guard = NetworkGuard(home)
+    with pytest.MonkeyPatch.context() as mp:
+        for var in ("XDG_DATA_HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME"):
+            mp.setenv(var, str(home / var.lower()))
+        mp.setenv("ARGOS_PACKAGES_DIR", str(home / "default-packages"))
+        guard.install(mp)
+        import argostranslate.settings
+        import argostranslate.translate  # noqa: F401  (imports sbd -> minisbd -> onnxruntime)
+
+        yield guard
+
+
+@pytest.fixture(autouse=True)
+def no_network_attempts(offline_argos: NetworkGuard) -> Iterator[NetworkGuard]:
+    offline_argos.attempts.clear()
+    yield offline_argos
+    assert offline_argos.attempts == [], "something tried to reach the network"
+
+
+# --------------------------------------------------------------------------- models
+
+FA_EN = {"سلام": "hello", "دوست": "friend"}
+EN_UR = {"hello": "ہیلو", "friend": "دوست"}
+
+
+@pytest.fixture(scope="module")
+def archives(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    out = tmp_path_factory.mktemp("archives")
+    return {
+        "en_fa": build_tiny_model(out, "en", "fa"),
+        "fa_en": build_tiny_model(out, "fa", "en", FA_EN),
+        "en_ur": build_tiny_model(out, "en", "ur", EN_UR),
+    }
+
+
+@pytest.fixture
+def packages_dir(tmp_path: Path, archives: dict[str, Path]) -> Path:
+    target = tmp_path / "packages"
+    install_models([archives["en_fa"]], target)
+    return target
+
+
+@pytest.fixture
+def translator(packages_dir: Path) -> Iterator[ArgosTranslator]:
+    t = ArgosTranslator(packages_dir, timeout=10)
+    yield t
+    t.close()
+
+
+# --------------------------------------------------------------------------- the model
+
+
+def test_tiny_model_is_a_real_argos_package(tmp_path: Path) -> None:
+    start = time.perf_counter()
+    archive = build_tiny_model(tmp_path, "en", "fa")
+    elapsed = time.perf_counter() - start
+    assert elapsed < 2.0, f"building the tiny model took {elapsed:.2f} s"
+    with zipfile.ZipFile(archive) as zf:
+        names = set(zf.namelist())
+        folder = archive.stem
+        assert {f"{folder}/metadata.json", f"{folder}/sentencepiece.model",
+                f"{folder}/model/model.bin", f"{folder}/model/config.json"} <= names
+        assert {n.split("/")[0] for n in names} == {folder}
+        metadata = json.loads(zf.read(f"{folder}/metadata.json"))
+    assert (metadata["from_code"], metadata["to_code"]) == ("en", "fa")
+
+
+def test_argostranslate_keeps_its_files_in_the_temp_home(offline_argos: NetworkGuard) -> None:
+    import argostranslate.settings as settings
+    import minisbd.models
+
+    home = offline_argos.home
+    for path in (settings.data_dir, settings.config_dir, settings.cache_dir,
+                 settings.package_data_dir, Path(minisbd.models.cache_dir)):
+        assert Path(path).is_relative_to(home), (
+            f"{path} is outside {home}: argostranslate was imported before this module set "
+            "XDG_*_HOME (another test imported it first?)"
+        )
+
+
+# --------------------------------------------------------------------------- translating
+
+
+async def test_translates_through_real_argostranslate(translator: ArgosTranslator) -> None:
+    import ctranslate2
+
+    assert isinstance(translator, MachineTranslator)
+    assert await translator.translate("hello friend", "en", "fa") == "سلام دوست"
+    assert await translator.translate("I need a lawyer", "en", "fa") == "I need a وکیل"
+    # The real stack ran: argos PackageTranslation holding a CTranslate2 Translator.
+    step = translator._translations[("en", "fa")]
+    assert isinstance(step.translator, ctranslate2.Translator)
+    assert isinstance(step.sentencizer, OfflineSentencizer)
+
+
+async def test_network_splitter_is_replaced_before_languages_load(
+    translator: ArgosTranslator,
+) -> None:
+    import argostranslate.sbd
+    import argostranslate.translate
+
+    await translator.translate("hello", "en", "fa")
+    for module in (argostranslate.translate, argostranslate.sbd):
+        assert module.MiniSBDSentencizer is OfflineSentencizer
+        assert module.StanzaSentencizer is OfflineSentencizer
+        assert module.SpacySentencizerSmall is OfflineSentencizer
+
+
+def test_minisbd_would_download_and_the_guard_catches_it(offline_argos: NetworkGuard) -> None:
+    """Proves the trap is real and the guard works: argos's own splitter fetches a model."""
+    import minisbd
+
+    with pytest.raises(OSError, match="blocked"):
+        minisbd.SBDetect("en", use_gpu=False)
+    assert any("github" in attempt for attempt in offline_argos.attempts)
+    offline_argos.attempts.clear()
+
+
+async def test_placeholders_urls_phones_and_emails_survive(translator: ArgosTranslator) -> None:
+    text = ("hello {name}, call 0808 800 0630 or +44 20 7946 0958, see "
+            "https://www.gov.uk/asylum_support?a=1&b_c=2. e-mail help_desk@refugee-council.org.uk "
+            "or ring 999! gov.uk/legal_aid [3]")
+    expected = ("سلام {name}, call 0808 800 0630 or +44 20 7946 0958, see "
+                "https://www.gov.uk/asylum_support?a=1&b_c=2. e-mail help_desk@refugee-council.org.uk "
+                "or ring 999! gov.uk/legal_aid [3]")
+    assert await translator.translate(text, "en", "fa") == expected
+
+
+def test_argos_itself_turns_underscores_into_spaces(packages_dir: Path) -> None:
+    """Why masking is needed: the argos SentencePiece decoder replaces '_' by ' '."""
+    from argostranslate.package import Package
+
+    pkg = Package(list_models(packages_dir)[0].path)
+    assert pkg.tokenizer.decode(pkg.tokenizer.encode("{first_name}")).strip() == "{first name}"
+
+
+async def test_sentences_paragraphs_and_outer_whitespace(translator: ArgosTranslator) -> None:
+    text = "  hello friend. help!\n\nlawyer?\n"
+    assert await translator.translate(text, "en", "fa") == "  سلام دوست. کمک!\n\nوکیل?\n"
+    assert await translator.translate("   ", "en", "fa") == "   "
+
+
+async def test_long_sentence_is_not_truncated(translator: ArgosTranslator) -> None:
+    # 100 words = 400 tokens for the tiny model: CTranslate2 stops at 256 decoding steps,
+    # so without the splitter's length cut the end of the message would be lost silently.
+    text = " ".join(["word"] * 100)
+    assert await translator.translate(text, "en", "fa") == text
+
+
+async def test_cache_hit_and_counters(translator: ArgosTranslator) -> None:
+    first = await translator.translate_detailed("hello friend", "en", "fa")
+    second = await translator.translate_detailed("hello friend", "en", "fa")
+    assert (first.text, first.cached) == ("سلام دوست", False)
+    assert (second.text, second.cached) == ("سلام دوست", True)
+    stats = translator.cache_stats()
+    assert (stats.hits, stats.misses, stats.size) == (1, 1, 1)
+    translator.clear_cache()
+    assert translator.cache_stats().size == 0
+
+
+async def test_cache_is_lru(packages_dir: Path) -> None:
+    t = ArgosTranslator(packages_dir, cache_size=2)
+    try:
+        for text in ("hello", "friend", "hello", "help"):  # "friend" is least recently used
+            await t.translate(text, "en", "fa")
+        assert (await t.translate_detailed("hello", "en", "fa")).cached
+        assert not (await t.translate_detailed("friend", "en", "fa")).cached
+        assert t.cache_stats().size == 2
+    finally:
+        t.close()
+
+
+async def test_missing_pair_names_the_pair_and_how_to_install(
+    translator: ArgosTranslator, packages_dir: Path
+) -> None:
+    assert translator.supports("en", "fa")
+    assert not translator.supports("en", "ur")
+    with pytest.raises(TranslationError) as info:
+        await translator.translate("hello", "en", "ur")
+    message = str(info.value)
+    assert "en -> ur" in message
+    assert INSTALL_HINT in message
+    assert str(packages_dir) in message
+    with pytest.raises(TranslationError, match="unknown language code 'de'"):
+        await translator.translate("hello", "en", "de")
+    assert not translator.supports("en", "de")
+
+
+async def test_pashto_is_unsupported(translator: ArgosTranslator) -> None:
+    assert not translator.supports("en", "ps")
+    assert not translator.supports("ps", "en")
+    assert all("ps" not in pair for pair in translator.available_pairs())
+    with pytest.raises(TranslationError, match="Pashto"):
+        await translator.translate("hello", "en", "ps")
+
+
+async def test_dari_is_a_draft_via_the_persian_model(
+    translator: ArgosTranslator, packages_dir: Path, archives: dict[str, Path]
+) -> None:
+    result = await translator.translate_detailed("hello friend", "en", "prs")
+    assert result.text == "سلام دوست"
+    assert result.via_model == "fa"
+    assert result.quality is Quality.DRAFT and result.is_draft
+    direct = await translator.translate_detailed("hello friend", "en", "fa")
+    assert direct.quality is Quality.MACHINE and direct.via_model is None
+    # Dari and Persian share one model: there is no machine translation between them.
+    assert not translator.supports("prs", "fa")
+    with pytest.raises(TranslationError, match="both served by the 'fa' model"):
+        await translator.translate("سلام", "prs", "fa")
+    assert translator.supports("prs", "prs")
+    assert await translator.translate("سلام", "prs", "prs") == "سلام"
+
+    assert not translator.supports("prs", "en")
+    install_models([archives["fa_en"]], packages_dir)
+    translator.reload()
+    back = await translator.translate_detailed("سلام دوست", "prs", "en")
+    assert (back.text, back.via_model) == ("hello friend", "fa")
+
+
+async def test_pivots_through_english_with_argos_composite(
+    tmp_path: Path, archives: dict[str, Path]
+) -> None:
+    import argostranslate.translate
+
+    packages = tmp_path / "pivot"
+    install_models([archives["fa_en"], archives["en_ur"]], packages)
+    t = ArgosTranslator(packages)
+    try:
+        assert t.available_pairs() == {
+            ("fa", "en"), ("prs", "en"), ("en", "ur"), ("fa", "ur"), ("prs", "ur"),
+        }
+        assert await t.translate("سلام دوست", "fa", "ur") == "ہیلو دوست"
+        assert isinstance(t._argos_translation(("fa", "en", "ur")),
+                          argostranslate.translate.CompositeTranslation)
+    finally:
+        t.close()
+
+
+async def test_each_translator_uses_its_own_directory(
+    tmp_path: Path, archives: dict[str, Path]
+) -> None:
+    """argos's global cache is keyed 'en-fa' only; two directories must not share models."""
+    other = build_tiny_model(tmp_path, "en", "fa", {"hello": "درود"})
+    first, second = ArgosTranslator(tmp_path / "a"), ArgosTranslator(tmp_path / "b")
+    install_models([archives["en_fa"]], tmp_path / "a")
+    install_models([other], tmp_path / "b")
+    try:
+        assert await first.translate("hello", "en", "fa") == "سلام"
+        assert await second.translate("hello", "en", "fa") == "درود"
+    finally:
+        first.close()
+        second.close()
+
+
+async def test_timeout_raises_translation_error_and_worker_recovers(packages_dir: Path) -> None:
+    t = ArgosTranslator(packages_dir, timeout=0.2)
+    release = threading.Event()
+    try:
+        # Occupy the single worker thread (white-box: the executor is private).
+        t._executor.submit(release.wait, 10)
+        with pytest.raises(TranslationError, match=r"longer than 0\.2 s"):
+            await t.translate("hello", "en", "fa")
+        release.set()
+        assert await t.translate("hello", "en", "fa") == "سلام"
+    finally:
+        release.set()
+        t.close()
+
+
+async def test_translation_finishing_after_timeout_still_fills_cache(packages_dir: Path) -> None:
+    t = ArgosTranslator(packages_dir, timeout=0.2)
+    try:
+        # White-box: hold the lock the worker takes before loading argos, so the job has
+        # STARTED (cannot be cancelled) when the caller gives up.
+        with mt._patch_lock, pytest.raises(TranslationError, match="longer than"):
+            await t.translate("hello friend", "en", "fa")
+        await asyncio.wrap_future(t._executor.submit(lambda: None))  # let the job finish
+        late = await t.translate_detailed("hello friend", "en", "fa")
+        assert (late.text, late.cached) == ("سلام دوست", True)
+    finally:
+        t.close()
+
+
+async def test_closed_translator_refuses(packages_dir: Path) -> None:
+    t = ArgosTranslator(packages_dir)
+    t.close()
+    with pytest.raises(TranslationError, match="closed"):
+        await t.translate("hello", "en", "fa")
+
+
+async def test_warm_up_loads_models_in_the_worker(translator: ArgosTranslator) -> None:
+    await translator.warm_up()
+    assert ("en", "fa") in translator._translations
+    assert await translator.translate("help", "en", "fa") == "کمک"
+
+
+def test_nothing_loads_at_import_or_construction(tmp_path: Path, packages_dir: Path) -> None:
+    code = (
+        "import sys\n"
+        "from bot.i18n.machine_translation import ArgosTranslator\n"
+        f"t = ArgosTranslator({str(packages_dir)!r})\n"
+        "assert t.supports('en', 'fa') and not t.supports('en', 'ur')\n"
+        "heavy = [m for m in sys.modules if m.split('.')[0] in "
+        "('argostranslate', 'ctranslate2', 'onnxruntime', 'minisbd', 'sentencepiece')]\n"
+        "assert not heavy, heavy\n"
+    )
+    env = {**os.environ, "HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path),
+           "XDG_CONFIG_HOME": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+
+
+def test_default_packages_dir_comes_from_env(offline_argos: NetworkGuard) -> None:
+    t = ArgosTranslator()
+    try:
+        assert t.packages_dir == Path(os.environ["ARGOS_PACKAGES_DIR"])
+        assert t.available_pairs() == set()
+    finally:
+        t.close()
+
+
+# --------------------------------------------------------------------------- masking
+
+
+@pytest.mark.parametrize(
+    ("text", "masked", "spans"),
+    [
+        ("Hi {name}!", "Hi [0]!", ["{name}"]),
+        ("See https://x.org/a_b.", "See [0].", ["https://x.org/a_b"]),
+        ("Mail a.b@c.org now", "Mail [0] now", ["a.b@c.org"]),
+        ("Ring 999 or 0808 800 0630.", "Ring [0] or [1].", ["999", "0808 800 0630"]),
+        ("Appeal within 14 days", "Appeal within 14 days", []),
+        ("Literal [2] stays", "Literal [0] stays", ["[2]"]),
+        ("تماس ۰۸۰۸ ۸۰۰", "تماس [0]", ["۰۸۰۸ ۸۰۰"]),
+        ("Visit gov.uk/asylum-support, today", "Visit [0], today", ["gov.uk/asylum-support"]),
+    ],
+)
+def test_mask_protected(text: str, masked: str, spans: list[str]) -> None:
+    assert mask_protected(text) == (masked, spans)
+    assert unmask_protected(masked, spans) == text
+
+
+def test_unmask_tolerates_spacing_and_localised_digits() -> None:
+    assert unmask_protected("سلام [ ۰ ] و [١]", ["{name}", "999"]) == "سلام {name} و 999"
+
+
+def test_unmask_refuses_a_lost_or_invented_mask() -> None:
+    with pytest.raises(TranslationError, match="dropped"):
+        unmask_protected("سلام", ["0808 800 0630"])
+    with pytest.raises(TranslationError, match="unknown mask"):
+        unmask_protected("[0] [5]", ["x"])
+
+
+def test_offline_sentencizer() -> None:
+    s = OfflineSentencizer(max_chars=20)
+    assert s.split_sentences("One. Two? سه؟ چار۔ पाँच। ") == ["One.", "Two?", "سه؟", "چار۔", "पाँच।"]
+    assert s.split_sentences("a.b 1.5 e-mail") == ["a.b 1.5 e-mail"]
+    assert s.split_sentences("aaaa bbbb cccc dddd eeee ffff") == ["aaaa bbbb cccc dddd", "eeee ffff"]
+    assert s.split_sentences("") == []
+
+
+# --------------------------------------------------------------------------- models on disk
+
+
+def test_install_and_list_models(tmp_path: Path, archives: dict[str, Path]) -> None:
+    packages = tmp_path / "packages"
+    installed = install_models([archives["en_fa"], archives["fa_en"]], packages)
+    assert [m.pair for m in installed] == [("en", "fa"), ("fa", "en")]
+    listed = list_models(packages)
+    assert [(m.pair, m.name, m.version) for m in listed] == [
+        (("en", "fa"), "translate-en_fa-1.0", "1.0"),
+        (("fa", "en"), "translate-fa_en-1.0", "1.0"),
+    ]
+    assert all(isinstance(m, InstalledModel) and (m.path / "model").is_dir() for m in listed)
+    assert "English -> Persian" in str(listed[0])
+
+    newer = build_tiny_model(tmp_path, "en", "fa", {"hello": "درود"}, package_version="1.1")
+    install_models([newer], packages)
+    assert [(m.pair, m.version) for m in list_models(packages)] == [
+        (("en", "fa"), "1.1"), (("fa", "en"), "1.0"),
+    ]
+    assert not [p for p in packages.iterdir() if p.name.startswith(".")]
+
+
+async def test_reload_sees_newly_installed_models(
+    translator: ArgosTranslator, packages_dir: Path, archives: dict[str, Path]
+) -> None:
+    assert not translator.supports("en", "ur")
+    install_models([archives["en_ur"]], packages_dir)
+    translator.reload()
+    assert await translator.translate("hello friend", "en", "ur") == "ہیلو دوست"
+
+
+def _zip(path: Path, files: dict[str, str]) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    return path
+
+
+def test_invalid_files_are_refused(tmp_path: Path, archives: dict[str, Path]) -> None:
+    packages = tmp_path / "packages"
+    text_file = tmp_path / "notes.argosmodel"
+    text_file.write_text("not a model")
+    cases = {
+        tmp_path / "missing.argosmodel": "no such file",
+        text_file: "not a zip",
+        _zip(tmp_path / "nometa.argosmodel", {"pkg/model/model.bin": "x",
+                                               "pkg/sentencepiece.model": "x"}):
+            "metadata.json is missing",
+        _zip(tmp_path / "two.argosmodel", {"a/metadata.json": "{}", "b/metadata.json": "{}"}):
+            "one top-level folder",
+        _zip(tmp_path / "badjson.argosmodel", {"p/metadata.json": "{", "p/model/model.bin": "x"}):
+            "not valid JSON",
+        _zip(tmp_path / "nocodes.argosmodel", {"p/metadata.json": "{}", "p/model/model.bin": "x",
+                                                "p/sentencepiece.model": "x"}):
+            "from_code/to_code",
+        _zip(tmp_path / "nomodel.argosmodel", {
+            "p/metadata.json": json.dumps({"from_code": "en", "to_code": "fa"}),
+            "p/sentencepiece.model": "x"}): "model.bin",
+    }
+    for path, reason in cases.items():
+        with pytest.raises(TranslationError, match=reason) as info:
+            install_models([archives["en_fa"], path], packages)
+        assert str(path) in str(info.value) and INSTALL_HINT in str(info.value)
+    assert list_models(packages) == []  # a bad file in the batch installs nothing
+    with pytest.raises(TranslationError, match="same language pair"):
+        install_models([archives["en_fa"], archives["en_fa"]], packages)
