@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
 from bot.errors import TransportError
 from bot.limits import TELEGRAM_TEXT_MAX
 from bot.messages import Inbound, InboundKind, Outbound, OutButton
-from bot.transports.telegram import TelegramTransport, split_text
+from bot.transports.telegram import TelegramTransport, TelegramWebhook, split_text
 from tests.support.fake_bot_api import FakeBotApi
 
 pytestmark = pytest.mark.timeout(20)
@@ -24,7 +26,7 @@ Reply = Callable[[Inbound], Awaitable[None]]
 
 
 @dataclass
-class Bot:
+class Harness:
     """A running transport, the Inbounds its handler saw, and what the handler does."""
 
     api: FakeBotApi
@@ -48,12 +50,12 @@ class Bot:
         return self.inbounds
 
 
-def make_transport(api: FakeBotApi, **kw: object) -> TelegramTransport:
-    options: dict[str, object] = {"poll_timeout": 1.0, "backoff_base": 0.01,
-                                  "backoff_max": 0.05, "stop_timeout": 3.0}
+def make_transport(api: FakeBotApi, **kw: Any) -> TelegramTransport:
+    options: dict[str, Any] = {"poll_timeout": 1.0, "backoff_base": 0.01,
+                               "backoff_max": 0.05, "stop_timeout": 3.0}
     options.update(kw)
     return TelegramTransport(api.token, base_url=api.base_url, base_file_url=api.base_file_url,
-                             **options)  # type: ignore[arg-type]
+                             **options)
 
 
 @pytest.fixture
@@ -64,8 +66,8 @@ async def api() -> AsyncIterator[FakeBotApi]:
 
 
 @pytest.fixture
-async def bot(api: FakeBotApi) -> AsyncIterator[Bot]:
-    harness = Bot(api, make_transport(api))
+async def bot(api: FakeBotApi) -> AsyncIterator[Harness]:
+    harness = Harness(api, make_transport(api))
     await harness.start()
     yield harness
     await asyncio.wait_for(harness.transport.stop(), 10)
@@ -81,7 +83,7 @@ def question(chat_key: str, text: str, token: int, n: int = 2) -> Outbound:
 # ---------------------------------------------------------------------------- receiving
 
 
-async def test_text_becomes_inbound_and_reply_goes_out(bot: Bot, api: FakeBotApi) -> None:
+async def test_text_becomes_inbound_and_reply_goes_out(bot: Harness, api: FakeBotApi) -> None:
     async def echo(inbound: Inbound) -> None:
         await bot.transport.send(Outbound(inbound.chat_key, f"you said {inbound.text}"))
 
@@ -95,7 +97,7 @@ async def test_text_becomes_inbound_and_reply_goes_out(bot: Bot, api: FakeBotApi
     assert "reply_markup" not in call.params
 
 
-async def test_commands_are_recognised(bot: Bot, api: FakeBotApi) -> None:
+async def test_commands_are_recognised(bot: Harness, api: FakeBotApi) -> None:
     api.send_command(CHAT, "start")
     api.send_text(CHAT, "/help@fake_help_bot now")
     first, second = await bot.received(2)
@@ -107,7 +109,7 @@ async def test_commands_are_recognised(bot: Bot, api: FakeBotApi) -> None:
     ("sticker", "sticker"), ("voice", "voice"), ("photo", "photo"), ("document", "document"),
     ("location", "location"), ("audio", "audio"), ("video", "video"), ("contact", "contact"),
 ])
-async def test_media_becomes_media_inbound(bot: Bot, api: FakeBotApi, kind: str,
+async def test_media_becomes_media_inbound(bot: Harness, api: FakeBotApi, kind: str,
                                            media: str) -> None:
     update_id = api.send_media(CHAT, kind, language_code="ps")
     [inbound] = await bot.received(1)
@@ -115,13 +117,13 @@ async def test_media_becomes_media_inbound(bot: Bot, api: FakeBotApi, kind: str,
                               update_id=f"telegram:{update_id}", language_hint="ps")
 
 
-async def test_photo_caption_is_kept_as_text(bot: Bot, api: FakeBotApi) -> None:
+async def test_photo_caption_is_kept_as_text(bot: Harness, api: FakeBotApi) -> None:
     api.send_photo(CHAT, caption="my letter")
     [inbound] = await bot.received(1)
     assert (inbound.kind, inbound.media, inbound.text) == (InboundKind.MEDIA, "photo", "my letter")
 
 
-async def test_groups_and_edited_messages_are_ignored(bot: Bot, api: FakeBotApi) -> None:
+async def test_groups_and_edited_messages_are_ignored(bot: Harness, api: FakeBotApi) -> None:
     api.send_text(-100123, "hello group", chat_type="supergroup")
     api.send_text(CHAT, "edited", edited=True)
     api.send_text(CHAT, "private")
@@ -131,7 +133,7 @@ async def test_groups_and_edited_messages_are_ignored(bot: Bot, api: FakeBotApi)
     assert [i.text for i in bot.inbounds] == ["private"]
 
 
-async def test_duplicate_delivery_passes_the_same_update_id(bot: Bot, api: FakeBotApi) -> None:
+async def test_duplicate_delivery_passes_the_same_update_id(bot: Harness, api: FakeBotApi) -> None:
     update_id = api.send_text(CHAT, "once")
     await bot.received(1)
     api.redeliver(update_id)
@@ -142,7 +144,7 @@ async def test_duplicate_delivery_passes_the_same_update_id(bot: Bot, api: FakeB
     assert (await bot.received(3))[2].text == "after"
 
 
-async def test_handler_failure_does_not_stop_the_transport(bot: Bot, api: FakeBotApi) -> None:
+async def test_handler_failure_does_not_stop_the_transport(bot: Harness, api: FakeBotApi) -> None:
     async def fail_once(inbound: Inbound) -> None:
         if inbound.text == "boom":
             raise RuntimeError("handler bug")
@@ -157,7 +159,7 @@ async def test_handler_failure_does_not_stop_the_transport(bot: Bot, api: FakeBo
 
 
 async def test_tap_becomes_button_inbound_and_removes_the_keyboard(
-    bot: Bot, api: FakeBotApi
+    bot: Harness, api: FakeBotApi
 ) -> None:
     await bot.transport.send(question(KEY, "Which one?", token=7))
     [sent] = await api.wait_for_calls("sendMessage", chat_id=CHAT)
@@ -179,14 +181,14 @@ async def test_tap_becomes_button_inbound_and_removes_the_keyboard(
         api.tap(CHAT, message_id, "q7.0")
 
 
-async def test_stale_tap_still_reaches_the_handler(bot: Bot, api: FakeBotApi) -> None:
+async def test_stale_tap_still_reaches_the_handler(bot: Harness, api: FakeBotApi) -> None:
     api.tap(CHAT, 999, "q1.0", force=True)  # an old client, a message we never tracked
     [inbound] = await bot.received(1)
     assert (inbound.kind, inbound.button) == (InboundKind.BUTTON, "q1.0")
     await api.wait_for_calls("answerCallbackQuery")
 
 
-async def test_new_question_removes_the_previous_keyboard(bot: Bot, api: FakeBotApi) -> None:
+async def test_new_question_removes_the_previous_keyboard(bot: Harness, api: FakeBotApi) -> None:
     await bot.transport.send(question(KEY, "First?", token=1))
     await bot.transport.send(Outbound(KEY, "Just information."))  # not a question
     assert api.calls_to("editMessageReplyMarkup") == []
@@ -216,7 +218,7 @@ async def test_new_question_removes_the_previous_keyboard(bot: Bot, api: FakeBot
 
 
 async def test_long_reply_is_split_at_paragraphs_with_keyboard_last(
-    bot: Bot, api: FakeBotApi
+    bot: Harness, api: FakeBotApi
 ) -> None:
     paragraphs = [f"Paragraph {i}. " + ("word " * 180).strip() for i in range(11)]
     text = "\n\n".join(paragraphs)
@@ -246,7 +248,7 @@ def test_split_text_falls_back_to_lines_words_and_hard_cuts() -> None:
     assert split_text(mixed, limit=20) == ["سلام دوست", "ب" * 20, "ب" * 10]
 
 
-async def test_retry_after_is_waited_out(bot: Bot, api: FakeBotApi) -> None:
+async def test_retry_after_is_waited_out(bot: Harness, api: FakeBotApi) -> None:
     api.fail_next("sendMessage", 1, status=429, retry_after=1)
     started = time.monotonic()
     await bot.transport.send(Outbound(KEY, "after the flood"))
@@ -256,13 +258,13 @@ async def test_retry_after_is_waited_out(bot: Bot, api: FakeBotApi) -> None:
     assert time.monotonic() - started < 5
 
 
-async def test_server_errors_are_retried_with_backoff(bot: Bot, api: FakeBotApi) -> None:
+async def test_server_errors_are_retried_with_backoff(bot: Harness, api: FakeBotApi) -> None:
     api.fail_next("sendMessage", 2, status=502)
     await bot.transport.send(Outbound(KEY, "eventually"))
     assert [c.status for c in api.calls_to("sendMessage", ok_only=False)] == [502, 502, 200]
 
 
-async def test_giving_up_raises_transport_error(bot: Bot, api: FakeBotApi) -> None:
+async def test_giving_up_raises_transport_error(bot: Harness, api: FakeBotApi) -> None:
     api.fail_next("sendMessage", 10, status=500)
     with pytest.raises(TransportError, match="network error after 5 attempts"):
         await bot.transport.send(Outbound(KEY, "never"))
@@ -270,7 +272,7 @@ async def test_giving_up_raises_transport_error(bot: Bot, api: FakeBotApi) -> No
 
 
 async def test_long_retry_after_is_not_waited(api: FakeBotApi) -> None:
-    harness = Bot(api, make_transport(api, retry_after_max=5.0))
+    harness = Harness(api, make_transport(api, retry_after_max=5.0))
     await harness.start()
     try:
         api.fail_next("sendMessage", 1, status=429, retry_after=30)
@@ -280,14 +282,14 @@ async def test_long_retry_after_is_not_waited(api: FakeBotApi) -> None:
         await harness.transport.stop()
 
 
-async def test_blocked_user_is_not_retried(bot: Bot, api: FakeBotApi) -> None:
+async def test_blocked_user_is_not_retried(bot: Harness, api: FakeBotApi) -> None:
     api.fail_next("sendMessage", 1, status=403)
     with pytest.raises(TransportError, match="forbidden"):
         await bot.transport.send(Outbound(KEY, "hello?"))
     assert len(api.calls_to("sendMessage", ok_only=False)) == 1
 
 
-async def test_bad_outbound_is_refused_before_sending(bot: Bot, api: FakeBotApi) -> None:
+async def test_bad_outbound_is_refused_before_sending(bot: Harness, api: FakeBotApi) -> None:
     with pytest.raises(TransportError, match="not a Telegram chat key"):
         await bot.transport.send(Outbound("whatsapp:447700900123", "hi"))
     with pytest.raises(TransportError, match="callback data"):
@@ -297,7 +299,7 @@ async def test_bad_outbound_is_refused_before_sending(bot: Bot, api: FakeBotApi)
     assert api.calls_to("sendMessage", ok_only=False) == []
 
 
-async def test_typing_is_shown_before_the_reply(bot: Bot, api: FakeBotApi) -> None:
+async def test_typing_is_shown_before_the_reply(bot: Harness, api: FakeBotApi) -> None:
     async def slow_reply(inbound: Inbound) -> None:
         await bot.transport.typing(inbound.chat_key)
         await asyncio.sleep(0.02)  # "preparing" the reply
@@ -312,7 +314,7 @@ async def test_typing_is_shown_before_the_reply(bot: Bot, api: FakeBotApi) -> No
 
 
 async def test_auto_typing(api: FakeBotApi) -> None:
-    harness = Bot(api, make_transport(api, auto_typing=True))
+    harness = Harness(api, make_transport(api, auto_typing=True))
 
     async def reply(inbound: Inbound) -> None:
         await harness.transport.send(Outbound(inbound.chat_key, "ok"))
@@ -328,10 +330,11 @@ async def test_auto_typing(api: FakeBotApi) -> None:
         await harness.transport.stop()
 
 
-async def test_set_commands_per_language(bot: Bot, api: FakeBotApi) -> None:
+async def test_set_commands_per_language(bot: Harness, api: FakeBotApi) -> None:
     await bot.transport.set_commands({
         "fa": [("start", "شروع دوباره"), ("help", "کمک")],
         "en": [("/start", "Start again"), ("help", "Get help"), ("human", "Talk to a person")],
+        "prs": [("start", "شروع")],  # Dari has no two-letter code: skipped, not an error
     })
     calls = api.calls_to("setMyCommands")
     assert [c.params.get("language_code") for c in calls] == [None, "fa"]  # default first
@@ -344,7 +347,7 @@ async def test_set_commands_per_language(bot: Bot, api: FakeBotApi) -> None:
 
 
 async def test_chats_run_concurrently_and_each_chat_stays_in_order(
-    bot: Bot, api: FakeBotApi
+    bot: Harness, api: FakeBotApi
 ) -> None:
     # The handler behaves like the dispatcher: per-chat lock taken first, in arrival order.
     locks: dict[str, asyncio.Lock] = {}
@@ -377,7 +380,7 @@ async def test_chats_run_concurrently_and_each_chat_stays_in_order(
 
 
 async def test_stop_hands_fetched_updates_to_the_handler(api: FakeBotApi) -> None:
-    harness = Bot(api, make_transport(api))
+    harness = Harness(api, make_transport(api))
     await harness.start()
     for i in range(5):
         api.send_text(CHAT, f"m{i}")
@@ -388,3 +391,41 @@ async def test_stop_hands_fetched_updates_to_the_handler(api: FakeBotApi) -> Non
     assert [i.text for i in harness.inbounds] == [f"m{i}" for i in range(5)]
     with pytest.raises(TransportError, match="stopped"):
         await harness.transport.send(Outbound(KEY, "too late"))
+
+
+async def test_wrong_token_is_a_transport_error(api: FakeBotApi) -> None:
+    transport = TelegramTransport("999:wrong", base_url=api.base_url, poll_timeout=1.0)
+    with pytest.raises(TransportError, match="token was rejected") as raised:
+        await asyncio.wait_for(transport.run(Harness(api, transport).handle), 5)
+    assert "999:wrong" not in str(raised.value)  # PTB's own message quotes the token
+    assert [c.status for c in api.calls] == [401]
+
+
+async def test_webhook_mode_fails_cleanly_without_its_extra(api: FakeBotApi) -> None:
+    if importlib.util.find_spec("tornado") is not None:
+        pytest.skip("python-telegram-bot[webhooks] is installed; polling tests cover the rest")
+    hook = TelegramWebhook("https://bot.example.org/tg/hook", port=0, secret_token="s3cret")
+    transport = make_transport(api, webhook=hook)
+    with pytest.raises(TransportError, match="webhooks"):
+        await asyncio.wait_for(transport.run(Harness(api, transport).handle), 5)
+    assert api.webhook_url == ""  # nothing was registered with Telegram
+
+
+async def test_send_before_run_and_stop_without_run(api: FakeBotApi) -> None:
+    transport = make_transport(api)
+    await transport.send(Outbound(KEY, "a reminder"))  # e.g. from a scheduled job
+    await transport.typing(KEY)
+    await transport.stop()
+    assert [c.method for c in api.calls] == ["getMe", "sendMessage", "sendChatAction"]
+
+
+async def test_cancelling_run_shuts_down_cleanly(api: FakeBotApi) -> None:
+    harness = Harness(api, make_transport(api))
+    await harness.start()
+    api.send_text(CHAT, "hi")
+    await harness.received(1)
+    assert harness.task is not None
+    harness.task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(harness.task, 5)
+    assert not harness.transport.running.is_set()

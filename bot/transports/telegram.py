@@ -219,6 +219,7 @@ class TelegramTransport:
 
         Pending updates are not dropped. On the way out, updates already fetched are still
         handed to ``handler`` and running handlers get ``stop_timeout`` seconds to finish.
+        A stopped transport does not run again (build a new one).
         """
         if self._handler is not None:
             raise TransportError("telegram transport is already running")
@@ -305,14 +306,23 @@ class TelegramTransport:
 
     async def set_commands(self, commands_by_language: dict[str, list[tuple[str, str]]]) -> None:
         """Set the command menu per language: English (``"en"``) becomes the default shown
-        to everyone; every other language is set for users whose app uses it."""
+        to everyone; every other language is set for users whose app uses it.
+
+        Telegram takes two-letter ISO 639-1 codes only, so a language without one (Dari,
+        "prs") is skipped with a warning: its users see the list of their app's language.
+        """
         await self._ensure_initialized()
         bot = self._app.bot
         ordered = sorted(commands_by_language.items(), key=lambda item: item[0] != "en")
         for language, pairs in ordered:
+            if language != "en" and not (len(language) == 2 and language.isascii()
+                                         and language.isalpha()):
+                _log.warning("not setting Telegram commands for %r: Telegram takes two-letter"
+                             " ISO 639-1 language codes only", language)
+                continue
             commands = [BotCommand(name.lstrip("/").lower(), description)
                         for name, description in pairs]
-            code = None if language == "en" else language
+            code = None if language == "en" else language.lower()
             await self._call(
                 partial(bot.set_my_commands, commands, scope=BotCommandScopeDefault(),
                         language_code=code),
@@ -333,7 +343,7 @@ class TelegramTransport:
         inbound = to_inbound(update)
         if inbound is None:
             return
-        if self._auto_typing and inbound.kind is not InboundKind.BUTTON:
+        if self._auto_typing:
             self._start_typing(int(inbound.chat_key.partition(":")[2]))
         task = asyncio.current_task()
         if task is not None:

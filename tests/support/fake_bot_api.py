@@ -162,7 +162,8 @@ class FakeBotApi:
 
     async def start(self) -> FakeBotApi:
         self._closing = False
-        self._server = await asyncio.start_server(self._serve_connection, "127.0.0.1", 0)
+        self._server = await asyncio.start_server(
+            self._serve_connection, "127.0.0.1", 0, backlog=1024)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
