@@ -92,8 +92,10 @@ def _run(settings: Settings) -> int:
               "  To try the bot without Telegram, use the local chat: python -m bot chat",
               file=sys.stderr)
         return 2
-    print("The Telegram transport is not wired in yet; use: python -m bot chat", file=sys.stderr)
-    return 2
+    from bot.app import serve_telegram
+
+    asyncio.run(serve_telegram(settings))
+    return 0
 
 
 def _locales(args: argparse.Namespace, settings: Settings) -> int:

@@ -5,21 +5,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from bot.config import Settings
 from bot.dispatcher import Dispatcher
+from bot.engine.system_text import COMMAND_TEXT
 from bot.flowspec.library import FlowLibrary
 from bot.flowspec.live import LiveLibrary
 from bot.i18n.argos_models import list_models
 from bot.i18n.catalog import CatalogSet, load_catalogs
+from bot.i18n.languages import LANGUAGES
 from bot.i18n.locales_tools import expected_sources
 from bot.i18n.localizer import Localizer
 from bot.i18n.machine_translation import ArgosTranslator
 from bot.storage.sqlite import SqliteStore
 from bot.transports.base import Transport
 
-__all__ = ["build_localizer", "load_catalog_set", "run_bot"]
+__all__ = ["build_localizer", "command_menus", "load_catalog_set", "run_bot", "serve_telegram"]
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +42,39 @@ def build_localizer(settings: Settings, library: FlowLibrary) -> tuple[Localizer
     return Localizer(load_catalog_set(settings, library), translator), translator
 
 
+def command_menus(localizer: Localizer) -> dict[str, list[tuple[str, str]]]:
+    """The command menu in every language that has all its descriptions translated."""
+    menus: dict[str, list[tuple[str, str]]] = {}
+    for code in LANGUAGES:
+        entries = [(key.removeprefix("command."), localizer.system_text(key, code))
+                   for key in COMMAND_TEXT]
+        if all(text for _, text in entries):
+            menus[code] = [(name, text) for name, text in entries if text]
+    return menus
+
+
+async def serve_telegram(settings: Settings) -> None:
+    """Serve Telegram until stopped (Ctrl-C or SIGTERM)."""
+    from bot.transports.telegram import TelegramTransport, TelegramWebhook
+
+    assert settings.telegram_token is not None
+    webhook = None
+    if settings.telegram_webhook_url:
+        webhook = TelegramWebhook(url=settings.telegram_webhook_url,
+                                  listen=settings.telegram_webhook_listen,
+                                  port=settings.telegram_webhook_port,
+                                  secret_token=settings.telegram_webhook_secret)
+    transport = TelegramTransport(settings.telegram_token, base_url=settings.telegram_api_base_url,
+                                  base_file_url=settings.telegram_file_base_url, webhook=webhook,
+                                  auto_typing=False)  # the dispatcher shows it for slow turns
+    await run_bot(settings, transport, on_start=lambda localizer: transport.set_commands(
+        command_menus(localizer)))
+
+
 async def run_bot(settings: Settings, transport: Transport, *, db_path: Path | None = None,
                   language: str | None = None, reopen: str | None = None,
-                  rate_limit: bool = True) -> None:
+                  rate_limit: bool = True,
+                  on_start: Callable[[Localizer], Awaitable[None]] | None = None) -> None:
     """Serve ``transport`` until its input ends.
 
     ``reopen`` names a chat whose unanswered question is asked again on start (the
@@ -51,18 +84,25 @@ async def run_bot(settings: Settings, transport: Transport, *, db_path: Path | N
     flows = LiveLibrary([settings.flows_dir], snapshot_dir=Path(db).parent / "flows-last-good")
     localizer, translator = build_localizer(settings, flows.current)
     store = await SqliteStore.open(db, synchronous=settings.sqlite_sync)
-    watcher = asyncio.create_task(flows.watch(settings.flows_poll_seconds))
+    dispatcher = Dispatcher(store, lambda: flows.current, localizer, transport,
+                            default_language=language, rate_limit=rate_limit)
+    background = [asyncio.create_task(flows.watch(settings.flows_poll_seconds)),
+                  asyncio.create_task(dispatcher.keep_flushing())]
+    if translator is not None:
+        background.append(asyncio.create_task(translator.warm_up()))
     try:
-        dispatcher = Dispatcher(store, lambda: flows.current, localizer, transport,
-                                default_language=language, rate_limit=rate_limit)
+        if on_start is not None:
+            await on_start(localizer)
         if reopen is not None:
             await dispatcher.reopen(reopen)
         await dispatcher.flush_outbox()
         await transport.run(dispatcher.handle)
     finally:
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
+        for task in background:
+            task.cancel()
+        for task in background:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
         await store.close()
         if translator is not None:
             translator.close()

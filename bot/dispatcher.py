@@ -14,21 +14,21 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from bot import limits
 from bot.engine.events import Event, Forget, Handover, Say
 from bot.engine.runtime import Turn, reprompt, resume
 from bot.engine.session import Session
 from bot.engine.system_text import SYSTEM_TEXT
-from bot.errors import TransportError
+from bot.errors import DeliveryRefused, TransportError
 from bot.flowspec.library import FlowLibrary
 from bot.i18n.localizer import Localizer
 from bot.messages import Inbound, Outbound
 from bot.storage.base import PendingMessage, Store, TurnRecord
 from bot.transports.base import Transport
 
-__all__ = ["Dispatcher"]
+__all__ = ["Dispatcher", "merge_turn"]
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,7 @@ class Dispatcher:
         clock: Callable[[], float] = time.monotonic,
         default_language: str | None = None,
         rate_limit: bool = True,
+        typing_after: float = 0.3,
     ) -> None:
         self.store = store
         self.library = library
@@ -64,15 +65,33 @@ class Dispatcher:
         self.default_language = default_language
         #: Off for the local console: one person typing (or a script) is not a flood.
         self.rate_limit = rate_limit
+        #: Show "typing..." only for a turn slower than this (live translation, a slow
+        #: disk): for the usual few-millisecond turn it would only add a request.
+        self.typing_after = typing_after
         self._gates: dict[str, _ChatGate] = {}
+        self._background: set[asyncio.Task[None]] = set()
 
     # -- public -------------------------------------------------------------------------
     async def handle(self, inbound: Inbound) -> None:
+        loop = asyncio.get_running_loop()
+        typing = loop.call_later(self.typing_after, self._show_typing, inbound.chat_key)
+        try:
+            await self._handle(inbound)
+        finally:
+            typing.cancel()
+
+    def _show_typing(self, chat_key: str) -> None:
+        task = asyncio.ensure_future(self.transport.typing(chat_key))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _handle(self, inbound: Inbound) -> None:
         async with self._gate(inbound.chat_key) as gate:
-            if inbound.update_id and await self.store.is_processed(inbound.update_id):
+            stored, duplicate = await self.store.load_turn_state(inbound.chat_key, inbound.update_id)
+            if duplicate:
                 log.info("duplicate update %s ignored", inbound.update_id)
                 return
-            session = await self._load(inbound.chat_key)
+            session = self._new_session() if stored is None else stored
             if self.rate_limit and self._too_fast(gate):
                 turn = self._slow_down(session, gate)
             else:
@@ -93,20 +112,33 @@ class Dispatcher:
             await self._commit_and_send(chat_key, reprompt(self.library(), session), None)
 
     async def flush_outbox(self) -> None:
-        """Send replies a crash left unsent (called once at start-up)."""
-        await self._send(await self.store.pending())
+        """Send replies left unsent by a crash or a platform outage.
+
+        Each chat's replies are sent under that chat's lock, so a reply being sent by a
+        turn in progress is never sent a second time from here.
+        """
+        chats = list(dict.fromkeys(p.message.chat_key for p in await self.store.pending()))
+        for chat_key in chats:
+            async with self._gate(chat_key):
+                await self._send(await self.store.pending(chat_key))
+
+    async def keep_flushing(self, interval: float = 30.0) -> None:
+        """Retry unsent replies every ``interval`` seconds, until cancelled."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.flush_outbox()
+            except Exception:  # a retry loop must outlive one bad round; the next may work
+                log.exception("outbox retry failed; trying again in %.0f s", interval)
 
     # -- internals ----------------------------------------------------------------------
     def _gate(self, chat_key: str) -> _GateContext:
         return _GateContext(self._gates, chat_key)
 
-    async def _load(self, chat_key: str) -> Session:
-        session = await self.store.load_session(chat_key)
-        if session is None:
-            session = Session()
-            if self.default_language is not None:
-                session = session.evolve(language=self.default_language, started=True)
-        return session
+    def _new_session(self) -> Session:
+        if self.default_language is not None:
+            return Session(language=self.default_language, started=True)
+        return Session()
 
     def _too_fast(self, gate: _ChatGate) -> bool:
         now = self.clock()
@@ -134,6 +166,8 @@ class Dispatcher:
                 outbound.append(await self.localizer.render(event, chat_key, turn.session.language))
             elif isinstance(event, Handover):
                 handovers.append(event)
+        if self.transport.merge_up_to:
+            outbound = merge_turn(outbound, self.transport.merge_up_to)
         record = TurnRecord(chat_key, turn.session, outbound, handovers, update_id)
         pending = await self.store.commit_turn(record)
         await self._send(pending)
@@ -143,17 +177,41 @@ class Dispatcher:
             log.info("a chat asked to be forgotten; its data was deleted")
 
     async def _send(self, pending: list[PendingMessage]) -> None:
-        sent: list[int] = []
+        done: list[int] = []  # sent, or refused for good: either way out of the outbox
         try:
             for item in pending:
-                await self.transport.send(item.message)
-                sent.append(item.id)
+                try:
+                    await self.transport.send(item.message)
+                except DeliveryRefused as exc:
+                    log.warning("message to %s refused for good, dropped: %s",
+                                item.message.chat_key, exc)
+                done.append(item.id)
         except TransportError as exc:
             # Left in the outbox: the next start-up (or reopen) sends it again.
             log.warning("could not deliver to %s, kept for retry: %s",
-                        pending[len(sent)].message.chat_key, exc)
+                        pending[len(done)].message.chat_key, exc)
         finally:
-            await self.store.mark_sent(sent)
+            await self.store.mark_sent(done)
+
+
+def merge_turn(messages: list[Outbound], limit: int) -> list[Outbound]:
+    """Join adjacent messages of one turn into as few as fit in ``limit`` characters.
+
+    A message with buttons ends a group (its buttons belong under its own text); messages
+    in different languages or directions are never joined.
+    """
+    merged: list[Outbound] = []
+    for message in messages:
+        last = merged[-1] if merged else None
+        if (last is not None and not last.buttons and last.language == message.language
+                and last.rtl == message.rtl
+                and len(last.text) + 2 + len(message.text) <= limit):
+            merged[-1] = replace(message, text=f"{last.text}\n\n{message.text}",
+                                 key=f"{last.key}+{message.key}",
+                                 meta={**last.meta, **message.meta})
+        else:
+            merged.append(message)
+    return merged
 
 
 class _GateContext:

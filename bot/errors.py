@@ -6,6 +6,7 @@
      |    +-- FlowLoadError   one or more problems, each with path:line and a hint
      +-- StorageError         the SQLite store failed or holds data from a newer version
      +-- TransportError       a chat platform refused or could not be reached
+     |    +-- DeliveryRefused refused for good (blocked by the person): never retried
      +-- TranslationError     offline machine translation is unavailable for a pair
 
 Third-party exceptions are wrapped at the adapter that calls the library, so the
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 __all__ = [
     "BotError",
     "ConfigError",
+    "DeliveryRefused",
     "FlowError",
     "FlowLoadError",
     "Problem",
@@ -42,6 +44,11 @@ class StorageError(BotError):
 
 class TransportError(BotError):
     """A chat platform could not deliver or receive a message."""
+
+
+class DeliveryRefused(TransportError):
+    """The platform refused this message for good (the person blocked the bot, or the
+    message is malformed): sending it again can never work, so it is dropped, not retried."""
 
 
 class TranslationError(BotError):

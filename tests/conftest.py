@@ -15,6 +15,9 @@ from bot.transports.memory import MemoryTransport
 
 FLOWS_DIR = default_flows_dir()
 
+# offline_argos / no_network_attempts: a blocked network and a temporary argos home.
+pytest_plugins = ["tests.support.offline"]
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--update", action="store_true", default=False,

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.dispatcher import Dispatcher
+from bot.dispatcher import Dispatcher, merge_turn
+from bot.engine.events import Say
 from bot.flowspec.library import FlowLibrary, load_library
 from bot.i18n.localizer import Localizer
-from bot.messages import Inbound, InboundKind
+from bot.messages import Inbound, InboundKind, Outbound, OutButton
 from bot.storage.sqlite import SqliteStore
 from bot.transports.memory import MemoryTransport
 
@@ -136,3 +137,29 @@ async def test_handover_is_recorded_in_the_same_turn(
     assert handover["queue"] == "legal" and handover["priority"] == "deadline"
     assert handover["summary"] == "Letter sent This week. Said: Letter came Monday"
     assert handover["language"] == "en"
+
+
+def test_merge_turn_joins_texts_up_to_the_question() -> None:
+    def out(key: str, text: str, buttons: int = 0, lang: str = "en") -> Outbound:
+        return Outbound(CHAT, text, tuple(OutButton(f"1.{i}", f"B{i}") for i in range(buttons)),
+                        language=lang, key=key)
+
+    merged = merge_turn([out("a", "A"), out("b", "B"), out("q", "Q?", 2), out("c", "C"),
+                         out("d", "D" * 50), out("e", "E", lang="fa")], limit=40)
+    assert [(m.key, m.text, len(m.buttons)) for m in merged] == [
+        ("a+b+q", "A\n\nB\n\nQ?", 2), ("c", "C", 0), ("d", "D" * 50, 0), ("e", "E", 0)]
+
+
+class SlowLocalizer(Localizer):
+    async def render(self, say: Say, chat_key: str, lang: str | None) -> Outbound:
+        await asyncio.sleep(0.2)  # e.g. a live machine translation
+        return await super().render(say, chat_key, lang)
+
+
+async def test_typing_is_shown_only_for_a_slow_turn(store: SqliteStore, library: FlowLibrary) -> None:
+    transport = MemoryTransport()
+    fast = Dispatcher(store, lambda: library, Localizer(), transport, typing_after=0.05)
+    await say(fast, "hi", chat="test:fast")
+    slow = Dispatcher(store, lambda: library, SlowLocalizer(), transport, typing_after=0.05)
+    await say(slow, "hi", chat="test:slow")
+    assert transport.typed == ["test:slow"]

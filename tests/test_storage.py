@@ -70,13 +70,34 @@ async def test_reopening_keeps_everything(tmp_path: Path) -> None:
 
 async def test_failed_turn_rolls_back_completely(store: SqliteStore) -> None:
     await store.commit_turn(record(Session(language="en", started=True), "one"))
-    bad = TurnRecord(CHAT, Session(language="fa", started=True),
-                     [Outbound(CHAT, "two")], [Handover("f", "s", "q", Priority.NORMAL, "x")])
-    object.__setattr__(bad, "handovers", [object()])  # not a Handover: fails mid-transaction
-    with pytest.raises(AttributeError):
+    handover = Handover("f", "s", "q", Priority.NORMAL, "x")
+    object.__setattr__(handover, "summary", None)  # NOT NULL in the table: fails mid-turn
+    bad = TurnRecord(CHAT, Session(language="fa", started=True), [Outbound(CHAT, "two")],
+                     [handover], "u1")
+    with pytest.raises(sqlite3.IntegrityError):
         await store.commit_turn(bad)
+    # Nothing of the failed turn remains: not the session, the reply, nor the update id.
     assert (await store.load_session(CHAT)) == Session(language="en", started=True)
     assert [p.message.text for p in await store.pending()] == ["one"]
+    assert not await store.is_processed("u1")
+
+
+async def test_schema_upgrades_from_version_one(tmp_path: Path) -> None:
+    from bot.storage.sqlite import MIGRATIONS
+
+    path = tmp_path / "old.sqlite3"
+    db = sqlite3.connect(path)
+    db.executescript(MIGRATIONS[0] + "; PRAGMA user_version=1;")
+    db.execute("INSERT INTO sessions VALUES ('test:1', '{\"v\":1,\"language\":\"ps\"}', 0)")
+    db.commit()
+    db.close()
+    store = await SqliteStore.open(path)
+    try:
+        assert (await store.load_session(CHAT)) == Session(language="ps")
+        await store.commit_turn(record(Session(language="ps", started=True), "x"))
+        assert [p.message.text for p in await store.pending()] == ["x"]
+    finally:
+        await store.close()
 
 
 async def test_forget_deletes_everything_about_a_chat(store: SqliteStore) -> None:

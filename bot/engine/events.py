@@ -31,6 +31,8 @@ class Say:
     params: dict[str, Param] = field(default_factory=dict)
     choices: tuple[Choice, ...] = ()
     token: int | None = None  # set when this message asks a question
+    #: Render in this language instead of the chat's (a first guess before one is chosen).
+    language: str | None = None
 
 
 @dataclass(frozen=True)

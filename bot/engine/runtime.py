@@ -31,7 +31,8 @@ from bot.flowspec.model import (
     Step,
     Target,
 )
-from bot.i18n.languages import LANGUAGES
+from bot.i18n.detect import guess_languages
+from bot.i18n.languages import DEFAULT_LANGUAGE, LANGUAGES
 from bot.i18n.normalize import normalize, parse_number
 from bot.messages import Inbound, InboundKind
 
@@ -63,10 +64,17 @@ class _Run:
         self.session = session
         self.events: list[Event] = []
         self.steps_run = 0
+        #: Language guessed from a first message, used until the person chooses one.
+        self.guess: str | None = None
 
     # -- output -------------------------------------------------------------------------
-    def system(self, key: str) -> None:
-        self.events.append(Say(key, SYSTEM_TEXT[key]))
+    def say(self, key: str, text: str, params: dict[str, Param] | None = None,
+            choices: tuple[Choice, ...] = (), token: int | None = None) -> Say:
+        shown_in = self.guess if self.session.language is None else None
+        return Say(key, text, params or {}, choices, token, shown_in)
+
+    def system(self, key: str, params: dict[str, Param] | None = None) -> None:
+        self.events.append(self.say(key, SYSTEM_TEXT[key], params))
 
     def params_for(self, flow: Flow, text: str) -> dict[str, Param]:
         params: dict[str, Param] = {}
@@ -129,7 +137,7 @@ class _Run:
                 self.system("system.loop")
                 return
             if isinstance(step, SayStep):
-                self.events.append(Say(step.key, step.text, self.params_for(flow, step.text)))
+                self.events.append(self.say(step.key, step.text, self.params_for(flow, step.text)))
             elif isinstance(step, HandoverStep):
                 summary = _fill(step.summary, self.params_for(flow, step.summary))
                 self.events.append(Handover(flow.id, step.id, step.queue, step.priority, summary))
@@ -165,7 +173,7 @@ class _Run:
         choices = tuple(
             Choice(key, label, f"{token}.{i}") for i, (key, label) in enumerate(self.options(step))
         )
-        return Say(step.key, step.text, self.params_for(flow, step.text), choices, token)
+        return self.say(step.key, step.text, self.params_for(flow, step.text), choices, token)
 
     def options(self, step: Step) -> list[tuple[str, str]]:
         """(label key, English label) of each button of a question, in order."""
@@ -282,8 +290,18 @@ def reprompt(library: FlowLibrary, session: Session) -> Turn:
 def _dispatch(run: _Run, inbound: Inbound, aliases: Aliases, keyword_aliases: KeywordAliases) -> None:
     library = run.library
     if not run.session.started:
-        # First contact, whatever was sent: offer the languages first.
+        # First contact, whatever was sent: offer the languages first. If the letters typed
+        # (or the platform) suggest a language, ask in it and name it, to be confirmed by a tap:
+        # Dari and Persian share a script, so a guess is never taken as the answer.
         run.session = run.session.evolve(started=True)
+        guesses = guess_languages(inbound.text) if inbound.kind is InboundKind.TEXT else []
+        if not guesses and inbound.language_hint:
+            hint = inbound.language_hint.split("-")[0].lower()
+            guesses = [hint] if hint in LANGUAGES else []
+        if guesses and guesses[0] != DEFAULT_LANGUAGE:
+            run.guess = guesses[0]
+            names = " / ".join(LANGUAGES[code].native_name for code in guesses)
+            run.system("system.language_guess", {"languages": Param(names)})
         run.start_flow(library.get(library.first_contact))
         return
 

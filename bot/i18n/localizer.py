@@ -95,7 +95,7 @@ class Localizer:
         return entry.text if entry else None
 
     async def render(self, say: Say, chat_key: str, lang: str | None) -> Outbound:
-        wanted = language(lang).code
+        wanted = language(say.language or lang).code
         text_part = _Part(say.key, say.text)
         labels = [_Part(c.key or None, c.label) for c in say.choices]
         values = {name: _Part(p.key, p.text) for name, p in say.params.items() if p.key}

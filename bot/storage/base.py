@@ -33,6 +33,10 @@ class PendingMessage:
 class Store(Protocol):
     async def load_session(self, chat_key: str) -> Session | None: ...
 
+    async def load_turn_state(self, chat_key: str, update_id: str | None) -> tuple[Session | None, bool]:
+        """The chat's session, and True if ``update_id`` was handled already (a duplicate)."""
+        ...
+
     async def is_processed(self, update_id: str) -> bool:
         """True when this platform update was already handled (a duplicate delivery)."""
         ...

@@ -10,7 +10,6 @@ Schema changes are numbered migrations; a database written by a newer bot is ref
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import Sequence
@@ -61,6 +60,38 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX handovers_chat ON handovers (chat_key);
     """,
+    # 2: every write becomes ONE statement. An INSERT into a view runs its INSTEAD OF
+    # trigger, and a statement with everything its triggers do is a single atomic
+    # transaction in SQLite. So a whole turn costs one trip to the database thread and
+    # needs no lock in Python: turns of different chats can never interleave inside a
+    # transaction, and there is no BEGIN ... COMMIT holding the connection across awaits.
+    """
+    CREATE VIEW turn_writes (chat_key, session, update_id, outbound, handovers, language, at)
+        AS SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL WHERE 0;
+    CREATE TRIGGER turn_writes_insert INSTEAD OF INSERT ON turn_writes BEGIN
+        INSERT INTO sessions (chat_key, data, updated_at)
+            VALUES (NEW.chat_key, NEW.session, NEW.at)
+            ON CONFLICT (chat_key) DO UPDATE SET data = excluded.data,
+                                                 updated_at = excluded.updated_at;
+        INSERT OR IGNORE INTO processed_updates (update_id, chat_key, at)
+            SELECT NEW.update_id, NEW.chat_key, NEW.at WHERE NEW.update_id IS NOT NULL;
+        INSERT INTO outbox (id, chat_key, payload, created_at)
+            SELECT json_extract(value, '$[0]'), NEW.chat_key, json_extract(value, '$[1]'), NEW.at
+            FROM json_each(NEW.outbound) ORDER BY key;
+        INSERT INTO handovers (chat_key, flow, step, queue, priority, summary, language, created_at)
+            SELECT NEW.chat_key, json_extract(value, '$.flow'), json_extract(value, '$.step'),
+                   json_extract(value, '$.queue'), json_extract(value, '$.priority'),
+                   json_extract(value, '$.summary'), NEW.language, NEW.at
+            FROM json_each(NEW.handovers) ORDER BY key;
+    END;
+    CREATE VIEW forget_requests (chat_key) AS SELECT NULL WHERE 0;
+    CREATE TRIGGER forget_requests_insert INSTEAD OF INSERT ON forget_requests BEGIN
+        DELETE FROM sessions WHERE chat_key = NEW.chat_key;
+        DELETE FROM outbox WHERE chat_key = NEW.chat_key;
+        DELETE FROM processed_updates WHERE chat_key = NEW.chat_key;
+        DELETE FROM handovers WHERE chat_key = NEW.chat_key;
+    END;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -84,9 +115,7 @@ class SqliteStore:
     def __init__(self, conn: aiosqlite.Connection, path: str) -> None:
         self._conn = conn
         self.path = path
-        # One connection serves every chat; transactions of different chats must not
-        # interleave on it, so writes take turns.
-        self._write = asyncio.Lock()
+        self._last_id = 0
 
     @classmethod
     async def open(cls, path: str | Path, *, synchronous: str = "NORMAL") -> SqliteStore:
@@ -121,12 +150,9 @@ class SqliteStore:
                     f"{self.path} has schema version {version}, newer than this bot "
                     f"({SCHEMA_VERSION}); upgrade the bot or use another --db file")
             for number in range(version, SCHEMA_VERSION):
-                await self._conn.execute("BEGIN IMMEDIATE")
-                for statement in MIGRATIONS[number].split(";"):
-                    if statement.strip():
-                        await self._conn.execute(statement)
-                await self._conn.execute(f"PRAGMA user_version={number + 1}")
-                await self._conn.execute("COMMIT")
+                # executescript runs the whole migration (triggers hold ';' inside) in one go.
+                await self._conn.executescript(
+                    f"BEGIN IMMEDIATE; {MIGRATIONS[number]}; PRAGMA user_version={number + 1}; COMMIT;")
         except StorageError:
             raise
         except Exception as exc:
@@ -143,58 +169,50 @@ class SqliteStore:
             return Session.from_json(row[0])
         return None
 
+    async def load_turn_state(self, chat_key: str, update_id: str | None) -> tuple[Session | None, bool]:
+        """The chat's session and whether this update was handled already, in one trip."""
+        rows = await self._conn.execute_fetchall(
+            "SELECT (SELECT data FROM sessions WHERE chat_key = ?), "
+            "EXISTS (SELECT 1 FROM processed_updates WHERE update_id = ?)", (chat_key, update_id))
+        for data, seen in rows:
+            return (Session.from_json(data) if data is not None else None), bool(seen)
+        return None, False  # pragma: no cover - the SELECT always yields one row
+
     async def is_processed(self, update_id: str) -> bool:
         rows = await self._conn.execute_fetchall(
             "SELECT 1 FROM processed_updates WHERE update_id = ?", (update_id,))
         return bool(list(rows))
 
     async def commit_turn(self, turn: TurnRecord) -> list[PendingMessage]:
-        async with self._write:
-            return await self._commit_turn(turn)
-
-    async def _commit_turn(self, turn: TurnRecord) -> list[PendingMessage]:
-        now = time.time()
-        conn = self._conn
-        await conn.execute("BEGIN IMMEDIATE")
-        try:
-            await conn.execute(
-                "INSERT INTO sessions (chat_key, data, updated_at) VALUES (?, ?, ?) "
-                "ON CONFLICT (chat_key) DO UPDATE SET data = excluded.data, "
-                "updated_at = excluded.updated_at",
-                (turn.chat_key, turn.session.to_json(), now),
-            )
-            if turn.update_id is not None:
-                await conn.execute(
-                    "INSERT OR IGNORE INTO processed_updates (update_id, chat_key, at) "
-                    "VALUES (?, ?, ?)", (turn.update_id, turn.chat_key, now))
-            pending: list[PendingMessage] = []
-            if turn.outbound:
-                # All of a turn's replies in one statement: one trip, ids in order.
-                values = ", ".join(["(?, ?, ?)"] * len(turn.outbound))
-                args = [a for m in turn.outbound for a in (m.chat_key, _encode(m), now)]
-                ids = await conn.execute_fetchall(
-                    f"INSERT INTO outbox (chat_key, payload, created_at) VALUES {values} "
-                    "RETURNING id", args)
-                pending = [PendingMessage(int(row[0]), message)
-                           for row, message in zip(ids, turn.outbound, strict=True)]
-            for handover in turn.handovers:
-                await conn.execute(
-                    "INSERT INTO handovers (chat_key, flow, step, queue, priority, summary, "
-                    "language, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (turn.chat_key, handover.flow, handover.step, handover.queue,
-                     handover.priority.value, handover.summary, turn.session.language, now))
-            await conn.execute("COMMIT")
-        except BaseException:
-            await conn.execute("ROLLBACK")
-            raise
+        """One statement (see migration 2): session, update id, replies and handovers
+        together or not at all. Returns every reply of the chat still waiting to be sent,
+        oldest first: this turn's, after any an outage left behind."""
+        handovers = [{"flow": h.flow, "step": h.step, "queue": h.queue,
+                      "priority": h.priority.value, "summary": h.summary} for h in turn.handovers]
+        pending = [PendingMessage(self._next_id(), m) for m in turn.outbound]
+        await self._conn.execute(
+            "INSERT INTO turn_writes (chat_key, session, update_id, outbound, handovers, "
+            "language, at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (turn.chat_key, turn.session.to_json(), turn.update_id,
+             json.dumps([[p.id, _encode(p.message)] for p in pending], ensure_ascii=False),
+             json.dumps(handovers, ensure_ascii=False), turn.session.language, time.time()))
         return pending
+
+    def _next_id(self) -> int:
+        """Outbox ids are nanosecond clock readings, strictly increasing in this process.
+
+        Choosing the id here saves reading it back (a second trip to the database thread
+        per turn); ordering by id is ordering by time, also across two processes sharing
+        the file, and a clash between them fails the turn loudly (primary key).
+        """
+        self._last_id = max(self._last_id + 1, time.time_ns())
+        return self._last_id
 
     async def mark_sent(self, message_ids: Sequence[int]) -> None:
         if not message_ids:
             return
         marks = ",".join("?" * len(message_ids))
-        async with self._write:
-            await self._conn.execute(f"DELETE FROM outbox WHERE id IN ({marks})", tuple(message_ids))
+        await self._conn.execute(f"DELETE FROM outbox WHERE id IN ({marks})", tuple(message_ids))
 
     async def pending(self, chat_key: str | None = None) -> list[PendingMessage]:
         query = "SELECT id, payload FROM outbox"
@@ -206,21 +224,11 @@ class SqliteStore:
         return [PendingMessage(int(r[0]), _decode(r[1])) for r in rows]
 
     async def prune_processed(self, older_than: float = PROCESSED_KEEP_SECONDS) -> None:
-        async with self._write:
-            await self._conn.execute("DELETE FROM processed_updates WHERE at < ?",
+        await self._conn.execute("DELETE FROM processed_updates WHERE at < ?",
                                  (time.time() - older_than,))
 
     async def forget(self, chat_key: str) -> None:
-        conn = self._conn
-        async with self._write:
-            await conn.execute("BEGIN IMMEDIATE")
-            try:
-                for table in ("sessions", "outbox", "processed_updates", "handovers"):
-                    await conn.execute(f"DELETE FROM {table} WHERE chat_key = ?", (chat_key,))
-                await conn.execute("COMMIT")
-            except BaseException:
-                await conn.execute("ROLLBACK")
-                raise
+        await self._conn.execute("INSERT INTO forget_requests (chat_key) VALUES (?)", (chat_key,))
 
     async def handovers(self, chat_key: str) -> list[dict[str, str | None]]:
         """Handovers recorded for a chat (the volunteer queue builds on this table)."""

@@ -16,6 +16,14 @@ InboundHandler = Callable[[Inbound], Awaitable[None]]
 class Transport(Protocol):
     #: Prefix of chat keys from this transport, e.g. "telegram" for "telegram:12345".
     name: str
+    #: 0: send a turn's messages one by one. N > 0: the dispatcher joins a turn's adjacent
+    #: messages into one of at most N characters (Telegram delivers about one message per
+    #: second to a chat, so four short messages in a row would arrive over four seconds).
+    merge_up_to: int
+
+    async def typing(self, chat_key: str) -> None:
+        """Show that a reply is being prepared (a slow turn); a no-op where unsupported."""
+        ...
 
     async def send(self, message: Outbound) -> None:
         """Deliver one message. Raises TransportError when the platform refuses for good."""

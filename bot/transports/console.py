@@ -21,6 +21,10 @@ _LRI, _PDI = "\u2067", "\u2069"  # right-to-left isolate around RTL lines for th
 
 class ConsoleTransport:
     name = "console"
+    merge_up_to = 0  # one printed block per message reads best in a terminal
+
+    async def typing(self, chat_key: str) -> None:
+        return None
 
     def __init__(self, user: str = "local", stdin: TextIO | None = None,
                  stdout: TextIO | None = None) -> None:

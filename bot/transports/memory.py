@@ -14,9 +14,14 @@ __all__ = ["MemoryTransport"]
 
 class MemoryTransport:
     name = "memory"
+    merge_up_to = 0  # tests assert on each message's key
+
+    async def typing(self, chat_key: str) -> None:
+        self.typed.append(chat_key)
 
     def __init__(self, inbound: Iterable[Inbound] = ()) -> None:
         self.sent: list[Outbound] = []
+        self.typed: list[str] = []
         self._queue: asyncio.Queue[Inbound | None] = asyncio.Queue()
         for message in inbound:
             self._queue.put_nowait(message)

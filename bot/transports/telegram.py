@@ -60,7 +60,7 @@ from telegram.error import (
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 from telegram.warnings import PTBDeprecationWarning
 
-from bot.errors import TransportError
+from bot.errors import DeliveryRefused, TransportError
 from bot.limits import TELEGRAM_CALLBACK_DATA_MAX_BYTES, TELEGRAM_TEXT_MAX
 from bot.messages import Inbound, InboundKind, Outbound
 from bot.transports.base import InboundHandler
@@ -197,7 +197,9 @@ class TelegramTransport:
         self._closed = False
         self._initialized = False
         #: chat id -> message id of the last question with a keyboard we sent there.
-        self._last_question: OrderedDict[int, int] = OrderedDict()
+        # chat -> (token, message ids) of the question now open: the same question may be
+        # shown more than once ("sorry, I did not understand" + the question again).
+        self._last_question: OrderedDict[int, tuple[int | None, list[int]]] = OrderedDict()
         self._typing: dict[int, asyncio.Task[None]] = {}
         self._background: set[asyncio.Task[Any]] = set()
         self._inflight: set[asyncio.Task[Any]] = set()
@@ -263,6 +265,9 @@ class TelegramTransport:
                 self._initialized = False
                 await self._app.shutdown()
 
+    #: Join a turn's messages (Telegram delivers about one message a second per chat).
+    merge_up_to = TELEGRAM_TEXT_MAX
+
     async def typing(self, chat_key: str) -> None:
         """Show "typing..." in the chat. Returns at once; the next send to the chat waits for
         it (so the action never lands after the reply). Failures are logged, not raised."""
@@ -297,12 +302,19 @@ class TelegramTransport:
             )
 
         if message.buttons or message.token is not None:
-            # A new question: the previous one can no longer be answered by a tap.
-            previous = self._last_question.pop(chat_id, None)
-            if previous is not None:
-                self._spawn(self._remove_keyboard(chat_id, previous))
-        if message.buttons and sent is not None:
-            self._remember_question(chat_id, sent.message_id)
+            token, shown = self._last_question.pop(chat_id, (None, []))
+            if token is not None and token == message.token:
+                # The same question asked again: its earlier copies still answer it.
+                keep = shown
+            else:
+                # A new question: the previous one can no longer be answered by a tap.
+                for previous in shown:
+                    self._spawn(self._remove_keyboard(chat_id, previous))
+                keep = []
+            if message.buttons and sent is not None:
+                keep.append(sent.message_id)
+            if keep:
+                self._remember_question(chat_id, message.token, keep)
 
     async def set_commands(self, commands_by_language: dict[str, list[tuple[str, str]]]) -> None:
         """Set the command menu per language: English (``"en"``) becomes the default shown
@@ -362,8 +374,10 @@ class TelegramTransport:
         chat_id = message.chat.id if message is not None else None
         message_id = message.message_id if message is not None else None
         has_keyboard = isinstance(message, Message) and message.reply_markup is not None
-        if chat_id is not None and self._last_question.get(chat_id) == message_id:
-            del self._last_question[chat_id]  # so the next question does not edit it again
+        if chat_id is not None and chat_id in self._last_question:
+            shown = self._last_question[chat_id][1]
+            if message_id in shown:
+                shown.remove(message_id)  # so the next question does not edit it again
 
         async def acknowledge() -> None:
             bot = self._app.bot
@@ -465,9 +479,9 @@ class TelegramTransport:
                 _log.info("Telegram %s: flood control, waiting %.1fs", what, delay)
                 await asyncio.sleep(delay)
             except Forbidden as exc:  # blocked by the user, or kicked: retrying cannot help
-                raise TransportError(f"Telegram {what}: forbidden: {self._redact(exc)}") from exc
+                raise DeliveryRefused(f"Telegram {what}: forbidden: {self._redact(exc)}") from exc
             except BadRequest as exc:  # a NetworkError subclass in PTB, but never transient
-                raise TransportError(f"Telegram {what}: bad request: {self._redact(exc)}") from exc
+                raise DeliveryRefused(f"Telegram {what}: bad request: {self._redact(exc)}") from exc
             except NetworkError as exc:  # includes TimedOut and 5xx answers
                 if attempt == tries:
                     raise TransportError(f"Telegram {what}: network error after {tries} "
@@ -490,8 +504,8 @@ class TelegramTransport:
         except TransportError as exc:  # e.g. "message is not modified", or too old to edit
             _log.debug("could not remove a keyboard: %s", exc)
 
-    def _remember_question(self, chat_id: int, message_id: int) -> None:
-        self._last_question[chat_id] = message_id
+    def _remember_question(self, chat_id: int, token: int | None, message_ids: list[int]) -> None:
+        self._last_question[chat_id] = (token, message_ids)
         self._last_question.move_to_end(chat_id)
         while len(self._last_question) > LAST_QUESTION_CHATS_MAX:
             self._last_question.popitem(last=False)

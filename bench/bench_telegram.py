@@ -1,0 +1,251 @@
+"""Throughput and reply latency over the Telegram Bot API, against the loopback fake server.
+
+    python bench/bench_telegram.py [--users N] [--messages M] [--poll-timeout S]
+
+Runs, in one process and against a fresh fake Bot API each:
+
+  (a) ptb-echo   a plain python-telegram-bot Application whose MessageHandler sends the text back
+  (b) transport  TelegramTransport with a handler that replies via transport.send
+
+N simulated users each send M messages in a closed loop (the next message once the reply came),
+so N chats are in flight at once. Latency runs from the update being queued at the fake server
+to the reply's sendMessage arriving there. Everything runs on one event loop (fake server,
+PTB, handler), so the numbers compare (a) with (b); they are not Telegram's.
+
+Hook for the full bot: :func:`bench_transport` takes a factory building the InboundHandler
+from the transport, e.g.::
+
+    def with_dispatcher(transport):
+        return Dispatcher(store, lambda: library, Localizer(), transport).handle
+
+    result = await bench_transport(with_dispatcher, users=20, messages=50, label="dispatcher")
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dtm
+import gc
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
+
+from telegram import Update
+from telegram.ext import ApplicationBuilder, ContextTypes, MessageHandler, filters
+
+from bot.messages import Inbound, Outbound
+from bot.transports.base import InboundHandler
+from bot.transports.telegram import ALLOWED_UPDATES, TelegramTransport
+from tests.support.fake_bot_api import ApiCall, FakeBotApi
+
+#: A factory that builds the handler under test from the transport it will reply through.
+HandlerFactory = Callable[[TelegramTransport], InboundHandler]
+#: Starts a bot against the fake server for the duration of the ``async with``.
+BotRunner = Callable[[FakeBotApi], AbstractAsyncContextManager[None]]
+
+REPLY_TIMEOUT = 10.0  # seconds one reply may take before the run is declared failed
+FIRST_CHAT_ID = 10_000
+
+
+@dataclass(frozen=True)
+class Result:
+    label: str
+    messages: int
+    seconds: float
+    latencies: list[float]  # seconds, one per message
+
+    @property
+    def rate(self) -> float:
+        return self.messages / self.seconds if self.seconds else 0.0
+
+    def percentile(self, p: float) -> float:
+        ordered = sorted(self.latencies)
+        index = min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))
+        return ordered[index]
+
+    def line(self) -> str:
+        return (f"{self.label:<12} {self.rate:9.1f} msg/s   p50 {self.percentile(50) * 1e3:7.2f} ms"
+                f"   p99 {self.percentile(99) * 1e3:7.2f} ms   ({self.messages} msgs in "
+                f"{self.seconds:.2f} s)")
+
+
+async def drive(api: FakeBotApi, label: str, users: int, messages: int) -> Result:
+    """Closed-loop load: each user sends a message, waits for the first reply, sends again."""
+    waiting: dict[int, asyncio.Future[float]] = {}
+
+    def on_call(call: ApiCall) -> None:
+        if call.method == "sendMessage" and call.ok and call.chat_id is not None:
+            future = waiting.pop(call.chat_id, None)
+            if future is not None and not future.done():
+                future.set_result(call.at)
+
+    api.listeners.append(on_call)
+    loop = asyncio.get_running_loop()
+
+    async def user(chat_id: int) -> list[float]:
+        latencies = []
+        for i in range(messages):
+            future: asyncio.Future[float] = loop.create_future()
+            waiting[chat_id] = future
+            sent_at = time.monotonic()
+            api.send_text(chat_id, f"message {i} from {chat_id}")
+            replied_at = await asyncio.wait_for(future, REPLY_TIMEOUT)
+            latencies.append(replied_at - sent_at)
+        return latencies
+
+    started = time.monotonic()
+    try:
+        per_user = await asyncio.gather(*(user(FIRST_CHAT_ID + u) for u in range(users)))
+    finally:
+        api.listeners.remove(on_call)
+    elapsed = time.monotonic() - started
+    latencies = [x for xs in per_user for x in xs]
+    return Result(label, len(latencies), elapsed, latencies)
+
+
+async def measure(runner: BotRunner, label: str, users: int, messages: int,
+                  warmup: int = 1) -> Result:
+    """Start a fresh fake server, start the bot, warm up, then drive the load."""
+    api = await FakeBotApi(max_poll_seconds=10.0).start()
+    try:
+        async with runner(api):
+            await drive(api, label, users, warmup)  # open the HTTP connections, fill caches
+            gc.collect()
+            return await drive(api, label, users, messages)
+    finally:
+        await api.stop()
+
+
+def ptb_echo(poll_timeout: float) -> BotRunner:
+    """(a) A plain PTB echo bot: MessageHandler replying with the text."""
+
+    @contextlib.asynccontextmanager
+    async def run(api: FakeBotApi) -> AsyncIterator[None]:
+        app = (ApplicationBuilder().token(api.token).base_url(api.base_url)
+               .base_file_url(api.base_file_url).concurrent_updates(256).job_queue(None).build())
+
+        async def echo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+            message = update.message
+            if message is not None and message.text is not None:
+                await context.bot.send_message(chat_id=message.chat.id, text=message.text)
+
+        app.add_handler(MessageHandler(filters.TEXT, echo))
+        await app.initialize()
+        await app.start()
+        assert app.updater is not None
+        await app.updater.start_polling(timeout=dtm.timedelta(seconds=poll_timeout),
+                                        allowed_updates=list(ALLOWED_UPDATES))
+        try:
+            yield
+        finally:
+            await app.updater.stop()
+            await app.stop()
+            await app.shutdown()
+
+    return run
+
+
+def echo_handler(transport: TelegramTransport) -> InboundHandler:
+    """(b) The transport's counterpart of the echo bot."""
+
+    async def handle(inbound: Inbound) -> None:
+        await transport.send(Outbound(inbound.chat_key, inbound.text or inbound.command or "?"))
+
+    return handle
+
+
+def transport_runner(factory: HandlerFactory, poll_timeout: float) -> BotRunner:
+    @contextlib.asynccontextmanager
+    async def run(api: FakeBotApi) -> AsyncIterator[None]:
+        transport = TelegramTransport(api.token, base_url=api.base_url,
+                                      base_file_url=api.base_file_url, poll_timeout=poll_timeout)
+        task = asyncio.create_task(transport.run(factory(transport)))
+        try:
+            await asyncio.wait_for(transport.running.wait(), 10)
+            yield
+        finally:
+            await transport.stop()
+            await asyncio.wait_for(task, 15)
+
+    return run
+
+
+async def bench_transport(factory: HandlerFactory, *, users: int = 20, messages: int = 50,
+                          label: str = "transport", poll_timeout: float = 10.0) -> Result:
+    """The hook: TelegramTransport with the handler ``factory(transport)`` builds."""
+    return await measure(transport_runner(factory, poll_timeout), label, users, messages)
+
+
+async def main(users: int, messages: int, poll_timeout: float) -> None:
+    print(f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPU(s);"
+          f" {users} users x {messages} messages, closed loop, one event loop;"
+          " ptb-echo uses PTB's defaults, transport its own (HTTP pool of 16)")
+    echo = await measure(ptb_echo(poll_timeout), "ptb-echo", users, messages)
+    print(echo.line())
+    ours = await bench_transport(echo_handler, users=users, messages=messages,
+                                 poll_timeout=poll_timeout)
+    print(ours.line())
+    print(f"ratio transport/ptb-echo: throughput {ours.rate / echo.rate:.2f}x, "
+          f"p50 latency {ours.percentile(50) / echo.percentile(50):.2f}x, "
+          f"p99 latency {ours.percentile(99) / echo.percentile(99):.2f}x")
+    full = await bench_full_bot(users=users, messages=messages, poll_timeout=poll_timeout)
+    print(full.line())
+    print(f"ratio full-bot/ptb-echo: throughput {full.rate / echo.rate:.2f}x, "
+          f"p50 latency {full.percentile(50) / echo.percentile(50):.2f}x, "
+          f"p99 latency {full.percentile(99) / echo.percentile(99):.2f}x")
+
+
+async def bench_full_bot(*, users: int, messages: int, poll_timeout: float) -> Result:
+    """(c) The whole bot: dispatcher, engine, catalogs, localizer and one SQLite transaction
+    per turn on a temporary file, replying through TelegramTransport.
+
+    The per-chat rate limit is off here: a closed loop of 50 messages per chat IS a flood,
+    and the limit would (rightly) answer it with silence.
+    """
+    from bot.app import load_catalog_set
+    from bot.config import Settings
+    from bot.dispatcher import Dispatcher
+    from bot.flowspec.library import default_flows_dir, load_library
+    from bot.i18n.localizer import Localizer
+    from bot.storage.sqlite import SqliteStore
+
+    library = load_library([default_flows_dir()])
+    localizer = Localizer(load_catalog_set(Settings.from_env({}), library))
+    with tempfile.TemporaryDirectory() as tmp:
+        store = await SqliteStore.open(Path(tmp) / "bench.sqlite3")
+        try:
+            def with_dispatcher(transport: TelegramTransport) -> InboundHandler:
+                return Dispatcher(store, lambda: library, localizer, transport,
+                                  rate_limit=False).handle
+
+            return await bench_transport(with_dispatcher, users=users, messages=messages,
+                                         label="full-bot", poll_timeout=poll_timeout)
+        finally:
+            await store.close()
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--users", type=int, default=20, help="concurrent chats (default 20)")
+    parser.add_argument("--messages", type=int, default=50, help="messages per user (default 50)")
+    parser.add_argument("--poll-timeout", type=float, default=10.0,
+                        help="getUpdates long-poll timeout in seconds (default 10)")
+    args = parser.parse_args(argv)
+    if not (1 <= args.users <= 10_000 and 1 <= args.messages <= 100_000):
+        parser.error("--users must be 1..10000 and --messages 1..100000")
+    return args
+
+
+if __name__ == "__main__":
+    arguments = parse_args()
+    asyncio.run(main(arguments.users, arguments.messages, arguments.poll_timeout))
