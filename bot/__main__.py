@@ -50,6 +50,20 @@ def _parser() -> argparse.ArgumentParser:
                      help="reviewed only when a native speaker has checked every entry")
     imp.add_argument("file", type=Path)
 
+    volunteers = sub.add_parser("volunteers", help="who may answer chats handed to a person")
+    volunteers_sub = volunteers.add_subparsers(dest="volunteers_command", required=True)
+    add = volunteers_sub.add_parser("add", help="register (or update) a volunteer")
+    add.add_argument("id", help="Telegram user id (a number), or console:NAME for the local chat")
+    add.add_argument("--name", required=True, help="shown to staff; never to the person")
+    add.add_argument("--languages", required=True, help="comma-separated codes, e.g. en,fa,prs")
+    add.add_argument("--queues", default="*", help="comma-separated queues, or * for all (default)")
+    add.add_argument("--db", type=Path, help="SQLite file (default: BOT_DB_PATH)")
+    remove = volunteers_sub.add_parser("remove", help="unregister a volunteer")
+    remove.add_argument("id")
+    remove.add_argument("--db", type=Path)
+    listing = volunteers_sub.add_parser("list", help="show registered volunteers")
+    listing.add_argument("--db", type=Path)
+
     models = sub.add_parser("models", help="offline translation models")
     models_sub = models.add_subparsers(dest="models_command", required=True)
     install = models_sub.add_parser("install", help="install .argosmodel files from disk")
@@ -80,8 +94,10 @@ def _chat(args: argparse.Namespace, settings: Settings) -> int:
     transport = ConsoleTransport(user=args.user)
     if sys.stdin.isatty():
         print("Type a message to start; Ctrl-D to leave.", file=sys.stderr)
+    # A short flush interval: messages from a volunteer in another terminal (another
+    # process on the same SQLite file) show up within half a second.
     asyncio.run(run_bot(settings, transport, db_path=args.db, language=language,
-                        reopen=transport.chat_key, rate_limit=False))
+                        reopen=transport.chat_key, rate_limit=False, flush_every=0.5))
     return 0
 
 
@@ -173,6 +189,57 @@ def _locales(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _volunteer_key(raw: str) -> str:
+    from bot.errors import ConfigError
+
+    if raw.isdigit():
+        return f"telegram:{raw}"
+    if raw.startswith(("telegram:", "console:")) and raw.partition(":")[2]:
+        return raw
+    raise ConfigError(f"volunteer id {raw!r}: give a Telegram user id (a number) or console:NAME")
+
+
+async def _volunteers(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.errors import ConfigError
+    from bot.handover.model import Volunteer
+    from bot.i18n.languages import LANGUAGES
+    from bot.storage.sqlite import SqliteStore
+
+    store = await SqliteStore.open(args.db or settings.db_path, synchronous=settings.sqlite_sync)
+    try:
+        if args.volunteers_command == "add":
+            languages = tuple(c.strip() for c in args.languages.split(",") if c.strip())
+            unknown = [c for c in languages if c not in LANGUAGES]
+            if unknown or not languages:
+                raise ConfigError(f"unknown language(s) {', '.join(unknown) or '(none)'}; "
+                                  f"choose from: {', '.join(LANGUAGES)}")
+            queues = tuple(q.strip().lower() for q in args.queues.split(",") if q.strip()) or ("*",)
+            volunteer = Volunteer(_volunteer_key(args.id), args.name.strip(), languages, queues)
+            await store.add_volunteer(volunteer)
+            print(f"registered {volunteer.name} ({volunteer.chat_key}): languages "
+                  f"{', '.join(languages)}; queues {', '.join(queues)}. They start /away: "
+                  "they send /available when ready.")
+            return 0
+        if args.volunteers_command == "remove":
+            key = _volunteer_key(args.id)
+            if not await store.remove_volunteer(key):
+                print(f"no volunteer {key}", file=sys.stderr)
+                return 1
+            print(f"removed {key}")
+            return 0
+        people = await store.volunteers()
+        if not people:
+            print("no volunteers registered; add one with: python -m bot volunteers add ID "
+                  "--name NAME --languages en,fa")
+        for v in people:
+            state = "available" if v.available else "away"
+            print(f"{v.chat_key:<24} {v.name:<20} {','.join(v.languages):<16} "
+                  f"{','.join(v.queues):<20} {state}")
+        return 0
+    finally:
+        await store.close()
+
+
 def _language(code: str) -> str:
     from bot.errors import ConfigError
     from bot.i18n.languages import DEFAULT_LANGUAGE
@@ -215,6 +282,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _locales(args, settings)
         if args.command == "models":
             return _models(args, settings)
+        if args.command == "volunteers":
+            return asyncio.run(_volunteers(args, settings))
         return _run(settings)
     except FlowLoadError as exc:
         print("The flows could not be loaded:", file=sys.stderr)

@@ -13,6 +13,7 @@ from bot.dispatcher import Dispatcher
 from bot.engine.system_text import COMMAND_TEXT
 from bot.flowspec.library import FlowLibrary
 from bot.flowspec.live import LiveLibrary
+from bot.handover.desk import HandoverDesk
 from bot.i18n.argos_models import list_models
 from bot.i18n.catalog import CatalogSet, load_catalogs
 from bot.i18n.languages import LANGUAGES
@@ -73,7 +74,7 @@ async def serve_telegram(settings: Settings) -> None:
 
 async def run_bot(settings: Settings, transport: Transport, *, db_path: Path | None = None,
                   language: str | None = None, reopen: str | None = None,
-                  rate_limit: bool = True,
+                  rate_limit: bool = True, flush_every: float = 30.0,
                   on_start: Callable[[Localizer], Awaitable[None]] | None = None) -> None:
     """Serve ``transport`` until its input ends.
 
@@ -84,10 +85,11 @@ async def run_bot(settings: Settings, transport: Transport, *, db_path: Path | N
     flows = LiveLibrary([settings.flows_dir], snapshot_dir=Path(db).parent / "flows-last-good")
     localizer, translator = build_localizer(settings, flows.current)
     store = await SqliteStore.open(db, synchronous=settings.sqlite_sync)
+    desk = HandoverDesk(store, localizer, translator, settings.desk)
     dispatcher = Dispatcher(store, lambda: flows.current, localizer, transport,
-                            default_language=language, rate_limit=rate_limit)
+                            default_language=language, rate_limit=rate_limit, desk=desk)
     background = [asyncio.create_task(flows.watch(settings.flows_poll_seconds)),
-                  asyncio.create_task(dispatcher.keep_flushing())]
+                  asyncio.create_task(dispatcher.keep_flushing(flush_every))]
     if translator is not None:
         background.append(asyncio.create_task(translator.warm_up()))
     try:

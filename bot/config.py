@@ -13,6 +13,7 @@ from pathlib import Path
 
 from bot.errors import ConfigError
 from bot.flowspec.library import default_flows_dir
+from bot.handover.desk import DeskSettings, parse_hours
 from bot.i18n.languages import LANGUAGES
 
 __all__ = ["Settings"]
@@ -37,6 +38,7 @@ class Settings:
     telegram_webhook_secret: str | None = None
     telegram_webhook_listen: str = "127.0.0.1"
     telegram_webhook_port: int = 8443
+    desk: DeskSettings = field(default_factory=DeskSettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -58,6 +60,7 @@ class Settings:
         sync = (text("BOT_SQLITE_SYNC") or "NORMAL").upper()
         if sync not in ("NORMAL", "FULL"):
             raise ConfigError(f"BOT_SQLITE_SYNC must be NORMAL or FULL, not {sync!r}")
+        parse_hours(text("BOT_VOLUNTEER_HOURS") or "09:00-21:00")  # refuse a bad value early
         webhook_url = text("TELEGRAM_WEBHOOK_URL")
         secret = text("TELEGRAM_WEBHOOK_SECRET")
         if webhook_url and not secret:
@@ -79,6 +82,14 @@ class Settings:
             telegram_webhook_secret=secret,
             telegram_webhook_listen=text("TELEGRAM_WEBHOOK_LISTEN") or "127.0.0.1",
             telegram_webhook_port=int(number("TELEGRAM_WEBHOOK_PORT", 8443)),
+            desk=DeskSettings(
+                offer_delay_seconds=number("BOT_OFFER_DELAY_SECONDS", 120),
+                volunteer_timeout_seconds=60 * number("BOT_VOLUNTEER_TIMEOUT_MINUTES", 10),
+                user_timeout_seconds=60 * number("BOT_USER_TIMEOUT_MINUTES", 30),
+                average_chat_minutes=number("BOT_AVERAGE_CHAT_MINUTES", 15),
+                hours=text("BOT_VOLUNTEER_HOURS") or "09:00-21:00",
+                timezone=text("BOT_TIMEZONE") or "Europe/London",
+            ),
         )
 
 

@@ -23,6 +23,7 @@ from bot.engine.session import Session
 from bot.engine.system_text import SYSTEM_TEXT
 from bot.errors import DeliveryRefused, TransportError
 from bot.flowspec.library import FlowLibrary
+from bot.handover.desk import DeskResult, HandoverDesk
 from bot.i18n.localizer import Localizer
 from bot.messages import Inbound, Outbound
 from bot.storage.base import PendingMessage, Store, TurnRecord
@@ -55,6 +56,7 @@ class Dispatcher:
         default_language: str | None = None,
         rate_limit: bool = True,
         typing_after: float = 0.3,
+        desk: HandoverDesk | None = None,
     ) -> None:
         self.store = store
         self.library = library
@@ -68,6 +70,8 @@ class Dispatcher:
         #: Show "typing..." only for a turn slower than this (live translation, a slow
         #: disk): for the usual few-millisecond turn it would only add a request.
         self.typing_after = typing_after
+        #: The volunteer desk; None runs flows only (handovers are still recorded).
+        self.desk = desk
         self._gates: dict[str, _ChatGate] = {}
         self._background: set[asyncio.Task[None]] = set()
 
@@ -76,28 +80,76 @@ class Dispatcher:
         loop = asyncio.get_running_loop()
         typing = loop.call_later(self.typing_after, self._show_typing, inbound.chat_key)
         try:
-            await self._handle(inbound)
+            elsewhere = await self._handle(inbound)
         finally:
             typing.cancel()
+        # Replies to other chats (a relay, an offer) go out under THEIR lock, taken only
+        # after this chat's is released: two chats relaying to each other cannot deadlock.
+        await self.deliver(elsewhere)
 
     def _show_typing(self, chat_key: str) -> None:
         task = asyncio.ensure_future(self.transport.typing(chat_key))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _handle(self, inbound: Inbound) -> None:
-        async with self._gate(inbound.chat_key) as gate:
-            stored, duplicate = await self.store.load_turn_state(inbound.chat_key, inbound.update_id)
-            if duplicate:
+    async def _handle(self, inbound: Inbound) -> set[str]:
+        """Handle one message under its chat's lock; returns other chats now owed messages."""
+        chat_key = inbound.chat_key
+        async with self._gate(chat_key) as gate:
+            state = await self.store.load_turn_state(chat_key, inbound.update_id)
+            if state.duplicate:
                 log.info("duplicate update %s ignored", inbound.update_id)
-                return
-            session = self._new_session() if stored is None else stored
+                return set()
+            update_id = inbound.update_id
+            elsewhere: set[str] = set()
+            if self.desk is not None and state.volunteer is not None:
+                result = await self.desk.volunteer_turn(inbound, state.volunteer)
+                return await self._commit_desk(chat_key, result, update_id)
+            if self.desk is not None and state.entry is not None:
+                desk_result = await self.desk.user_turn(inbound, state.entry)
+                if desk_result is not None:
+                    elsewhere = await self._commit_desk(chat_key, desk_result, update_id)
+                    if not desk_result.run_engine:
+                        return elsewhere
+                    update_id = None  # recorded with the desk's part of this turn
+            session = self._new_session() if state.session is None else state.session
             if self.rate_limit and self._too_fast(gate):
                 turn = self._slow_down(session, gate)
             else:
                 turn = resume(self.library(), session, inbound,
                               self.localizer.aliases, self.localizer.keyword_aliases())
-            await self._commit_and_send(inbound.chat_key, turn, inbound.update_id)
+            handed_over = await self._commit_and_send(chat_key, turn, update_id)
+            if handed_over and self.desk is not None:
+                queued = await self.desk.queued(chat_key, turn.session.language)
+                elsewhere |= await self._send_own(chat_key, queued)
+            return elsewhere
+
+    async def _commit_desk(self, chat_key: str, result: DeskResult,
+                           update_id: str | None) -> set[str]:
+        record = TurnRecord(chat_key, None, result.outbound, (), update_id, result.seen)
+        pending = await self.store.commit_turn(record) + result.queued
+        return await self._send_own(chat_key, pending)
+
+    async def _send_own(self, chat_key: str, pending: list[PendingMessage]) -> set[str]:
+        """Send this chat's messages now; return the other chats that have some waiting."""
+        await self._send([p for p in pending if p.message.chat_key == chat_key])
+        return {p.message.chat_key for p in pending if p.message.chat_key != chat_key}
+
+    async def deliver(self, chat_keys: set[str]) -> None:
+        """Send what waits in the outbox for these chats, each under its own lock. Chats
+        of another transport (a volunteer on the console, the person on Telegram) are left
+        for the process serving that transport."""
+        for chat_key in sorted(chat_keys):
+            if not self.transport.owns(chat_key):
+                continue
+            async with self._gate(chat_key):
+                await self._send(await self.store.pending(chat_key))
+
+    async def tick(self) -> None:
+        """The desk's clock: delayed offers and silence timeouts."""
+        if self.desk is not None:
+            pending = await self.desk.tick()
+            await self.deliver({p.message.chat_key for p in pending})
 
     async def reopen(self, chat_key: str) -> None:
         """Resend anything unsent, then ask the current question again (after a restart)."""
@@ -112,22 +164,24 @@ class Dispatcher:
             await self._commit_and_send(chat_key, reprompt(self.library(), session), None)
 
     async def flush_outbox(self) -> None:
-        """Send replies left unsent by a crash or a platform outage.
+        """Send replies left unsent by a crash, a platform outage, or another process.
 
         Each chat's replies are sent under that chat's lock, so a reply being sent by a
         turn in progress is never sent a second time from here.
         """
-        chats = list(dict.fromkeys(p.message.chat_key for p in await self.store.pending()))
-        for chat_key in chats:
-            async with self._gate(chat_key):
-                await self._send(await self.store.pending(chat_key))
+        await self.deliver({p.message.chat_key for p in await self.store.pending()})
 
-    async def keep_flushing(self, interval: float = 30.0) -> None:
-        """Retry unsent replies every ``interval`` seconds, until cancelled."""
+    async def keep_flushing(self, interval: float = 30.0, tick_every: float = 15.0) -> None:
+        """Retry unsent replies every ``interval`` seconds and run the desk's clock, until
+        cancelled."""
+        last_tick = 0.0
         while True:
             await asyncio.sleep(interval)
             try:
                 await self.flush_outbox()
+                if time.monotonic() - last_tick >= tick_every:
+                    last_tick = time.monotonic()
+                    await self.tick()
             except Exception:  # a retry loop must outlive one bad round; the next may work
                 log.exception("outbox retry failed; trying again in %.0f s", interval)
 
@@ -158,7 +212,8 @@ class Dispatcher:
             events = (Say("system.slow_down", SYSTEM_TEXT["system.slow_down"]),)
         return Turn(session, events)
 
-    async def _commit_and_send(self, chat_key: str, turn: Turn, update_id: str | None) -> None:
+    async def _commit_and_send(self, chat_key: str, turn: Turn, update_id: str | None) -> bool:
+        """Commit the turn, send its replies; True when it handed the chat to a person."""
         outbound: list[Outbound] = []
         handovers: list[Handover] = []
         for event in turn.events:
@@ -175,6 +230,7 @@ class Dispatcher:
             await self.store.forget(chat_key)
             self._gates.get(chat_key, _ChatGate()).recent.clear()
             log.info("a chat asked to be forgotten; its data was deleted")
+        return bool(handovers)
 
     async def _send(self, pending: list[PendingMessage]) -> None:
         done: list[int] = []  # sent, or refused for good: either way out of the outbox

@@ -54,7 +54,9 @@ def test_piped_chat_walks_a_flow_to_its_handover(tmp_path: Path) -> None:
     assert "[1] English" in out and "[6] हिन्दी" in out
     assert "[1] Claim refused" in out
     assert "When was the letter sent?\n[1] This week\n[2] Longer ago" in out
-    assert out.rstrip().endswith("A volunteer will reply here. You said: The letter came on Monday")
+    assert "A volunteer will reply here. You said: The letter came on Monday" in out
+    assert "You are in the queue to talk to a volunteer. Your place in the queue: 1." in out
+    assert out.rstrip().endswith("[1] Leave the queue")
     assert result.stderr == ""
 
 

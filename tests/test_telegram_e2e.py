@@ -56,7 +56,8 @@ async def bot(tmp_path: Path) -> AsyncIterator[Bot]:
     transport = TelegramTransport(api.token, base_url=api.base_url, base_file_url=api.base_file_url,
                                   poll_timeout=0.5, backoff_base=0.01, backoff_max=0.05,
                                   stop_timeout=3.0, auto_typing=True)
-    settings = replace(Settings.from_env({}), argos_packages_dir=tmp_path / "no-models")
+    settings = replace(Settings.from_env({"BOT_VOLUNTEER_HOURS": "00:00-00:00"}),
+                       argos_packages_dir=tmp_path / "no-models")
     db = tmp_path / "bot.sqlite3"
     task = asyncio.create_task(run_bot(
         settings, transport, db_path=db,
@@ -83,7 +84,9 @@ async def test_whole_flow_by_taps_to_the_handover(bot: Bot) -> None:
     bot.tap(chat, "Yes, I can appeal")
     await bot.until(chat, "When was the refusal letter sent?")
     bot.tap(chat, "In the last 7 days")
-    await bot.until(chat, "I am asking a volunteer to join this chat now")
+    queued = await bot.until(chat, "You are in the queue to talk to a volunteer.")
+    assert "I am asking a volunteer to join this chat now" in bot.texts(chat)[-2]
+    assert "No volunteer is online right now" in queued["text"]
     assert len(bot.api.calls_to("answerCallbackQuery")) == 4
     conn = sqlite3.connect(bot.db)
     try:
@@ -99,7 +102,7 @@ async def test_whole_flow_by_typing_numbers_and_labels(bot: Bot) -> None:
                            ("English", "What do you need help with?"),
                            ("my claim was refused", "right of appeal?"),
                            ("1", "When was the refusal letter sent?"),
-                           ("in the last 7 days", "I am asking a volunteer to join this chat now")):
+                           ("in the last 7 days", "You are in the queue to talk to a volunteer")):
         bot.api.send_text(chat, text)
         await bot.until(chat, expected)
 

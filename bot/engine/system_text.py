@@ -21,6 +21,27 @@ SYSTEM_TEXT: dict[str, str] = {
     "system.loop": "Sorry, something went wrong on our side. Let us start again from the menu.",
     "system.untranslated": "(This message is not yet available in your language.)",
     "system.machine_translated": "(Translated by a computer. It may have mistakes.)",
+    "handover.queued": "You are in the queue to talk to a volunteer. Your place in the queue: "
+    "{position}. {wait}",
+    "handover.wait_estimate": "A volunteer usually replies in about {minutes} minutes. "
+    "This is only an estimate.",
+    "handover.no_one_online": "No volunteer is online right now. Your place is kept, and someone "
+    "will reply here as soon as they can.",
+    "handover.out_of_hours": "Volunteers are here {hours} (UK time). Your place is kept, and "
+    "someone will reply here then. If you are in danger, call 999.",
+    "handover.leave_button": "Leave the queue",
+    "handover.left": "You have left the queue. Send any message to see the menu again.",
+    "handover.joined": "A volunteer has joined this chat. Write your message here. "
+    "They give general help, not legal advice.",
+    "handover.with_volunteer": "You are talking with a volunteer. Please type your message. "
+    "Send /leave to end the chat.",
+    "handover.text_only": "The volunteer can only read text here. Please type your message.",
+    "handover.closed": "The volunteer has ended this chat. Thank you. Send any message to see "
+    "the menu again.",
+    "handover.released": "The volunteer had to step away. You are back in the queue, and your "
+    "place is kept.",
+    "handover.user_timeout": "We closed this chat because we did not hear from you for a while. "
+    "Send any message to start again.",
     "system.language_guess": "It looks like you write in {languages}. Please tap your language "
     "to confirm.",
 }

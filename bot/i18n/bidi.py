@@ -18,7 +18,7 @@ PDI = "\u2069"
 _LTR_SPAN = re.compile(
     r"https?://\S+[^\s.,;:!?)\]»،؛؟]"  # links, without trailing punctuation
     r"|[\w.+-]+@[\w-]+(?:\.[\w-]+)+"  # e-mail addresses
-    r"|\+?\d[\d ()-]{1,}\d"  # phone numbers and other digit runs with spaces
+    r"|\+?\d(?:[\d ()-]*\d)?"  # numbers: phone numbers with spaces, and "14" in "14 days"
     r"|/[a-z]+"  # commands such as /forget
     r"|[A-Za-z][A-Za-z0-9&'.-]*(?: [A-Za-z0-9&'.-]+)*"  # Latin words (names of services)
 )

@@ -90,6 +90,7 @@ def check_catalogs(library: FlowLibrary, catalogs: CatalogSet,
                 continue
             coverage.add(code, key, entry.status.value)
             coverage.problems += _entry_problems(entry, source, labels.get(key))
+    coverage.problems += _keyword_clashes(library, catalogs)
     known = set(sources)
     for entry in catalogs.entries.values():
         if entry.key not in known:
@@ -97,6 +98,31 @@ def check_catalogs(library: FlowLibrary, catalogs: CatalogSet,
                                              f"'{entry.key}' is not a key of any flow",
                                              "delete it, or fix the key (see flows/)"))
     return coverage
+
+
+def _keyword_clashes(library: FlowLibrary, catalogs: CatalogSet) -> list[Problem]:
+    """Typed keywords from every language share one pool: one word must lead to one flow."""
+    from bot.i18n.normalize import normalize
+
+    owner: dict[str, tuple[str, str]] = {}  # keyword -> (flow id, where it was written)
+    for flow in library.flows.values():
+        for word in flow.keywords:
+            owner.setdefault(normalize(word), (flow.id, flow.path))
+    problems: list[Problem] = []
+    for entry in sorted(catalogs.entries.values(), key=lambda e: (e.path, e.line)):
+        if not entry.key.endswith(".keywords"):
+            continue
+        flow_id = entry.key.removesuffix(".keywords")
+        for word in (w.strip() for w in entry.text.split(",")):
+            folded = normalize(word)
+            if not folded:
+                continue
+            first = owner.setdefault(folded, (flow_id, entry.path))
+            if first[0] != flow_id:
+                problems.append(Problem(entry.path, entry.line,
+                                        f"keyword '{word}' of {flow_id} already leads to {first[0]} "
+                                        f"({first[1]})", "use it for one flow only, in every language"))
+    return problems
 
 
 def _button_limits(library: FlowLibrary) -> dict[str, int]:

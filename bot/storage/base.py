@@ -8,9 +8,10 @@ from typing import Protocol
 
 from bot.engine.events import Handover
 from bot.engine.session import Session
+from bot.handover.model import QueueEntry, Volunteer
 from bot.messages import Outbound
 
-__all__ = ["PendingMessage", "Store", "TurnRecord"]
+__all__ = ["PendingMessage", "Store", "TurnRecord", "TurnState"]
 
 
 @dataclass(frozen=True)
@@ -18,10 +19,22 @@ class TurnRecord:
     """Everything one turn changes, written in one transaction before any reply is sent."""
 
     chat_key: str
-    session: Session
-    outbound: Sequence[Outbound] = ()
+    session: Session | None  # None: the turn leaves the session as it is (a relayed message)
+    outbound: Sequence[Outbound] = ()  # replies, to this chat or another (a relay)
     handovers: Sequence[Handover] = ()
     update_id: str | None = None
+    #: (handover id, "user" | "volunteer"): who was just heard from in a chat with a person.
+    seen: tuple[int, str] | None = None
+
+
+@dataclass(frozen=True)
+class TurnState:
+    """What the dispatcher needs to route one message, read in one trip in the common case."""
+
+    session: Session | None
+    duplicate: bool  # this platform update was handled already
+    volunteer: Volunteer | None = None  # the sender is a registered volunteer
+    entry: QueueEntry | None = None  # the sender's open place in the volunteer queue
 
 
 @dataclass(frozen=True)
@@ -33,9 +46,7 @@ class PendingMessage:
 class Store(Protocol):
     async def load_session(self, chat_key: str) -> Session | None: ...
 
-    async def load_turn_state(self, chat_key: str, update_id: str | None) -> tuple[Session | None, bool]:
-        """The chat's session, and True if ``update_id`` was handled already (a duplicate)."""
-        ...
+    async def load_turn_state(self, chat_key: str, update_id: str | None) -> TurnState: ...
 
     async def is_processed(self, update_id: str) -> bool:
         """True when this platform update was already handled (a duplicate delivery)."""

@@ -12,16 +12,20 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import aiosqlite
 
 from bot.engine.session import Session
 from bot.errors import StorageError
+from bot.flowspec.model import Priority
+from bot.handover.model import QueueEntry, Volunteer
+from bot.handover.model import Status as HandoverStatus
 from bot.messages import Outbound, OutButton
-from bot.storage.base import PendingMessage, TurnRecord
+from bot.storage.base import PendingMessage, TurnRecord, TurnState
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]
 
@@ -92,6 +96,83 @@ MIGRATIONS: tuple[str, ...] = (
         DELETE FROM handovers WHERE chat_key = NEW.chat_key;
     END;
     """,
+    # 3: the volunteer queue. A handover row is a place in the queue; it is 'waiting',
+    # then 'assigned' to one volunteer, then 'closed'. Offers record who was shown it,
+    # because a volunteer may only ever see chats they were offered or took.
+    """
+    CREATE TABLE volunteers (
+        chat_key   TEXT PRIMARY KEY,
+        name       TEXT NOT NULL,
+        languages  TEXT NOT NULL,
+        queues     TEXT NOT NULL,
+        available  INTEGER NOT NULL DEFAULT 0,
+        added_at   REAL NOT NULL
+    );
+    ALTER TABLE handovers ADD COLUMN volunteer TEXT;
+    ALTER TABLE handovers ADD COLUMN assigned_at REAL;
+    ALTER TABLE handovers ADD COLUMN user_seen_at REAL;
+    ALTER TABLE handovers ADD COLUMN volunteer_seen_at REAL;
+    ALTER TABLE handovers ADD COLUMN closed_reason TEXT;
+    CREATE INDEX handovers_status ON handovers (status, priority, created_at);
+    CREATE INDEX handovers_volunteer ON handovers (volunteer, status);
+    CREATE TABLE offers (
+        handover_id INTEGER NOT NULL REFERENCES handovers (id) ON DELETE CASCADE,
+        volunteer   TEXT NOT NULL,
+        offered_at  REAL NOT NULL,
+        PRIMARY KEY (handover_id, volunteer)
+    );
+    CREATE VIEW offer_writes (handover_id, volunteer, outbound, at)
+        AS SELECT NULL, NULL, NULL, NULL WHERE 0;
+    CREATE TRIGGER offer_writes_insert INSTEAD OF INSERT ON offer_writes BEGIN
+        INSERT OR IGNORE INTO offers (handover_id, volunteer, offered_at)
+            VALUES (NEW.handover_id, NEW.volunteer, NEW.at);
+        INSERT INTO outbox (id, chat_key, payload, created_at)
+            SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'),
+                   json_extract(value, '$[2]'), NEW.at
+            FROM json_each(NEW.outbound) ORDER BY key;
+    END;
+    DROP TRIGGER forget_requests_insert;
+    CREATE TRIGGER forget_requests_insert INSTEAD OF INSERT ON forget_requests BEGIN
+        DELETE FROM offers WHERE handover_id IN
+            (SELECT id FROM handovers WHERE chat_key = NEW.chat_key);
+        DELETE FROM sessions WHERE chat_key = NEW.chat_key;
+        DELETE FROM outbox WHERE chat_key = NEW.chat_key;
+        DELETE FROM processed_updates WHERE chat_key = NEW.chat_key;
+        DELETE FROM handovers WHERE chat_key = NEW.chat_key;
+    END;
+    -- Turns may now leave the session alone (a relayed message), and say who was last heard
+    -- in a chat with a volunteer. A new handover replaces an earlier one of the same chat
+    -- still waiting: one place in the queue each.
+    DROP VIEW turn_writes;
+    CREATE VIEW turn_writes (chat_key, session, update_id, outbound, handovers, language, at,
+                             seen_handover, seen_side)
+        AS SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL WHERE 0;
+    CREATE TRIGGER turn_writes_insert INSTEAD OF INSERT ON turn_writes BEGIN
+        INSERT INTO sessions (chat_key, data, updated_at)
+            SELECT NEW.chat_key, NEW.session, NEW.at WHERE NEW.session IS NOT NULL
+            ON CONFLICT (chat_key) DO UPDATE SET data = excluded.data,
+                                                 updated_at = excluded.updated_at;
+        UPDATE handovers SET user_seen_at = NEW.at
+            WHERE id = NEW.seen_handover AND NEW.seen_side = 'user';
+        UPDATE handovers SET volunteer_seen_at = NEW.at
+            WHERE id = NEW.seen_handover AND NEW.seen_side = 'volunteer';
+        INSERT OR IGNORE INTO processed_updates (update_id, chat_key, at)
+            SELECT NEW.update_id, NEW.chat_key, NEW.at WHERE NEW.update_id IS NOT NULL;
+        INSERT INTO outbox (id, chat_key, payload, created_at)
+            SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'),
+                   json_extract(value, '$[2]'), NEW.at
+            FROM json_each(NEW.outbound) ORDER BY key;
+        UPDATE handovers SET status = 'closed', closed_reason = 'replaced'
+            WHERE chat_key = NEW.chat_key AND status = 'waiting'
+              AND json_array_length(NEW.handovers) > 0;
+        INSERT INTO handovers (chat_key, flow, step, queue, priority, summary, language,
+                               created_at, user_seen_at)
+            SELECT NEW.chat_key, json_extract(value, '$.flow'), json_extract(value, '$.step'),
+                   json_extract(value, '$.queue'), json_extract(value, '$.priority'),
+                   json_extract(value, '$.summary'), NEW.language, NEW.at, NEW.at
+            FROM json_each(NEW.handovers) ORDER BY key;
+    END;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -112,13 +193,16 @@ def _decode(payload: str) -> Outbound:
 class SqliteStore:
     """Implements :class:`bot.storage.base.Store`. Open with ``await SqliteStore.open(path)``."""
 
-    def __init__(self, conn: aiosqlite.Connection, path: str) -> None:
+    def __init__(self, conn: aiosqlite.Connection, path: str,
+                 clock: Callable[[], float] = time.time) -> None:
         self._conn = conn
         self.path = path
+        self.clock = clock  # wall-clock seconds for every timestamp stored
         self._last_id = 0
 
     @classmethod
-    async def open(cls, path: str | Path, *, synchronous: str = "NORMAL") -> SqliteStore:
+    async def open(cls, path: str | Path, *, synchronous: str = "NORMAL",
+                   clock: Callable[[], float] = time.time) -> SqliteStore:
         shown = str(path)
         if shown != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -127,7 +211,7 @@ class SqliteStore:
             conn = await aiosqlite.connect(shown, isolation_level=None)
         except Exception as exc:  # sqlite3.Error or OSError, from a thread
             raise StorageError(f"cannot open the database at {shown}: {exc}") from exc
-        store = cls(conn, shown)
+        store = cls(conn, shown, clock)
         try:
             await store._setup(synchronous)
         except BaseException:
@@ -169,14 +253,21 @@ class SqliteStore:
             return Session.from_json(row[0])
         return None
 
-    async def load_turn_state(self, chat_key: str, update_id: str | None) -> tuple[Session | None, bool]:
-        """The chat's session and whether this update was handled already, in one trip."""
+    async def load_turn_state(self, chat_key: str, update_id: str | None) -> TurnState:
+        """Session, duplicate flag and the chat's part in the volunteer queue. One trip to
+        the database thread for an ordinary chat; one more when a volunteer is involved."""
         rows = await self._conn.execute_fetchall(
-            "SELECT (SELECT data FROM sessions WHERE chat_key = ?), "
-            "EXISTS (SELECT 1 FROM processed_updates WHERE update_id = ?)", (chat_key, update_id))
-        for data, seen in rows:
-            return (Session.from_json(data) if data is not None else None), bool(seen)
-        return None, False  # pragma: no cover - the SELECT always yields one row
+            "SELECT (SELECT data FROM sessions WHERE chat_key = ?1), "
+            "EXISTS (SELECT 1 FROM processed_updates WHERE update_id = ?2), "
+            "EXISTS (SELECT 1 FROM volunteers WHERE chat_key = ?1), "
+            "(SELECT id FROM handovers WHERE chat_key = ?1 AND status != 'closed' "
+            " ORDER BY id DESC LIMIT 1)", (chat_key, update_id))
+        data, seen, is_volunteer, entry_id = next(iter(rows))
+        return TurnState(
+            session=Session.from_json(data) if data is not None else None,
+            duplicate=bool(seen),
+            volunteer=await self.volunteer(chat_key) if is_volunteer else None,
+            entry=await self.queue_entry(int(entry_id)) if entry_id is not None else None)
 
     async def is_processed(self, update_id: str) -> bool:
         rows = await self._conn.execute_fetchall(
@@ -190,12 +281,13 @@ class SqliteStore:
         handovers = [{"flow": h.flow, "step": h.step, "queue": h.queue,
                       "priority": h.priority.value, "summary": h.summary} for h in turn.handovers]
         pending = [PendingMessage(self._next_id(), m) for m in turn.outbound]
+        seen = turn.seen or (None, None)
         await self._conn.execute(
             "INSERT INTO turn_writes (chat_key, session, update_id, outbound, handovers, "
-            "language, at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (turn.chat_key, turn.session.to_json(), turn.update_id,
-             json.dumps([[p.id, _encode(p.message)] for p in pending], ensure_ascii=False),
-             json.dumps(handovers, ensure_ascii=False), turn.session.language, time.time()))
+            "language, at, seen_handover, seen_side) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (turn.chat_key, turn.session.to_json() if turn.session else None, turn.update_id,
+             _outbound_json(pending), json.dumps(handovers, ensure_ascii=False),
+             turn.session.language if turn.session else None, self.clock(), *seen))
         return pending
 
     def _next_id(self) -> int:
@@ -225,7 +317,7 @@ class SqliteStore:
 
     async def prune_processed(self, older_than: float = PROCESSED_KEEP_SECONDS) -> None:
         await self._conn.execute("DELETE FROM processed_updates WHERE at < ?",
-                                 (time.time() - older_than,))
+                                 (self.clock() - older_than,))
 
     async def forget(self, chat_key: str) -> None:
         await self._conn.execute("INSERT INTO forget_requests (chat_key) VALUES (?)", (chat_key,))
@@ -239,3 +331,137 @@ class SqliteStore:
             rows = await cursor.fetchall()
         names = ("flow", "step", "queue", "priority", "summary", "status", "language")
         return [dict(zip(names, row, strict=True)) for row in rows]
+
+    # -- the volunteer queue (bot.handover) ------------------------------------------------
+
+    async def add_volunteer(self, volunteer: Volunteer) -> None:
+        await self._conn.execute(
+            "INSERT INTO volunteers (chat_key, name, languages, queues, available, added_at) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (chat_key) DO UPDATE SET name = excluded.name, "
+            "languages = excluded.languages, queues = excluded.queues",
+            (volunteer.chat_key, volunteer.name, ",".join(volunteer.languages),
+             ",".join(volunteer.queues), int(volunteer.available), self.clock()))
+
+    async def remove_volunteer(self, chat_key: str) -> bool:
+        cursor = await self._conn.execute("DELETE FROM volunteers WHERE chat_key = ?", (chat_key,))
+        return cursor.rowcount > 0
+
+    async def volunteers(self) -> list[Volunteer]:
+        rows = await self._conn.execute_fetchall(
+            f"SELECT {_VOLUNTEER_COLUMNS} FROM volunteers ORDER BY name, chat_key")
+        return [_volunteer(row) for row in rows]
+
+    async def volunteer(self, chat_key: str) -> Volunteer | None:
+        rows = await self._conn.execute_fetchall(
+            f"SELECT {_VOLUNTEER_COLUMNS} FROM volunteers WHERE chat_key = ?", (chat_key,))
+        return next((_volunteer(row) for row in rows), None)
+
+    async def set_available(self, chat_key: str, available: bool) -> None:
+        await self._conn.execute("UPDATE volunteers SET available = ? WHERE chat_key = ?",
+                                 (int(available), chat_key))
+
+    async def queue_entry(self, handover_id: int) -> QueueEntry | None:
+        rows = await self._conn.execute_fetchall(
+            f"SELECT {_ENTRY_COLUMNS} FROM handovers WHERE id = ?", (handover_id,))
+        return next((_entry(row) for row in rows), None)
+
+    async def open_entry(self, chat_key: str) -> QueueEntry | None:
+        """The chat's place in the queue, waiting or with a volunteer, if any."""
+        rows = await self._conn.execute_fetchall(
+            f"SELECT {_ENTRY_COLUMNS} FROM handovers WHERE chat_key = ? AND status != 'closed' "
+            "ORDER BY id DESC LIMIT 1", (chat_key,))
+        return next((_entry(row) for row in rows), None)
+
+    async def held_by(self, volunteer: str) -> QueueEntry | None:
+        rows = await self._conn.execute_fetchall(
+            f"SELECT {_ENTRY_COLUMNS} FROM handovers WHERE volunteer = ? AND status = 'assigned' "
+            "ORDER BY id DESC LIMIT 1", (volunteer,))
+        return next((_entry(row) for row in rows), None)
+
+    async def entries(self, status: HandoverStatus) -> list[QueueEntry]:
+        """Entries in queue order: crisis, then deadline, then the rest; oldest first."""
+        rows = await self._conn.execute_fetchall(
+            f"SELECT {_ENTRY_COLUMNS} FROM handovers WHERE status = ? ORDER BY "
+            "CASE priority WHEN 'crisis' THEN 0 WHEN 'deadline' THEN 1 ELSE 2 END, created_at, id",
+            (status.value,))
+        return [_entry(row) for row in rows]
+
+    async def offered_to(self, volunteer: str) -> set[int]:
+        rows = await self._conn.execute_fetchall(
+            "SELECT handover_id FROM offers WHERE volunteer = ?", (volunteer,))
+        return {int(row[0]) for row in rows}
+
+    async def offers_of(self, handover_id: int) -> set[str]:
+        rows = await self._conn.execute_fetchall(
+            "SELECT volunteer FROM offers WHERE handover_id = ?", (handover_id,))
+        return {str(row[0]) for row in rows}
+
+    async def record_offer(self, handover_id: int, volunteer: str,
+                           messages: Sequence[Outbound]) -> list[PendingMessage]:
+        """Remember that the volunteer was shown the chat, and queue the notice, together."""
+        pending = [PendingMessage(self._next_id(), m) for m in messages]
+        await self._conn.execute(
+            "INSERT INTO offer_writes (handover_id, volunteer, outbound, at) VALUES (?, ?, ?, ?)",
+            (handover_id, volunteer, _outbound_json(pending), self.clock()))
+        return pending
+
+    async def take(self, handover_id: int, volunteer: str) -> bool:
+        """Assign a waiting chat. Exactly one of two volunteers racing for it gets True."""
+        now = self.clock()
+        cursor = await self._conn.execute(
+            "UPDATE handovers SET status = 'assigned', volunteer = ?, assigned_at = ?, "
+            "volunteer_seen_at = ?, user_seen_at = ? WHERE id = ? AND status = 'waiting' "
+            "AND NOT EXISTS (SELECT 1 FROM handovers WHERE volunteer = ? AND status = 'assigned')",
+            (volunteer, now, now, now, handover_id, volunteer))
+        return cursor.rowcount == 1
+
+    async def requeue(self, handover_id: int, queue: str | None = None) -> bool:
+        """Back to waiting (released, transferred, or the volunteer went silent)."""
+        cursor = await self._conn.execute(
+            "UPDATE handovers SET status = 'waiting', volunteer = NULL, assigned_at = NULL, "
+            "queue = COALESCE(?, queue) WHERE id = ? AND status = 'assigned'", (queue, handover_id))
+        if queue is not None:  # a new queue is offered afresh
+            await self._conn.execute("DELETE FROM offers WHERE handover_id = ?", (handover_id,))
+        return cursor.rowcount == 1
+
+    async def close_entry(self, handover_id: int, reason: str) -> bool:
+        cursor = await self._conn.execute(
+            "UPDATE handovers SET status = 'closed', closed_reason = ? "
+            "WHERE id = ? AND status != 'closed'", (reason, handover_id))
+        return cursor.rowcount == 1
+
+    async def enqueue(self, messages: Sequence[Outbound]) -> list[PendingMessage]:
+        """Queue messages outside a turn (notices from the queue's clock)."""
+        if not messages:
+            return []
+        pending = [PendingMessage(self._next_id(), m) for m in messages]
+        await self._conn.execute(
+            "INSERT INTO outbox (id, chat_key, payload, created_at) "
+            "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), "
+            "json_extract(value, '$[2]'), ? FROM json_each(?) ORDER BY key",
+            (self.clock(), _outbound_json(pending)))
+        return pending
+
+
+_VOLUNTEER_COLUMNS = "chat_key, name, languages, queues, available"
+_ENTRY_COLUMNS = ("id, chat_key, flow, queue, priority, summary, language, created_at, status, "
+                  "volunteer, assigned_at, user_seen_at, volunteer_seen_at")
+
+
+def _split(text: str) -> tuple[str, ...]:
+    return tuple(part for part in text.split(",") if part)
+
+
+def _volunteer(row: Any) -> Volunteer:
+    return Volunteer(str(row[0]), str(row[1]), _split(row[2]), _split(row[3]), bool(row[4]))
+
+
+def _entry(row: Any) -> QueueEntry:
+    return QueueEntry(int(row[0]), str(row[1]), str(row[2]), str(row[3]), Priority(row[4]),
+                      str(row[5]), row[6], float(row[7]), HandoverStatus(row[8]), row[9], row[10],
+                      row[11], row[12])
+
+
+def _outbound_json(pending: Sequence[PendingMessage]) -> str:
+    return json.dumps([[p.id, p.message.chat_key, _encode(p.message)] for p in pending],
+                      ensure_ascii=False)

@@ -21,6 +21,10 @@ class Transport(Protocol):
     #: second to a chat, so four short messages in a row would arrive over four seconds).
     merge_up_to: int
 
+    def owns(self, chat_key: str) -> bool:
+        """True for chats this transport delivers to (others are another process's)."""
+        ...
+
     async def typing(self, chat_key: str) -> None:
         """Show that a reply is being prepared (a slow turn); a no-op where unsupported."""
         ...

@@ -26,6 +26,9 @@ class ConsoleTransport:
     async def typing(self, chat_key: str) -> None:
         return None
 
+    def owns(self, chat_key: str) -> bool:
+        return chat_key == self.chat_key
+
     def __init__(self, user: str = "local", stdin: TextIO | None = None,
                  stdout: TextIO | None = None) -> None:
         self.chat_key = f"console:{user}"

@@ -19,6 +19,9 @@ class MemoryTransport:
     async def typing(self, chat_key: str) -> None:
         self.typed.append(chat_key)
 
+    def owns(self, chat_key: str) -> bool:
+        return True  # tests see every chat's messages
+
     def __init__(self, inbound: Iterable[Inbound] = ()) -> None:
         self.sent: list[Outbound] = []
         self.typed: list[str] = []

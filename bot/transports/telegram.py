@@ -268,6 +268,9 @@ class TelegramTransport:
     #: Join a turn's messages (Telegram delivers about one message a second per chat).
     merge_up_to = TELEGRAM_TEXT_MAX
 
+    def owns(self, chat_key: str) -> bool:
+        return chat_key.startswith("telegram:")
+
     async def typing(self, chat_key: str) -> None:
         """Show "typing..." in the chat. Returns at once; the next send to the chat waits for
         it (so the action never lands after the reply). Failures are logged, not raised."""

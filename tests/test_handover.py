@@ -1,0 +1,343 @@
+"""The volunteer desk with the real dispatcher and SQLite: queueing, offers, relay, races."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from bot.__main__ import main
+from bot.dispatcher import Dispatcher
+from bot.flowspec.library import load_library
+from bot.handover.desk import DeskSettings, HandoverDesk
+from bot.handover.model import Status, Volunteer
+from bot.i18n.argos_models import install_models
+from bot.i18n.catalog import CatalogSet
+from bot.i18n.localizer import Localizer
+from bot.i18n.machine_translation import ArgosTranslator
+from bot.messages import Inbound, InboundKind, Outbound
+from bot.storage.sqlite import SqliteStore
+from bot.transports.console import ConsoleTransport
+from bot.transports.memory import MemoryTransport
+from tests.support.offline import NetworkGuard
+from tests.support.tiny_argos import build_tiny_model
+
+FIXTURES = Path(__file__).parent / "fixtures" / "flows"
+USER = "test:user"
+FA = Volunteer("test:farid", "Farid", ("fa", "prs", "en"), ("*",))
+EN = Volunteer("test:emma", "Emma", ("en",), ("legal", "general"))
+AWAY = Volunteer("test:zara", "Zara", ("fa",), ("*",))
+ALWAYS = "00:00-00:00"
+
+
+@dataclass
+class Desk:
+    store: SqliteStore
+    dispatcher: Dispatcher
+    transport: MemoryTransport
+    shift: list[float] = field(default_factory=lambda: [0.0])
+
+    async def send(self, chat: str, text: str, update_id: str | None = None) -> list[Outbound]:
+        await self.dispatcher.handle(Inbound.from_text(chat, text, update_id))
+        return self.transport.take()
+
+    async def tap(self, chat: str, callback: str) -> list[Outbound]:
+        await self.dispatcher.handle(Inbound(chat, InboundKind.BUTTON, button=callback))
+        return self.transport.take()
+
+    def later(self, seconds: float) -> None:
+        self.shift[0] += seconds
+
+
+def texts(messages: list[Outbound], chat: str) -> list[str]:
+    return [m.text for m in messages if m.chat_key == chat]
+
+
+async def make_desk(db: Path, *, translator: ArgosTranslator | None = None,
+                    hours: str = ALWAYS, shift: list[float] | None = None) -> Desk:
+    shift = shift if shift is not None else [0.0]
+    store = await SqliteStore.open(db, clock=lambda: time.time() + shift[0])
+    library = load_library([FIXTURES])
+    localizer = Localizer(CatalogSet(), translator)
+    desk = HandoverDesk(store, localizer, translator,
+                        DeskSettings(offer_delay_seconds=120, volunteer_timeout_seconds=600,
+                                     user_timeout_seconds=1800, hours=hours),
+                        clock=lambda: time.time() + shift[0])
+    transport = MemoryTransport()
+    dispatcher = Dispatcher(store, lambda: library, localizer, transport, desk=desk,
+                            rate_limit=False)
+    return Desk(store, dispatcher, transport, shift)
+
+
+@pytest.fixture
+async def desk(tmp_path: Path) -> AsyncIterator[Desk]:
+    made = await make_desk(tmp_path / "bot.sqlite3")
+    for volunteer in (FA, EN, AWAY):
+        await made.store.add_volunteer(volunteer)
+    yield made
+    await made.store.close()
+
+
+async def hand_over(desk: Desk, chat: str = USER, language_number: str = "4") -> list[Outbound]:
+    """A person picks a language (4 = فارسی), opens 'talk to a person' (menu item 2)."""
+    await desk.send(chat, "hi")
+    await desk.send(chat, language_number)
+    return await desk.send(chat, "2")
+
+
+async def test_unregistered_person_cannot_use_volunteer_commands(desk: Desk) -> None:
+    await desk.send(USER, "hi")
+    replies = await desk.send(USER, "/take")
+    assert [m.key for m in replies] == ["system.unknown_command", "choose_language.pick"]
+    assert await desk.store.entries(Status.WAITING) == []
+
+
+async def test_queued_person_is_told_place_and_wait_and_language_speakers_are_offered_first(
+        desk: Desk) -> None:
+    await desk.send(FA.chat_key, "/available")
+    await desk.send(EN.chat_key, "/available")
+    replies = await hand_over(desk)
+    notice = next(m for m in replies if m.key == "handover.queued")
+    assert notice.chat_key == USER and notice.language == "en"  # no fa catalog in this test
+    assert "Your place in the queue: 1." in notice.text
+    assert "about 15 minutes" in notice.text
+    assert [b.label for b in notice.buttons] == ["Leave the queue"]
+    offers = [m for m in replies if m.key == "desk.offer"]
+    assert [m.chat_key for m in offers] == [FA.chat_key]  # speaks Persian; Zara is away
+    assert "Language: Persian (فارسی)" in offers[0].text and "Asked for a person" in offers[0].text
+    # Emma does not speak Persian: she is offered the chat only after the delay.
+    desk.later(60)
+    await desk.dispatcher.tick()
+    assert desk.transport.take() == []
+    desk.later(90)
+    await desk.dispatcher.tick()
+    [late] = desk.transport.take()
+    assert late.chat_key == EN.chat_key and "machine translation" in late.text
+    await desk.dispatcher.tick()
+    assert desk.transport.take() == []  # offered once only
+
+
+async def test_two_volunteers_racing_for_one_chat_one_wins(desk: Desk) -> None:
+    for v in (FA, EN):
+        await desk.send(v.chat_key, "/available")
+    await hand_over(desk)
+    desk.later(500)
+    await desk.dispatcher.tick()  # both have been offered it now
+    [entry] = await desk.store.entries(Status.WAITING)
+    desk.transport.take()
+    await asyncio.gather(*(desk.dispatcher.handle(Inbound.from_text(v.chat_key, f"/take {entry.id}"))
+                           for v in (FA, EN)))
+    sent = desk.transport.take()
+    won = [m.chat_key for m in sent if m.text.startswith(f"You are now in chat #{entry.id}")]
+    lost = [m.chat_key for m in sent if "was just taken by someone else" in m.text]
+    assert len(won) == 1 and len(lost) == 1 and set(won + lost) == {FA.chat_key, EN.chat_key}
+    assert [m.key for m in sent if m.chat_key == USER] == ["handover.joined"]
+    taken = await desk.store.queue_entry(entry.id)
+    assert taken is not None and taken.status is Status.ASSIGNED and taken.volunteer == won[0]
+
+
+async def test_relay_both_ways_and_no_flows_while_held(desk: Desk) -> None:
+    await desk.send(FA.chat_key, "/available")
+    await hand_over(desk)
+    card = await desk.send(FA.chat_key, "/take")
+    assert "Language: Persian (فارسی)" in card[0].text and "From the conversation:" in card[0].text
+    to_volunteer = await desk.send(USER, "1")  # would pick a menu item; here it is a message
+    assert texts(to_volunteer, FA.chat_key)[0].endswith(": 1")
+    assert texts(to_volunteer, USER) == []
+    to_user = await desk.send(FA.chat_key, "Hello, I am Farid. How can I help?")
+    assert texts(to_user, USER) == ["Hello, I am Farid. How can I help?"]
+    sticker = await desk.dispatcher.handle(Inbound(USER, InboundKind.MEDIA, media="sticker"))
+    assert sticker is None
+    sent = desk.transport.take()
+    assert "[the person sent a sticker" in texts(sent, FA.chat_key)[0]
+    assert [m.key for m in sent if m.chat_key == USER] == ["handover.text_only"]
+    done = await desk.send(FA.chat_key, "/done")
+    assert [m.key for m in done if m.chat_key == USER] == ["handover.closed"]
+    after = await desk.send(USER, "hello")
+    assert [m.key for m in after] == ["main_menu.choose"]  # flows run again
+
+
+async def test_volunteer_sees_only_chats_offered_to_them(desk: Desk) -> None:
+    await desk.send(EN.chat_key, "/available")
+    await hand_over(desk)  # Persian: not offered to Emma yet
+    [entry] = await desk.store.entries(Status.WAITING)
+    listing = await desk.send(EN.chat_key, "/queue")
+    assert texts(listing, EN.chat_key) == ["No chat is waiting for you."]
+    refused = await desk.send(EN.chat_key, f"/take {entry.id}")
+    assert "That chat is not waiting for you" in texts(refused, EN.chat_key)[0]
+    assert (await desk.store.queue_entry(entry.id)).status is Status.WAITING  # type: ignore[union-attr]
+
+
+async def test_priority_crisis_then_deadline_then_oldest(desk: Desk, tmp_path: Path) -> None:
+    await desk.send(FA.chat_key, "/available")
+    # normal (talk to a person), then deadline (claim refused), then another normal
+    await hand_over(desk, "test:a")
+    for text in ("hi", "4", "1", "1", "details"):
+        await desk.send("test:b", text)
+    await hand_over(desk, "test:c")
+    order = [e.chat_key for e in await desk.store.entries(Status.WAITING)]
+    assert order == ["test:b", "test:a", "test:c"]
+    listing = texts(await desk.send(FA.chat_key, "/queue"), FA.chat_key)[0]
+    assert listing.index("deadline") < listing.index("normal")
+    card = await desk.send(FA.chat_key, "/take")
+    assert "Priority: deadline" in card[0].text
+
+
+async def test_leave_release_transfer_and_timeouts(desk: Desk) -> None:
+    await desk.send(FA.chat_key, "/available")
+    replies = await hand_over(desk)
+    leave = next(m for m in replies if m.key == "handover.queued").buttons[0].callback
+    left = await desk.tap(USER, leave)
+    assert [m.key for m in left] == ["handover.left"]
+    assert await desk.store.entries(Status.WAITING) == []
+
+    await hand_over(desk, "test:second")
+    await desk.send(FA.chat_key, "/take")
+    released = await desk.send(FA.chat_key, "/release")
+    assert [m.key for m in released if m.chat_key == "test:second"] == ["handover.released"]
+    await desk.send(FA.chat_key, "/take")
+    moved = await desk.send(FA.chat_key, "/transfer legal")
+    [entry] = await desk.store.entries(Status.WAITING)
+    assert entry.queue == "legal" and "went to the legal queue" in texts(moved, FA.chat_key)[0]
+
+    await desk.send(FA.chat_key, f"/take {entry.id}")
+    desk.later(601)  # the volunteer went silent: back to the queue
+    await desk.dispatcher.tick()
+    sent = desk.transport.take()
+    assert "went back to the queue" in texts(sent, FA.chat_key)[0]
+    assert (await desk.store.queue_entry(entry.id)).status is Status.WAITING  # type: ignore[union-attr]
+
+    await desk.send(FA.chat_key, f"/take {entry.id}")
+    await desk.send(FA.chat_key, "Are you there?")
+    for _ in range(3):
+        desk.later(500)
+        await desk.send(FA.chat_key, "Hello?")  # the volunteer keeps trying...
+    desk.later(400)  # ...but the person has been silent for 1900 s: closed politely
+    await desk.dispatcher.tick()
+    sent = desk.transport.take()
+    assert [m.key for m in sent if m.chat_key == "test:second"] == ["handover.user_timeout"]
+    assert (await desk.store.queue_entry(entry.id)).status is Status.CLOSED  # type: ignore[union-attr]
+
+
+async def test_out_of_hours_notice(tmp_path: Path) -> None:
+    made = await make_desk(tmp_path / "bot.sqlite3", hours="03:00-03:01")
+    try:
+        replies = await hand_over(made)
+        notice = next(m for m in replies if m.key == "handover.queued")
+        assert "Volunteers are here 03:00-03:01 (UK time)" in notice.text
+        assert "call 999" in notice.text
+    finally:
+        await made.store.close()
+
+
+async def test_restart_in_the_middle_of_a_relay_loses_nothing(tmp_path: Path) -> None:
+    db = tmp_path / "bot.sqlite3"
+    first = await make_desk(db)
+    await first.store.add_volunteer(FA)
+    await first.send(FA.chat_key, "/available")
+    await hand_over(first)
+    await first.send(FA.chat_key, "/take")
+    first.transport.fail_next = 1  # the platform is down as the person writes
+    await first.send(USER, "My letter says I must leave", update_id="u-1")
+    await first.store.close()  # the process dies here
+
+    second = await make_desk(db)
+    try:
+        await second.dispatcher.flush_outbox()
+        resent = second.transport.take()
+        assert [m.text.endswith("My letter says I must leave") for m in resent] == [True]
+        # The platform redelivers the same update after the restart: relayed once only.
+        assert await second.send(USER, "My letter says I must leave", update_id="u-1") == []
+        reply = await second.send(FA.chat_key, "Thank you. Do you have the date?")
+        assert texts(reply, USER) == ["Thank you. Do you have the date?"]
+    finally:
+        await second.store.close()
+
+
+@pytest.fixture
+def translator(tmp_path: Path, no_network_attempts: NetworkGuard) -> Iterator[ArgosTranslator]:
+    packages = tmp_path / "packages"
+    models = tmp_path / "models"
+    install_models([build_tiny_model(models, "fa", "en", {"سلام": "hello", "دوست": "friend"}),
+                    build_tiny_model(models, "en", "fa", {"hello": "سلام", "friend": "دوست"})],
+                   packages)
+    made = ArgosTranslator(packages, timeout=10)
+    yield made
+    made.close()
+
+
+async def test_relay_adds_a_labelled_machine_translation(tmp_path: Path,
+                                                         translator: ArgosTranslator) -> None:
+    made = await make_desk(tmp_path / "bot.sqlite3", translator=translator)
+    try:
+        await made.store.add_volunteer(EN)
+        await made.send(EN.chat_key, "/available")
+        await hand_over(made)
+        made.later(500)
+        await made.dispatcher.tick()
+        await made.send(EN.chat_key, "/take")
+        to_volunteer = texts(await made.send(USER, "سلام دوست"), EN.chat_key)[0]
+        assert to_volunteer.endswith("سلام دوست\n[machine translation, may be wrong]: hello friend")
+        to_user = texts(await made.send(EN.chat_key, "hello friend"), USER)[0]
+        assert to_user.startswith("سلام دوست\n(Translated by a computer")
+        assert to_user.endswith("\n\nhello friend")  # and the original, as written
+    finally:
+        await made.store.close()
+
+
+async def test_console_volunteer_in_another_process_gets_relayed_messages(tmp_path: Path) -> None:
+    """Two processes on one SQLite file: each delivers only its own console's messages."""
+    db = tmp_path / "bot.sqlite3"
+    volunteer = Volunteer("console:vol", "Vol", ("en",), ("*",))
+    user_side = await make_desk(db)
+    volunteer_side = await make_desk(db)
+    user_out: list[str] = []
+    volunteer_out: list[str] = []
+    user_console = _Console("console:alice", user_out)
+    volunteer_console = _Console("console:vol", volunteer_out)
+    user_side.dispatcher.transport = user_console
+    volunteer_side.dispatcher.transport = volunteer_console
+    try:
+        await user_side.store.add_volunteer(volunteer)
+        await volunteer_side.send("console:vol", "/available")
+        for text in ("hi", "1", "2"):
+            await user_side.send("console:alice", text)
+        assert not any("New chat waiting" in t for t in volunteer_out)  # not this process's
+        await volunteer_side.dispatcher.flush_outbox()  # its half-second poll
+        assert any("New chat waiting" in t for t in volunteer_out)
+        await volunteer_side.send("console:vol", "/take")
+        await user_side.dispatcher.flush_outbox()
+        assert user_out[-1].startswith("A volunteer has joined this chat.")
+    finally:
+        await user_side.store.close()
+        await volunteer_side.store.close()
+
+
+class _Console(ConsoleTransport):
+    def __init__(self, chat_key: str, out: list[str]) -> None:
+        super().__init__(user=chat_key.partition(":")[2])
+        self.out = out
+
+    async def send(self, message: Outbound) -> None:
+        self.out.append(message.text)
+
+
+def test_volunteers_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = str(tmp_path / "bot.sqlite3")
+    assert main(["volunteers", "add", "12345", "--name", "Farid", "--languages", "fa,prs,en",
+                 "--queues", "legal,general", "--db", db]) == 0
+    assert "registered Farid (telegram:12345)" in capsys.readouterr().out
+    assert main(["volunteers", "add", "console:vol", "--name", "Local", "--languages", "en",
+                 "--db", db]) == 0
+    assert main(["volunteers", "list", "--db", db]) == 0
+    listing = capsys.readouterr().out
+    assert "telegram:12345" in listing and "fa,prs,en" in listing and "away" in listing
+    assert main(["volunteers", "add", "x", "--name", "X", "--languages", "en", "--db", db]) == 1
+    assert main(["volunteers", "add", "1", "--name", "X", "--languages", "xx", "--db", db]) == 1
+    assert "unknown language(s) xx" in capsys.readouterr().err
+    assert main(["volunteers", "remove", "12345", "--db", db]) == 0
+    assert main(["volunteers", "remove", "12345", "--db", db]) == 1
