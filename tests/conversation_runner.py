@@ -72,11 +72,14 @@ def load_cases() -> list[tuple[str, dict[str, Any]]]:
 
 
 async def run_case(case: dict[str, Any], library: FlowLibrary, db_path: Path,
-                   coverage: Coverage | None = None) -> list[list[str]]:
-    """Play a case against a fresh database; returns the actual keys of every turn."""
+                   coverage: Coverage | None = None, localizer: Localizer | None = None,
+                   languages: set[str] | None = None) -> list[list[str]]:
+    """Play a case against a fresh database; returns the actual keys of every turn.
+
+    ``languages`` collects the language every message was sent in."""
     store = await SqliteStore.open(db_path)
     transport = MemoryTransport()
-    dispatcher = Dispatcher(store, lambda: library, Localizer(), transport,
+    dispatcher = Dispatcher(store, lambda: library, localizer or Localizer(), transport,
                             default_language=case.get("lang"))
     chat = "test:case"
     actual: list[list[str]] = []
@@ -108,6 +111,8 @@ async def run_case(case: dict[str, Any], library: FlowLibrary, db_path: Path,
             await dispatcher.handle(inbound)
             sent = transport.take()
             keys = [m.key for m in sent]
+            if languages is not None:
+                languages.update(m.language for m in sent)
             handovers = await store.handovers(chat)
             for h in handovers[seen_handovers:]:
                 keys.append(f"handover:{h['queue']}:{h['priority']}")

@@ -30,3 +30,23 @@ async def test_cases_cover_every_step_and_button(library: FlowLibrary, tmp_path:
         await run_case(case, library, tmp_path / f"{index}.sqlite3", coverage)
     missing = coverage.missing(library)
     assert not missing, "not covered by any conversation case:\n" + "\n".join(missing)
+
+
+@pytest.mark.parametrize("language", ["ps", "prs", "fa", "ur", "hi"])
+async def test_every_case_runs_wholly_in_each_language(
+        language: str, library: FlowLibrary, tmp_path: Path) -> None:
+    """The same conversations in another language: the same steps, and every message,
+    text and buttons, in that language from the catalogs (no English fallback)."""
+    from bot.app import load_catalog_set
+    from bot.config import Settings
+    from bot.i18n.localizer import Localizer
+
+    localizer = Localizer(load_catalog_set(Settings.from_env({}), library))
+    cases = [case for _, case in CASES if case.get("lang")]
+    assert cases
+    for index, case in enumerate(cases):
+        seen: set[str] = set()
+        actual = await run_case(case | {"lang": language}, library, tmp_path / f"{index}.sqlite3",
+                                localizer=localizer, languages=seen)
+        assert actual == [turn.get("expect", []) for turn in case["turns"]], case["name"]
+        assert seen <= {language}, f"{case['name']}: a message fell back to {seen - {language}}"

@@ -20,7 +20,7 @@ _LTR_SPAN = re.compile(
     r"|[\w.+-]+@[\w-]+(?:\.[\w-]+)+"  # e-mail addresses
     r"|\+?\d(?:[\d ()-]*\d)?"  # numbers: phone numbers with spaces, and "14" in "14 days"
     r"|/[a-z]+"  # commands such as /forget
-    r"|[A-Za-z][A-Za-z0-9&'.-]*(?: [A-Za-z0-9&'.-]+)*"  # Latin words (names of services)
+    r"|[A-Za-z][A-Za-z0-9&'.-]*(?: [A-Za-z][A-Za-z0-9&'.-]*)*"  # Latin words (names of services)
 )
 
 

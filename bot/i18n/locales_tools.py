@@ -134,6 +134,7 @@ def _button_limits(library: FlowLibrary) -> dict[str, int]:
                 out.update({b.key: limit for b in step.buttons})
     for flow in library.menu():
         out[flow.title_key] = limits.WHATSAPP_LIST_ROW_CHARS
+    out["handover.leave_button"] = limits.WHATSAPP_REPLY_BUTTON_CHARS  # the queue notice's one button
     return out
 
 

@@ -21,6 +21,8 @@ _FOLD = str.maketrans({
     "ہ": "ه", "ھ": "ه",  # Urdu heh forms
     "\u200c": " ", "\u200d": None, "\u200e": None, "\u200f": None,  # ZWNJ/ZWJ, direction marks
     "\u0640": None,  # tatweel (kashida) is decoration
+    "\u093c": None,  # Devanagari nukta: ज़ and ज are typed interchangeably
+    "\u0901": "\u0902",  # chandrabindu -> anusvara: हूँ / हूं
     "\u2066": None, "\u2067": None, "\u2068": None, "\u2069": None,  # bidi isolates
 })
 # Arabic-Indic (٠-٩), Extended Arabic-Indic (۰-۹) and Devanagari (०-९) digits -> ASCII.
