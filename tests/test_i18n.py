@@ -58,6 +58,8 @@ def test_ltr_spans_are_isolated_in_rtl_text() -> None:
     assert f"{FSI}https://www.gov.uk/check-legal-aid{PDI}." in out
     assert f"{FSI}/forget{PDI}" in out
     assert isolate_ltr_spans(out) == out
+    hours = isolate_ltr_spans("داوطلبان در ساعت‌های 09:00-21:00 اینجا هستند")
+    assert f"{FSI}09:00-21:00{PDI}" in hours
 
 
 def entry(key: str, lang: str, text: str, source: str, status: Status = Status.NEEDS_REVIEW) -> Entry:

@@ -36,7 +36,7 @@ def test_check_fails_on_missing_then_export_import_makes_it_pass(
         exported = capsys.readouterr().out
         assert "refused.intro: |-\n    Sorry to hear that." in exported
         # A "translator" who only marks each text: keeps the placeholders intact.
-        translated = exported.replace("|-\n    ", f"|-\n    [{code}] ")
+        translated = exported.replace("|-\n    ", f"|-\n    {code}:")
         path = workspace / f"{code}.yaml"
         path.write_text(translated, encoding="utf-8")
         assert main(["locales", "import", "--lang", code, str(path)]) == 0
@@ -49,7 +49,7 @@ def test_check_fails_on_missing_then_export_import_makes_it_pass(
     catalogs, problems = load_catalogs(workspace / "locales")
     assert problems == []
     intro = catalogs.entry("refused.intro", "ps")
-    assert intro is not None and intro.text == "[ps] Sorry to hear that."
+    assert intro is not None and intro.text == "ps:Sorry to hear that."
     assert intro.status is Status.NEEDS_REVIEW and intro.source == "Sorry to hear that."
 
     # The English changes: the entry is stale, reported, and a fresh export asks for it again.
@@ -106,3 +106,11 @@ def test_models_install_list_and_draft_with_progress(
 
     assert main(["locales", "draft", "--lang", "ps"]) == 1  # Pashto has no model
     assert "no offline model translates English to ps" in capsys.readouterr().err
+
+
+def test_shipped_catalogs_are_complete(capsys: pytest.CaptureFixture[str]) -> None:
+    """Every text of every shipped flow exists, fresh, in all five other languages."""
+    assert main(["locales", "check"]) == 0, capsys.readouterr().out
+    grid = capsys.readouterr().out
+    assert grid.startswith("each cell: reviewed / needs review")
+    assert "missing:" not in grid and "stale (" not in grid

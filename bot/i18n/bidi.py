@@ -18,6 +18,7 @@ PDI = "\u2069"
 _LTR_SPAN = re.compile(
     r"https?://\S+[^\s.,;:!?)\]»،؛؟]"  # links, without trailing punctuation
     r"|[\w.+-]+@[\w-]+(?:\.[\w-]+)+"  # e-mail addresses
+    r"|\d{1,2}:\d{2}(?:\s*[-–]\s*\d{1,2}:\d{2})?"  # times and ranges: 09:00-21:00 as one unit
     r"|\+?\d(?:[\d ()-]*\d)?"  # numbers: phone numbers with spaces, and "14" in "14 days"
     r"|/[a-z]+"  # commands such as /forget
     r"|[A-Za-z][A-Za-z0-9&'.-]*(?: [A-Za-z][A-Za-z0-9&'.-]*)*"  # Latin words (names of services)
