@@ -74,7 +74,7 @@ async def serve_telegram(settings: Settings) -> None:
 
 async def run_bot(settings: Settings, transport: Transport, *, db_path: Path | None = None,
                   language: str | None = None, reopen: str | None = None,
-                  rate_limit: bool = True, flush_every: float = 30.0,
+                  rate_limit: bool = True, flush_every: float = 5.0,
                   on_start: Callable[[Localizer], Awaitable[None]] | None = None) -> None:
     """Serve ``transport`` until its input ends.
 

@@ -7,7 +7,7 @@ every turn can be replayed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from bot import limits
@@ -40,8 +40,8 @@ __all__ = ["Aliases", "Turn", "reprompt", "resume"]
 
 #: For a localisation key, the same text in every other language (to match typed answers).
 Aliases = Callable[[str], Sequence[str]]
-#: (keyword, flow id) pairs in other languages, for routing typed messages to flows.
-KeywordAliases = Sequence[tuple[str, str]]
+#: Normalised keyword in another language -> flow id, for routing typed messages to flows.
+KeywordAliases = Mapping[str, str]
 
 _START_COMMANDS = ("start",)
 
@@ -254,8 +254,8 @@ def _match_choice(text: str, options: list[tuple[str, str]], aliases: Aliases) -
     if not typed:
         return None
     for index, (key, label) in enumerate(options):
-        names = [label, *(aliases(key) if key else ())]
-        if any(normalize(name) == typed for name in names):
+        # Other languages' labels come normalised already (see Localizer.aliases).
+        if normalize(label) == typed or (key and typed in aliases(key)):
             return index
     return None
 
@@ -269,10 +269,10 @@ def _match_language(text: str) -> int | None:
 
 
 def resume(library: FlowLibrary, session: Session, inbound: Inbound,
-           aliases: Aliases = _no_aliases, keyword_aliases: KeywordAliases = ()) -> Turn:
+           aliases: Aliases = _no_aliases, keyword_aliases: KeywordAliases | None = None) -> Turn:
     """Advance one chat by one message. Pure: same inputs, same outputs."""
     run = _Run(library, session)
-    _dispatch(run, inbound, aliases, keyword_aliases)
+    _dispatch(run, inbound, aliases, keyword_aliases if keyword_aliases is not None else {})
     return Turn(run.session, tuple(run.events))
 
 

@@ -6,7 +6,7 @@ serving, so a half-edited file never reaches a person in the middle of a convers
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +24,9 @@ from bot.i18n.normalize import normalize
 __all__ = ["FlowLibrary", "default_flows_dir", "flow_files", "load_library"]
 
 
+_NO_EXTRA: Mapping[str, str] = {}
+
+
 def default_flows_dir() -> Path:
     """flows/ beside the package: the repository's flows, or the copy baked into an image."""
     return Path(__file__).resolve().parents[2] / "flows"
@@ -36,6 +39,8 @@ class FlowLibrary:
     main_menu: str = MAIN_MENU_FLOW
     _commands: dict[str, Flow] = field(default_factory=dict, compare=False, repr=False)
     _keywords: dict[str, Flow] = field(default_factory=dict, compare=False, repr=False)
+    _sorted: dict[int, tuple[Mapping[str, str], list[tuple[str, Flow]]]] = field(
+        default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         for flow in self.flows.values():
@@ -55,18 +60,18 @@ class FlowLibrary:
     def by_command(self, command: str) -> Flow | None:
         return self._commands.get(command.casefold())
 
-    def flow_named_by(self, text: str, extra: Iterable[tuple[str, str]] = ()) -> Flow | None:
+    def flow_named_by(self, text: str, extra: Mapping[str, str] = _NO_EXTRA) -> Flow | None:
         """The flow one of whose keywords is the whole message.
 
-        ``extra`` adds (keyword, flow id) pairs in other languages.
+        ``extra`` maps normalised keywords in other languages to flow ids.
         """
         folded = normalize(text)
         flow = self._keywords.get(folded)
-        if flow is None:
-            flow = next((self.flows.get(fid) for k, fid in extra if normalize(k) == folded), None)
+        if flow is None and folded in extra:
+            flow = self.flows.get(extra[folded])
         return flow
 
-    def interrupt_for(self, text: str, extra: Iterable[tuple[str, str]] = ()) -> Flow | None:
+    def interrupt_for(self, text: str, extra: Mapping[str, str] = _NO_EXTRA) -> Flow | None:
         """A flow named by the whole message that may interrupt any step.
 
         Whole-message matching keeps a free-text answer that merely contains 'help'
@@ -75,23 +80,31 @@ class FlowLibrary:
         flow = self.flow_named_by(text, extra)
         return flow if flow is not None and flow.interrupt else None
 
-    def flow_for_keywords(self, text: str, extra: Iterable[tuple[str, str]] = ()) -> Flow | None:
+    def flow_for_keywords(self, text: str, extra: Mapping[str, str] = _NO_EXTRA) -> Flow | None:
         """The menu flow with a keyword found as whole words inside the message.
 
         Only flows listed in the menu match inside a sentence: 'I want to quit my job'
         must not start the stop flow, whose keywords count only as the whole message.
         The longest keyword wins ('no money' beats 'money'); a tie goes to the flow
-        higher in the menu. ``extra`` supplies (keyword, flow id) pairs in other languages.
+        higher in the menu. ``extra`` maps normalised keywords in other languages to flows.
         """
         folded = f" {normalize(text)} "
-        pairs = [(k, f) for k, f in self._keywords.items()]
-        pairs += [(normalize(k), f) for k, fid in extra if (f := self.flows.get(fid)) is not None]
-        candidates = [(k, f) for k, f in pairs if k and f.menu_order is not None]
-        candidates.sort(key=lambda p: (-len(p[0]), p[1].menu_order or 0, p[1].id))
-        for keyword, flow in candidates:
+        for keyword, flow in self._candidates(extra):
             if f" {keyword} " in folded:
                 return flow
         return None
+
+    def _candidates(self, extra: Mapping[str, str]) -> list[tuple[str, Flow]]:
+        """Menu keywords in matching order, built once per catalog (not per message)."""
+        cached = self._sorted.get(id(extra))
+        if cached is not None and cached[0] is extra:
+            return cached[1]
+        pairs = list(self._keywords.items())
+        pairs += [(k, f) for k, fid in extra.items() if (f := self.flows.get(fid)) is not None]
+        candidates = [(k, f) for k, f in pairs if k and f.menu_order is not None]
+        candidates.sort(key=lambda p: (-len(p[0]), p[1].menu_order or 0, p[1].id))
+        self._sorted[id(extra)] = (extra, candidates)
+        return candidates
 
     def strings(self) -> dict[str, str]:
         """Every localisation key of every flow, with its English source text."""

@@ -27,6 +27,7 @@ from bot.errors import Problem
 from bot.flowspec.model import PLACEHOLDER
 from bot.flowspec.strict_yaml import YamlMap, YamlSyntaxError, load_yaml
 from bot.i18n.languages import DEFAULT_LANGUAGE, LANGUAGES
+from bot.i18n.normalize import normalize
 
 __all__ = ["CatalogSet", "Entry", "Status", "catalog_file", "keywords_key", "load_catalogs"]
 
@@ -82,16 +83,20 @@ class CatalogSet:
                  keyword_sources: Mapping[str, str] | None = None) -> None:
         self.entries: dict[tuple[str, str], Entry] = {(e.language, e.key): e for e in entries}
         self._sources = dict(sources or {})
+        # Normalised once here, not on every message: typed answers and keywords are
+        # compared in normalised form (see bot.i18n.normalize).
         self._variants: dict[str, list[str]] = {}
-        self._keywords: list[tuple[str, str]] = []
+        self._keywords: dict[str, str] = {}
         for entry in self.entries.values():
             if not self._fresh(entry):
                 continue
             if entry.key.endswith(".keywords"):
                 flow_id = entry.key.removesuffix(".keywords")
-                self._keywords += [(k.strip(), flow_id) for k in entry.text.split(",") if k.strip()]
+                for word in entry.text.split(","):
+                    if normalize(word):
+                        self._keywords.setdefault(normalize(word), flow_id)
             else:
-                self._variants.setdefault(entry.key, []).append(entry.text)
+                self._variants.setdefault(entry.key, []).append(normalize(entry.text))
         self._keyword_sources = dict(keyword_sources or {})
 
     def _fresh(self, entry: Entry) -> bool:
@@ -112,9 +117,11 @@ class CatalogSet:
         return entry if entry is not None and same_source(entry.source, source) else None
 
     def variants(self, key: str) -> Sequence[str]:
+        """The key's text in every language it has, normalised."""
         return self._variants.get(key, ())
 
-    def keywords(self) -> Sequence[tuple[str, str]]:
+    def keywords(self) -> Mapping[str, str]:
+        """Normalised keyword in any language -> flow id."""
         return self._keywords
 
 

@@ -44,11 +44,11 @@ class Catalog(Protocol):
         ...
 
     def variants(self, key: str) -> Sequence[str]:
-        """The key's text in every language it has (to match typed answers)."""
+        """The key's text in every language it has, normalised (to match typed answers)."""
         ...
 
-    def keywords(self) -> Sequence[tuple[str, str]]:
-        """(keyword in some language, flow id) pairs."""
+    def keywords(self) -> Mapping[str, str]:
+        """Normalised keyword in some language -> flow id."""
         ...
 
 
@@ -61,8 +61,8 @@ class EmptyCatalog:
     def variants(self, key: str) -> Sequence[str]:
         return ()
 
-    def keywords(self) -> Sequence[tuple[str, str]]:
-        return ()
+    def keywords(self) -> Mapping[str, str]:
+        return {}
 
 
 class _Part:
@@ -84,7 +84,7 @@ class Localizer:
     def aliases(self, key: str) -> Sequence[str]:
         return self.catalog.variants(key)
 
-    def keyword_aliases(self) -> Sequence[tuple[str, str]]:
+    def keyword_aliases(self) -> Mapping[str, str]:
         return self.catalog.keywords()
 
     def system_text(self, key: str, lang: str) -> str | None:

@@ -10,7 +10,9 @@ Schema changes are numbered migrations; a database written by a newer bot is ref
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
@@ -176,6 +178,8 @@ MIGRATIONS: tuple[str, ...] = (
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
+log = logging.getLogger(__name__)
+
 #: Update ids are kept this long to recognise a platform's redelivery, then pruned.
 PROCESSED_KEEP_SECONDS = 2 * 24 * 3600
 
@@ -199,6 +203,11 @@ class SqliteStore:
         self.path = path
         self.clock = clock  # wall-clock seconds for every timestamp stored
         self._last_id = 0
+        # Sent replies whose outbox rows are not deleted yet. Deleting is batched off the
+        # turn's path (one trip to the database thread for many turns); meanwhile pending()
+        # never returns them, so nothing is sent twice. close() finishes the deletes.
+        self._sent: set[int] = set()
+        self._deleting: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(cls, path: str | Path, *, synchronous: str = "NORMAL",
@@ -243,6 +252,8 @@ class SqliteStore:
             raise StorageError(f"cannot prepare the database at {self.path}: {exc}") from exc
 
     async def close(self) -> None:
+        while self._deleting is not None and not self._deleting.done():
+            await self._deleting
         await self._conn.close()
 
     async def load_session(self, chat_key: str) -> Session | None:
@@ -301,10 +312,23 @@ class SqliteStore:
         return self._last_id
 
     async def mark_sent(self, message_ids: Sequence[int]) -> None:
+        """The platform took these replies: they leave the outbox (in the next batch)."""
         if not message_ids:
             return
-        marks = ",".join("?" * len(message_ids))
-        await self._conn.execute(f"DELETE FROM outbox WHERE id IN ({marks})", tuple(message_ids))
+        self._sent.update(message_ids)
+        if self._deleting is None or self._deleting.done():
+            self._deleting = asyncio.ensure_future(self._delete_sent())
+
+    async def _delete_sent(self) -> None:
+        while self._sent:
+            batch = sorted(self._sent)
+            marks = ",".join("?" * len(batch))
+            try:
+                await self._conn.execute(f"DELETE FROM outbox WHERE id IN ({marks})", batch)
+            except Exception:  # the rows stay, to be sent again: a duplicate, never a loss
+                log.exception("could not clear %d sent replies from the outbox", len(batch))
+            finally:
+                self._sent.difference_update(batch)
 
     async def pending(self, chat_key: str | None = None) -> list[PendingMessage]:
         query = "SELECT id, payload FROM outbox"
@@ -313,7 +337,7 @@ class SqliteStore:
             query += " WHERE chat_key = ?"
             args = (chat_key,)
         rows = await self._conn.execute_fetchall(query + " ORDER BY id", args)
-        return [PendingMessage(int(r[0]), _decode(r[1])) for r in rows]
+        return [PendingMessage(int(r[0]), _decode(r[1])) for r in rows if int(r[0]) not in self._sent]
 
     async def prune_processed(self, older_than: float = PROCESSED_KEEP_SECONDS) -> None:
         await self._conn.execute("DELETE FROM processed_updates WHERE at < ?",
