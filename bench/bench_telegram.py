@@ -40,7 +40,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
-from telegram import Update
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import ApplicationBuilder, ContextTypes, MessageHandler, filters
 
 from bot.messages import Inbound, Outbound
@@ -126,8 +126,17 @@ async def measure(runner: BotRunner, label: str, users: int, messages: int,
         await api.stop()
 
 
-def ptb_echo(poll_timeout: float) -> BotRunner:
-    """(a) A plain PTB echo bot: MessageHandler replying with the text."""
+#: What the full bot answers the bench's messages with (they match no button): the same
+#: shape of reply for the "same reply" echo bot, so payload size is not counted against us.
+SAME_REPLY_TEXT = ("Sorry, I did not understand. Please tap one of the buttons, or type its "
+                   "number.\n\nWhat do you need help with? Tap a topic, or type its number.")
+SAME_REPLY_BUTTONS = ("I need urgent help", "My claim was refused", "How asylum works",
+                      "Find local help", "Find my family", "Talk to a person")
+
+
+def ptb_echo(poll_timeout: float, same_reply: bool = False) -> BotRunner:
+    """(a) A plain PTB echo bot: MessageHandler replying with the text. With ``same_reply``,
+    it answers with a fixed message shaped like the full bot's (text and six buttons)."""
 
     @contextlib.asynccontextmanager
     async def run(api: FakeBotApi) -> AsyncIterator[None]:
@@ -137,7 +146,14 @@ def ptb_echo(poll_timeout: float) -> BotRunner:
         async def echo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             message = update.message
             if message is not None and message.text is not None:
-                await context.bot.send_message(chat_id=message.chat.id, text=message.text)
+                if same_reply:
+                    keyboard = InlineKeyboardMarkup(
+                        [[InlineKeyboardButton(label, callback_data=f"1.{i}")]
+                         for i, label in enumerate(SAME_REPLY_BUTTONS)])
+                    await context.bot.send_message(chat_id=message.chat.id, text=SAME_REPLY_TEXT,
+                                                   reply_markup=keyboard)
+                else:
+                    await context.bot.send_message(chat_id=message.chat.id, text=message.text)
 
         app.add_handler(MessageHandler(filters.TEXT, echo))
         await app.initialize()
@@ -198,11 +214,14 @@ async def main(users: int, messages: int, poll_timeout: float) -> None:
     print(f"ratio transport/ptb-echo: throughput {ours.rate / echo.rate:.2f}x, "
           f"p50 latency {ours.percentile(50) / echo.percentile(50):.2f}x, "
           f"p99 latency {ours.percentile(99) / echo.percentile(99):.2f}x")
+    same = await measure(ptb_echo(poll_timeout, same_reply=True), "ptb-same-reply", users, messages)
+    print(same.line())
     full = await bench_full_bot(users=users, messages=messages, poll_timeout=poll_timeout)
     print(full.line())
-    print(f"ratio full-bot/ptb-echo: throughput {full.rate / echo.rate:.2f}x, "
-          f"p50 latency {full.percentile(50) / echo.percentile(50):.2f}x, "
-          f"p99 latency {full.percentile(99) / echo.percentile(99):.2f}x")
+    for name, base in (("ptb-echo", echo), ("ptb-same-reply", same)):
+        print(f"ratio full-bot/{name}: throughput {full.rate / base.rate:.2f}x, "
+              f"p50 latency {full.percentile(50) / base.percentile(50):.2f}x, "
+              f"p99 latency {full.percentile(99) / base.percentile(99):.2f}x")
 
 
 async def bench_full_bot(*, users: int, messages: int, poll_timeout: float) -> Result:

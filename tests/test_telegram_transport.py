@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
+import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import pytest
 
 from bot.errors import TransportError
@@ -401,14 +402,41 @@ async def test_wrong_token_is_a_transport_error(api: FakeBotApi) -> None:
     assert [c.status for c in api.calls] == [401]
 
 
-async def test_webhook_mode_fails_cleanly_without_its_extra(api: FakeBotApi) -> None:
-    if importlib.util.find_spec("tornado") is not None:
-        pytest.skip("python-telegram-bot[webhooks] is installed; polling tests cover the rest")
-    hook = TelegramWebhook("https://bot.example.org/tg/hook", port=0, secret_token="s3cret")
-    transport = make_transport(api, webhook=hook)
-    with pytest.raises(TransportError, match="webhooks"):
-        await asyncio.wait_for(transport.run(Harness(api, transport).handle), 5)
-    assert api.webhook_url == ""  # nothing was registered with Telegram
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def test_webhook_mode_accepts_only_telegram_with_the_secret(api: FakeBotApi) -> None:
+    port = free_port()
+    hook = TelegramWebhook("https://bot.example.org/tg/hook", listen="127.0.0.1", port=port,
+                           secret_token="s3cret-Token_1")
+    harness = Harness(api, make_transport(api, webhook=hook))
+    await harness.start()
+    try:
+        assert api.webhook_url == "https://bot.example.org/tg/hook"
+        [registered] = api.calls_to("setWebhook")
+        assert registered.params.get("secret_token") == "s3cret-Token_1"
+        update = {"update_id": 501, "message": {
+            "message_id": 1, "date": int(time.time()), "text": "hello over a webhook",
+            "chat": {"id": CHAT, "type": "private"},
+            "from": {"id": CHAT, "is_bot": False, "first_name": "A", "language_code": "fa"}}}
+        async with httpx.AsyncClient() as client:
+            url = f"http://127.0.0.1:{port}/tg/hook"
+            forged = await client.post(url, json={**update, "update_id": 502},
+                                       headers={"X-Telegram-Bot-Api-Secret-Token": "guess"})
+            real = await client.post(url, json=update,
+                                     headers={"X-Telegram-Bot-Api-Secret-Token": "s3cret-Token_1"})
+        assert forged.status_code == 403
+        assert real.status_code == 200
+        [inbound] = await harness.received(1)
+        assert (inbound.text, inbound.update_id, inbound.language_hint) == (
+            "hello over a webhook", "telegram:501", "fa")
+    finally:
+        await asyncio.wait_for(harness.transport.stop(), 10)
+        assert harness.task is not None
+        await asyncio.wait_for(harness.task, 5)
 
 
 async def test_send_before_run_and_stop_without_run(api: FakeBotApi) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bot.errors import StorageError
@@ -29,8 +29,10 @@ class Session:
         return replace(self, **changes)
 
     def to_json(self) -> str:
-        return json.dumps({"v": SESSION_FORMAT, **asdict(self)}, ensure_ascii=False,
-                          separators=(",", ":"))
+        data = {"v": SESSION_FORMAT, "language": self.language, "flow": self.flow,
+                "step": self.step, "token": self.token, "answers": self.answers,
+                "started": self.started}
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str) -> Session:

@@ -15,7 +15,6 @@ import json
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -185,7 +184,13 @@ PROCESSED_KEEP_SECONDS = 2 * 24 * 3600
 
 
 def _encode(message: Outbound) -> str:
-    return json.dumps(asdict(message), ensure_ascii=False, separators=(",", ":"))
+    # By hand rather than dataclasses.asdict, whose deep copy showed up on every turn.
+    data = {
+        "chat_key": message.chat_key, "text": message.text, "language": message.language,
+        "rtl": message.rtl, "key": message.key, "token": message.token, "meta": message.meta,
+        "buttons": [{"callback": b.callback, "label": b.label, "key": b.key} for b in message.buttons],
+    }
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 
 def _decode(payload: str) -> Outbound:

@@ -98,7 +98,7 @@ class TelegramWebhook:
     """Webhook mode: Telegram POSTs updates to ``url``; PTB's server listens on listen:port.
 
     ``url_path`` defaults to the path of ``url`` (a reverse proxy forwarding the same path).
-    Needs ``python-telegram-bot[webhooks]`` (tornado), which is not a default dependency.
+    Uses ``python-telegram-bot[webhooks]`` (tornado), a dependency of the project.
     """
 
     url: str
