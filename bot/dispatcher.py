@@ -187,7 +187,7 @@ class Dispatcher:
 
     # -- internals ----------------------------------------------------------------------
     def _gate(self, chat_key: str) -> _GateContext:
-        return _GateContext(self._gates, chat_key)
+        return _GateContext(self._gates, chat_key, self.clock)
 
     def _new_session(self) -> Session:
         if self.default_language is not None:
@@ -271,9 +271,11 @@ def merge_turn(messages: list[Outbound], limit: int) -> list[Outbound]:
 
 
 class _GateContext:
-    def __init__(self, gates: dict[str, _ChatGate], chat_key: str) -> None:
+    def __init__(self, gates: dict[str, _ChatGate], chat_key: str,
+                 clock: Callable[[], float]) -> None:
         self.gates = gates
         self.chat_key = chat_key
+        self.clock = clock  # the one the rate limit's times were read from
 
     async def __aenter__(self) -> _ChatGate:
         gate = self.gates.setdefault(self.chat_key, _ChatGate())
@@ -286,15 +288,14 @@ class _GateContext:
         self.gate.lock.release()
         self.gate.users -= 1
         if self.gate.users == 0 and len(self.gates) > _GATES_SWEEP_AT:
-            _sweep(self.gates)
+            _sweep(self.gates, self.clock())
 
 
 #: Idle gates are swept once this many chats have one, so memory stays bounded.
 _GATES_SWEEP_AT = 4096
 
 
-def _sweep(gates: dict[str, _ChatGate]) -> None:
-    now = time.monotonic()
+def _sweep(gates: dict[str, _ChatGate], now: float) -> None:
     for key in [k for k, g in gates.items() if g.users == 0 and
                 (not g.recent or now - g.recent[-1] > limits.RATE_WINDOW_SECONDS)]:
         del gates[key]

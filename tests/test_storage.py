@@ -28,8 +28,8 @@ async def test_turn_is_saved_and_read_back(store: SqliteStore) -> None:
     pending = await store.commit_turn(record(session, "سلام", update_id="u1"))
     assert [p.message.text for p in pending] == ["سلام"]
     assert await store.load_session(CHAT) == session
-    assert await store.is_processed("u1")
-    assert not await store.is_processed("u2")
+    assert (await store.load_turn_state(CHAT, "u1")).duplicate
+    assert not (await store.load_turn_state(CHAT, "u2")).duplicate
     # Replies stay in the outbox until the transport confirms them.
     assert [p.id for p in await store.pending(CHAT)] == [p.id for p in pending]
     assert (await store.pending())[0].message == pending[0].message
@@ -79,7 +79,7 @@ async def test_failed_turn_rolls_back_completely(store: SqliteStore) -> None:
     # Nothing of the failed turn remains: not the session, the reply, nor the update id.
     assert (await store.load_session(CHAT)) == Session(language="en", started=True)
     assert [p.message.text for p in await store.pending()] == ["one"]
-    assert not await store.is_processed("u1")
+    assert not (await store.load_turn_state(CHAT, "u1")).duplicate
 
 
 async def test_schema_upgrades_from_version_one(tmp_path: Path) -> None:
@@ -108,7 +108,7 @@ async def test_forget_deletes_everything_about_a_chat(store: SqliteStore) -> Non
     await store.forget(CHAT)
     assert await store.load_session(CHAT) is None
     assert await store.handovers(CHAT) == []
-    assert not await store.is_processed("u9")
+    assert not (await store.load_turn_state(CHAT, "u9")).duplicate
     assert [p.message.chat_key for p in await store.pending()] == ["test:other"]
 
 

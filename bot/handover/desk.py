@@ -48,6 +48,7 @@ USER_EXIT_COMMANDS = ("leave", "stop", "forget")
 
 class HandoverStore(Protocol):
     async def volunteers(self) -> list[Volunteer]: ...
+    async def volunteer(self, chat_key: str) -> Volunteer | None: ...
     async def set_available(self, chat_key: str, available: bool) -> None: ...
     async def queue_entry(self, handover_id: int) -> QueueEntry | None: ...
     async def open_entry(self, chat_key: str) -> QueueEntry | None: ...
@@ -149,7 +150,7 @@ class HandoverDesk:
         if entry.volunteer is None:  # pragma: no cover - an assigned entry has a volunteer
             return None
         if inbound.kind is InboundKind.TEXT:
-            volunteer = await self._volunteer(entry.volunteer)
+            volunteer = await self.store.volunteer(entry.volunteer)
             text = await self._relay_text(inbound.text, entry.language,
                                           volunteer.languages[0] if volunteer else "en",
                                           for_volunteer=True)
@@ -368,9 +369,6 @@ class HandoverDesk:
         label = self.localizer.system_text("system.machine_translated", target_code) or \
             SYSTEM_TEXT["system.machine_translated"]
         return f"{translated}\n{label}\n\n{text}"
-
-    async def _volunteer(self, chat_key: str) -> Volunteer | None:
-        return next((v for v in await self.store.volunteers() if v.chat_key == chat_key), None)
 
     def _in_hours(self) -> bool:
         now = datetime.fromtimestamp(self.clock(), self._zone).time()

@@ -79,8 +79,7 @@ def same_source(a: str, b: str) -> bool:
 class CatalogSet:
     """Every translation, looked up by (language, key). Implements the localizer's Catalog."""
 
-    def __init__(self, entries: Iterable[Entry] = (), sources: Mapping[str, str] | None = None,
-                 keyword_sources: Mapping[str, str] | None = None) -> None:
+    def __init__(self, entries: Iterable[Entry] = (), sources: Mapping[str, str] | None = None) -> None:
         self.entries: dict[tuple[str, str], Entry] = {(e.language, e.key): e for e in entries}
         self._sources = dict(sources or {})
         # Normalised once here, not on every message: typed answers and keywords are
@@ -93,11 +92,10 @@ class CatalogSet:
             if entry.key.endswith(".keywords"):
                 flow_id = entry.key.removesuffix(".keywords")
                 for word in entry.text.split(","):
-                    if normalize(word):
-                        self._keywords.setdefault(normalize(word), flow_id)
+                    if folded := normalize(word):
+                        self._keywords.setdefault(folded, flow_id)
             else:
                 self._variants.setdefault(entry.key, []).append(normalize(entry.text))
-        self._keyword_sources = dict(keyword_sources or {})
 
     def _fresh(self, entry: Entry) -> bool:
         source = self._sources.get(entry.key)
@@ -106,15 +104,14 @@ class CatalogSet:
     def entry(self, key: str, language: str) -> Entry | None:
         return self.entries.get((language, key))
 
-    def lookup(self, key: str, language: str, source: str) -> str | None:
-        entry = self.entries.get((language, key))
-        if entry is None or not same_source(entry.source, source):
-            return None  # missing or stale: the English changed since it was translated
-        return entry.text
-
     def lookup_entry(self, key: str, language: str, source: str) -> Entry | None:
+        """The entry, unless missing or stale (the English changed since it was translated)."""
         entry = self.entries.get((language, key))
         return entry if entry is not None and same_source(entry.source, source) else None
+
+    def lookup(self, key: str, language: str, source: str) -> str | None:
+        entry = self.lookup_entry(key, language, source)
+        return entry.text if entry is not None else None
 
     def variants(self, key: str) -> Sequence[str]:
         """The key's text in every language it has, normalised."""

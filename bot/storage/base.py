@@ -48,10 +48,6 @@ class Store(Protocol):
 
     async def load_turn_state(self, chat_key: str, update_id: str | None) -> TurnState: ...
 
-    async def is_processed(self, update_id: str) -> bool:
-        """True when this platform update was already handled (a duplicate delivery)."""
-        ...
-
     async def commit_turn(self, turn: TurnRecord) -> list[PendingMessage]:
         """Save the turn atomically; returns the replies now waiting in the outbox."""
         ...

@@ -285,11 +285,6 @@ class SqliteStore:
             volunteer=await self.volunteer(chat_key) if is_volunteer else None,
             entry=await self.queue_entry(int(entry_id)) if entry_id is not None else None)
 
-    async def is_processed(self, update_id: str) -> bool:
-        rows = await self._conn.execute_fetchall(
-            "SELECT 1 FROM processed_updates WHERE update_id = ?", (update_id,))
-        return bool(list(rows))
-
     async def commit_turn(self, turn: TurnRecord) -> list[PendingMessage]:
         """One statement (see migration 2): session, update id, replies and handovers
         together or not at all. Returns every reply of the chat still waiting to be sent,
