@@ -247,8 +247,12 @@ async def bench_full_bot(*, users: int, messages: int, poll_timeout: float) -> R
                 return Dispatcher(store, lambda: library, localizer, transport,
                                   rate_limit=False).handle
 
-            return await bench_transport(with_dispatcher, users=users, messages=messages,
-                                         label="full-bot", poll_timeout=poll_timeout)
+            result = await bench_transport(with_dispatcher, users=users, messages=messages,
+                                           label="full-bot", poll_timeout=poll_timeout)
+            turns = (messages + 1) * users  # with the warm-up round
+            print("full-bot trips to the database thread per turn: " + ", ".join(
+                f"{kind} {count / turns:.2f}" for kind, count in sorted(store.trips.items())))
+            return result
         finally:
             await store.close()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -28,6 +29,12 @@ class Inbound:
     #: The platform's guess at the user's language (Telegram's language_code), if any.
     language_hint: str | None = None
 
+    def __post_init__(self) -> None:
+        # A lone UTF-16 surrogate (JSON allows "\ud800") cannot be stored as UTF-8: it
+        # would fail the whole turn, so the person would get no answer at all.
+        if _SURROGATE.search(self.text) is not None:
+            object.__setattr__(self, "text", without_lone_surrogates(self.text))
+
     @classmethod
     def from_text(cls, chat_key: str, text: str, update_id: str | None = None) -> Inbound:
         """Text as typed, with '/name args' recognised as a command."""
@@ -39,6 +46,14 @@ class Inbound:
                 return cls(chat_key, InboundKind.COMMAND, text=rest.strip(),
                            command=name.lower(), update_id=update_id)
         return cls(chat_key, InboundKind.TEXT, text=text, update_id=update_id)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def without_lone_surrogates(text: str) -> str:
+    """Pairs of surrogates joined into their character; a lone one becomes U+FFFD."""
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
 @dataclass(frozen=True)

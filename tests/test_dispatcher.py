@@ -129,6 +129,16 @@ async def test_sticker_and_ten_thousand_characters_get_polite_replies(
     assert (after.flow, after.step) == (before.flow, before.step)
 
 
+async def test_broken_unicode_is_repaired_not_a_failed_turn(
+        dispatcher: Dispatcher, transport: MemoryTransport, store: SqliteStore) -> None:
+    # JSON may carry a lone surrogate ("\ud800"); UTF-8 (SQLite) cannot store one.
+    for typed in ("hi", "1", "1", "1", "came \ud800 Monday \ud83d\ude00"):
+        await say(dispatcher, typed)
+    assert transport.sent[-1].text == "A volunteer will reply here. You said: came \ufffd Monday \U0001f600"
+    [handover] = await store.handovers(CHAT)
+    assert handover["summary"] == "Letter sent This week. Said: came \ufffd Monday \U0001f600"
+
+
 async def test_handover_is_recorded_in_the_same_turn(
         dispatcher: Dispatcher, transport: MemoryTransport, store: SqliteStore) -> None:
     for typed in ("hi", "1", "1", "1", "Letter came Monday"):

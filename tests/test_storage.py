@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 
@@ -80,6 +81,54 @@ async def test_failed_turn_rolls_back_completely(store: SqliteStore) -> None:
     assert (await store.load_session(CHAT)) == Session(language="en", started=True)
     assert [p.message.text for p in await store.pending()] == ["one"]
     assert not (await store.load_turn_state(CHAT, "u1")).duplicate
+
+
+def turn_of(n: int) -> TurnRecord:
+    chat = f"test:{n}"
+    return TurnRecord(chat, Session(language="fa", started=True, token=n),
+                      [Outbound(chat, f"reply {n}")], update_id=f"u{n}")
+
+
+async def test_turns_of_many_chats_at_once_share_one_trip(store: SqliteStore) -> None:
+    before = store.trips.copy()
+    await asyncio.gather(*(store.commit_turn(turn_of(n)) for n in range(20)))
+    states = await asyncio.gather(*(store.load_turn_state(f"test:{n}", f"u{n}") for n in range(20)))
+    assert store.trips["commit"] - before["commit"] == 1
+    assert store.trips["load"] - before["load"] == 1
+    assert [s.session.token if s.session else None for s in states] == list(range(20))
+    assert all(s.duplicate for s in states)
+    assert [p.message.text for p in await store.pending()] == [f"reply {n}" for n in range(20)]
+
+
+async def test_a_bad_turn_among_many_fails_alone(store: SqliteStore) -> None:
+    handover = Handover("f", "s", "q", Priority.NORMAL, "x")
+    object.__setattr__(handover, "summary", None)  # NOT NULL in the table
+    bad = TurnRecord("test:bad", Session(language="fa", started=True), [Outbound("test:bad", "no")],
+                     [handover], "u-bad")
+    turns = [turn_of(0), bad, turn_of(1)]
+    results = await asyncio.gather(*(store.commit_turn(t) for t in turns), return_exceptions=True)
+    assert isinstance(results[1], sqlite3.IntegrityError)
+    assert not isinstance(results[0], BaseException) and not isinstance(results[2], BaseException)
+    assert [p.message.text for p in await store.pending()] == ["reply 0", "reply 1"]
+    assert await store.load_session("test:bad") is None
+    assert not (await store.load_turn_state("test:bad", "u-bad")).duplicate
+
+
+async def test_sent_replies_of_many_turns_leave_the_outbox_in_one_delete(tmp_path: Path) -> None:
+    store = await SqliteStore.open(tmp_path / "bot.sqlite3")
+    try:
+        pending = [p for n in range(10) for p in await store.commit_turn(turn_of(n))]
+        for item in pending:  # sent one by one, as a transport confirms them
+            await store.mark_sent([item.id])
+        assert await store.pending() == []  # not deleted yet, but never handed out twice
+    finally:
+        await store.close()
+    assert store.trips["delete"] == 1
+    reopened = await SqliteStore.open(tmp_path / "bot.sqlite3")
+    try:
+        assert await reopened.pending() == []
+    finally:
+        await reopened.close()
 
 
 async def test_schema_upgrades_from_version_one(tmp_path: Path) -> None:

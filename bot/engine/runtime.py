@@ -33,7 +33,7 @@ from bot.flowspec.model import (
 )
 from bot.i18n.detect import guess_languages
 from bot.i18n.languages import DEFAULT_LANGUAGE, LANGUAGES
-from bot.i18n.normalize import normalize, parse_number
+from bot.i18n.normalize import normalize, normalize_label, parse_number
 from bot.messages import Inbound, InboundKind
 
 __all__ = ["Aliases", "Turn", "reprompt", "resume"]
@@ -255,7 +255,7 @@ def _match_choice(text: str, options: list[tuple[str, str]], aliases: Aliases) -
         return None
     for index, (key, label) in enumerate(options):
         # Other languages' labels come normalised already (see Localizer.aliases).
-        if normalize(label) == typed or (key and typed in aliases(key)):
+        if normalize_label(label) == typed or (key and typed in aliases(key)):
             return index
     return None
 
@@ -263,7 +263,8 @@ def _match_choice(text: str, options: list[tuple[str, str]], aliases: Aliases) -
 def _match_language(text: str) -> int | None:
     typed = normalize(text)
     for index, lang in enumerate(LANGUAGES.values()):
-        if typed in (normalize(lang.native_name), normalize(lang.english_name), lang.code):
+        if typed in (normalize_label(lang.native_name), normalize_label(lang.english_name),
+                     lang.code):
             return index
     return None
 

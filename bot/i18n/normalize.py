@@ -7,10 +7,11 @@ they are. People type on whatever keyboard their phone has, so all of these are 
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
-__all__ = ["normalize", "parse_number", "words"]
+__all__ = ["normalize", "normalize_label", "parse_number", "words"]
 
 _FOLD = str.maketrans({
     "ي": "ی", "ى": "ی", "ئ": "ی",  # Arabic yeh / alef maksura -> Persian yeh
@@ -43,6 +44,14 @@ def normalize(text: str) -> str:
     text = _HARAKAT.sub("", text).casefold()
     text = "".join(" " if unicodedata.category(c)[0] in _PUNCT_CATEGORIES else c for c in text)
     return _SPACE.sub(" ", text).strip()
+
+
+@functools.lru_cache(maxsize=4096)
+def normalize_label(text: str) -> str:
+    """:func:`normalize` for the bot's own fixed strings (button labels, language names),
+    which are compared with every typed answer. Cached; never pass what a person typed,
+    or the cache would keep it."""
+    return normalize(text)
 
 
 def words(text: str) -> list[str]:

@@ -11,9 +11,11 @@ Schema changes are numbered migrations; a database written by a newer bot is ref
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,7 @@ from bot.handover.model import QueueEntry, Volunteer
 from bot.handover.model import Status as HandoverStatus
 from bot.messages import Outbound, OutButton
 from bot.storage.base import PendingMessage, TurnRecord, TurnState
+from bot.storage.batching import Batcher
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]
 
@@ -181,6 +184,8 @@ log = logging.getLogger(__name__)
 
 #: Update ids are kept this long to recognise a platform's redelivery, then pruned.
 PROCESSED_KEEP_SECONDS = 2 * 24 * 3600
+#: Sent replies leave the outbox in batches, this long after the first of a batch was sent.
+SENT_DELETE_DELAY_SECONDS = 0.05
 
 
 def _encode(message: Outbound) -> str:
@@ -213,6 +218,12 @@ class SqliteStore:
         # never returns them, so nothing is sent twice. close() finishes the deletes.
         self._sent: set[int] = set()
         self._deleting: asyncio.Task[None] | None = None
+        self._closing = asyncio.Event()
+        # Group commit (see bot.storage.batching): loads and turns of many chats per trip.
+        self._loads: Batcher[tuple[str, str | None], Any] = Batcher(self._load_batch)
+        self._commits: Batcher[list[Any], None] = Batcher(self._commit_batch)
+        #: Trips to the database thread on the turn path, by kind (for the benchmarks).
+        self.trips: Counter[str] = Counter()
 
     @classmethod
     async def open(cls, path: str | Path, *, synchronous: str = "NORMAL",
@@ -257,6 +268,8 @@ class SqliteStore:
             raise StorageError(f"cannot prepare the database at {self.path}: {exc}") from exc
 
     async def close(self) -> None:
+        await self._commits.idle()
+        self._closing.set()
         while self._deleting is not None and not self._deleting.done():
             await self._deleting
         await self._conn.close()
@@ -270,36 +283,53 @@ class SqliteStore:
         return None
 
     async def load_turn_state(self, chat_key: str, update_id: str | None) -> TurnState:
-        """Session, duplicate flag and the chat's part in the volunteer queue. One trip to
-        the database thread for an ordinary chat; one more when a volunteer is involved."""
-        rows = await self._conn.execute_fetchall(
-            "SELECT (SELECT data FROM sessions WHERE chat_key = ?1), "
-            "EXISTS (SELECT 1 FROM processed_updates WHERE update_id = ?2), "
-            "EXISTS (SELECT 1 FROM volunteers WHERE chat_key = ?1), "
-            "(SELECT id FROM handovers WHERE chat_key = ?1 AND status != 'closed' "
-            " ORDER BY id DESC LIMIT 1)", (chat_key, update_id))
-        data, seen, is_volunteer, entry_id = next(iter(rows))
+        """Session, duplicate flag and the chat's part in the volunteer queue. Chats asking
+        together share one trip to the database thread; a volunteer's chat needs one more."""
+        data, seen, is_volunteer, entry_id = await self._loads.submit((chat_key, update_id))
         return TurnState(
             session=Session.from_json(data) if data is not None else None,
             duplicate=bool(seen),
             volunteer=await self.volunteer(chat_key) if is_volunteer else None,
             entry=await self.queue_entry(int(entry_id)) if entry_id is not None else None)
 
+    async def _load_batch(self, asks: list[tuple[str, str | None]]) -> list[Any]:
+        self.trips["load"] += 1
+        rows = await self._conn.execute_fetchall(_LOAD_STATES, (json.dumps(asks),))
+        return [tuple(row[1:]) for row in rows]
+
     async def commit_turn(self, turn: TurnRecord) -> list[PendingMessage]:
-        """One statement (see migration 2): session, update id, replies and handovers
-        together or not at all. Returns every reply of the chat still waiting to be sent,
-        oldest first: this turn's, after any an outage left behind."""
+        """Session, update id, replies and handovers together or not at all (migration 2).
+        Returns this turn's replies, each with its outbox id.
+
+        Turns committed together share one statement, so one transaction: if it fails,
+        each of its turns is tried again alone, and only the turn at fault gets the error.
+        """
+        pending = [PendingMessage(self._next_id(), m) for m in turn.outbound]
         handovers = [{"flow": h.flow, "step": h.step, "queue": h.queue,
                       "priority": h.priority.value, "summary": h.summary} for h in turn.handovers]
-        pending = [PendingMessage(self._next_id(), m) for m in turn.outbound]
         seen = turn.seen or (None, None)
-        await self._conn.execute(
-            "INSERT INTO turn_writes (chat_key, session, update_id, outbound, handovers, "
-            "language, at, seen_handover, seen_side) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (turn.chat_key, turn.session.to_json() if turn.session else None, turn.update_id,
-             _outbound_json(pending), json.dumps(handovers, ensure_ascii=False),
-             turn.session.language if turn.session else None, self.clock(), *seen))
+        row = [turn.chat_key, turn.session.to_json() if turn.session else None, turn.update_id,
+               _outbound_rows(pending), handovers,
+               turn.session.language if turn.session else None, self.clock(), *seen]
+        await self._commits.submit(row)
         return pending
+
+    async def _commit_batch(self, rows: list[list[Any]]) -> list[BaseException | None]:
+        self.trips["commit"] += 1
+        try:
+            await self._conn.execute(_COMMIT_TURNS, (json.dumps(rows, ensure_ascii=False),))
+            return [None] * len(rows)
+        except Exception:
+            if len(rows) == 1:
+                raise
+        outcomes: list[BaseException | None] = []
+        for row in rows:  # the batch rolled back as a whole: find the turn at fault
+            try:
+                await self._conn.execute(_COMMIT_TURNS, (json.dumps([row], ensure_ascii=False),))
+                outcomes.append(None)
+            except Exception as exc:
+                outcomes.append(exc)
+        return outcomes
 
     def _next_id(self) -> int:
         """Outbox ids are nanosecond clock readings, strictly increasing in this process.
@@ -320,11 +350,18 @@ class SqliteStore:
             self._deleting = asyncio.ensure_future(self._delete_sent())
 
     async def _delete_sent(self) -> None:
+        # Waiting a moment gathers the sends of many turns into one delete: deleting after
+        # every send cost more trips to the database thread than loading and saving turns.
+        # A crash in that moment sends those replies again: a duplicate, never a loss.
         while self._sent:
+            with contextlib.suppress(TimeoutError):  # close() does not wait out the moment
+                await asyncio.wait_for(self._closing.wait(), SENT_DELETE_DELAY_SECONDS)
             batch = sorted(self._sent)
-            marks = ",".join("?" * len(batch))
+            self.trips["delete"] += 1
             try:
-                await self._conn.execute(f"DELETE FROM outbox WHERE id IN ({marks})", batch)
+                await self._conn.execute(
+                    "DELETE FROM outbox WHERE id IN (SELECT value FROM json_each(?))",
+                    (json.dumps(batch),))
             except Exception:  # the rows stay, to be sent again: a duplicate, never a loss
                 log.exception("could not clear %d sent replies from the outbox", len(batch))
             finally:
@@ -467,6 +504,30 @@ class SqliteStore:
         return pending
 
 
+#: The turn state of many chats at once, from a JSON array of [chat_key, update_id].
+_LOAD_STATES = """
+    WITH ask (n, chat, upd) AS (
+        SELECT key, json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?))
+    SELECT n,
+        (SELECT data FROM sessions WHERE chat_key = ask.chat),
+        EXISTS (SELECT 1 FROM processed_updates WHERE update_id = ask.upd),
+        EXISTS (SELECT 1 FROM volunteers WHERE chat_key = ask.chat),
+        (SELECT id FROM handovers WHERE chat_key = ask.chat AND status != 'closed'
+         ORDER BY id DESC LIMIT 1)
+    FROM ask ORDER BY n
+"""
+
+#: Many turns in one statement (so one transaction): a JSON array of turn_writes rows.
+#: Outbound and handovers are nested arrays; json_extract hands them on as JSON text.
+_COMMIT_TURNS = """
+    INSERT INTO turn_writes (chat_key, session, update_id, outbound, handovers, language, at,
+                             seen_handover, seen_side)
+    SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'),
+           json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]'),
+           json_extract(value, '$[6]'), json_extract(value, '$[7]'), json_extract(value, '$[8]')
+    FROM json_each(?) ORDER BY key
+"""
+
 _VOLUNTEER_COLUMNS = "chat_key, name, languages, queues, available"
 _ENTRY_COLUMNS = ("id, chat_key, flow, queue, priority, summary, language, created_at, status, "
                   "volunteer, assigned_at, user_seen_at, volunteer_seen_at")
@@ -486,6 +547,9 @@ def _entry(row: Any) -> QueueEntry:
                       row[11], row[12])
 
 
+def _outbound_rows(pending: Sequence[PendingMessage]) -> list[list[Any]]:
+    return [[p.id, p.message.chat_key, _encode(p.message)] for p in pending]
+
+
 def _outbound_json(pending: Sequence[PendingMessage]) -> str:
-    return json.dumps([[p.id, p.message.chat_key, _encode(p.message)] for p in pending],
-                      ensure_ascii=False)
+    return json.dumps(_outbound_rows(pending), ensure_ascii=False)
