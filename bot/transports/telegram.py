@@ -43,8 +43,6 @@ from telegram import (
     BotCommand,
     BotCommandScopeDefault,
     CallbackQuery,
-    InlineKeyboardButton,
-    InlineKeyboardMarkup,
     Message,
     Update,
 )
@@ -58,7 +56,7 @@ from telegram.error import (
     TelegramError,
 )
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
-from telegram.warnings import PTBDeprecationWarning
+from telegram.warnings import PTBDeprecationWarning, PTBUserWarning
 
 from bot.errors import DeliveryRefused, TransportError
 from bot.limits import TELEGRAM_CALLBACK_DATA_MAX_BYTES, TELEGRAM_TEXT_MAX
@@ -68,6 +66,10 @@ from bot.transports.base import InboundHandler
 __all__ = ["TelegramTransport", "TelegramWebhook", "split_text"]
 
 _log = logging.getLogger(__name__)
+# PTB warns on every Bot.do_api_request("sendMessage") that Bot.send_message exists; we use
+# the raw call on purpose (see TelegramTransport.send).
+warnings.filterwarnings("ignore", message=r"Please use 'Bot\.sendMessage'",
+                        category=PTBUserWarning, module=r"bot\.transports\.telegram")
 _T = TypeVar("_T")
 
 #: Updates we ask Telegram for; everything else would be ignored anyway.
@@ -123,7 +125,7 @@ class TelegramTransport:
         poll_interval: float = 0.0,
         request_timeout: float | None = None,
         max_concurrent_updates: int = 256,
-        connection_pool_size: int = 16,
+        connection_pool_size: int = 8,
         pool_timeout: float = 5.0,
         webhook: TelegramWebhook | None = None,
         auto_typing: bool = False,
@@ -138,9 +140,10 @@ class TelegramTransport:
         TELEGRAM_FILE_BASE_URL), e.g. ``"http://127.0.0.1:8081/bot"``: PTB appends the token.
 
         ``poll_timeout`` is the long-poll wait Telegram holds getUpdates open for.
-        ``connection_pool_size`` bounds HTTP connections for Bot API calls (PTB's default of
-        256 made httpcore's pool bookkeeping the main CPU cost at 100 busy chats; Telegram
-        allows a bot about 30 messages/s anyway); a call waits up to ``pool_timeout`` for one.
+        ``connection_pool_size`` bounds HTTP connections for Bot API calls. httpcore checks
+        every idle connection's socket on every request, so each connection costs CPU; 8 at
+        a 50-100 ms round trip carry 80-160 calls/s, and Telegram accepts about 30 messages
+        a second from a bot anyway. A call waits up to ``pool_timeout`` for a connection.
         ``auto_typing`` shows "typing..." for every message before the handler runs.
         ``send_attempts`` bounds tries per Bot API call; a RetryAfter longer than
         ``retry_after_max`` seconds is not waited out but raised as TransportError.
@@ -288,21 +291,24 @@ class TelegramTransport:
             raise TransportError(f"refusing to send an empty message (key {message.key!r})")
         markup = None
         if message.buttons:
-            markup = InlineKeyboardMarkup(
-                [[InlineKeyboardButton(b.label, callback_data=b.callback)]
-                 for b in message.buttons]
-            )
+            markup = {"inline_keyboard": [[{"text": b.label, "callback_data": b.callback}]
+                                          for b in message.buttons]}
         await self._ensure_initialized()
         await self._await_typing(chat_id)
 
         bot = self._app.bot
-        sent: Message | None = None
+        sent_id: int | None = None
         for index, part in enumerate(parts):
-            keyboard = markup if index == len(parts) - 1 else None
-            sent = await self._call(
-                partial(bot.send_message, chat_id=chat_id, text=part, reply_markup=keyboard),
-                what="sendMessage",
-            )
+            params: dict[str, Any] = {"chat_id": chat_id, "text": part}
+            if markup is not None and index == len(parts) - 1:
+                params["reply_markup"] = markup
+            # The raw call with plain dicts, not bot.send_message: of the answer we need only
+            # the message id, and PTB objects for it and for the keyboard cost more CPU than
+            # the engine's whole turn (bench/bench_telegram.py). PTB maps errors (RetryAfter,
+            # Forbidden ...) the same way on both paths.
+            result = await self._call(partial(bot.do_api_request, "sendMessage", params),
+                                      what="sendMessage")
+            sent_id = result.get("message_id") if isinstance(result, dict) else None
 
         if message.buttons or message.token is not None:
             token, shown = self._last_question.pop(chat_id, (None, []))
@@ -314,8 +320,8 @@ class TelegramTransport:
                 for previous in shown:
                     self._spawn(self._remove_keyboard(chat_id, previous))
                 keep = []
-            if message.buttons and sent is not None:
-                keep.append(sent.message_id)
+            if message.buttons and sent_id is not None:
+                keep.append(sent_id)
             if keep:
                 self._remember_question(chat_id, message.token, keep)
 
