@@ -20,6 +20,7 @@ the bot does now (review the diff before committing it).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,15 +72,31 @@ def load_cases() -> list[tuple[str, dict[str, Any]]]:
     return cases
 
 
+_SHIPPED: dict[int, tuple[FlowLibrary, Localizer]] = {}
+
+
+def shipped_localizer(library: FlowLibrary) -> Localizer:
+    """A Localizer with locales/ for ``library``, loaded once per library."""
+    cached = _SHIPPED.get(id(library))
+    if cached is None or cached[0] is not library:
+        from bot.app import load_catalog_set
+        from bot.config import Settings
+
+        catalogs = load_catalog_set(Settings.from_env({}), library)
+        cached = _SHIPPED[id(library)] = (library, Localizer(catalogs))
+    return cached[1]
+
+
 async def run_case(case: dict[str, Any], library: FlowLibrary, db_path: Path,
                    coverage: Coverage | None = None, localizer: Localizer | None = None,
                    languages: set[str] | None = None) -> list[list[str]]:
     """Play a case against a fresh database; returns the actual keys of every turn.
 
-    ``languages`` collects the language every message was sent in."""
+    ``localizer`` defaults to one with the shipped catalogs, so words typed in any language
+    work as they do in the bot. ``languages`` collects the language every message was sent in."""
     store = await SqliteStore.open(db_path)
     transport = MemoryTransport()
-    dispatcher = Dispatcher(store, lambda: library, localizer or Localizer(), transport,
+    dispatcher = Dispatcher(store, lambda: library, localizer or shipped_localizer(library), transport,
                             default_language=case.get("lang"))
     chat = "test:case"
     actual: list[list[str]] = []
@@ -147,10 +164,14 @@ def write_expectations(file: Path, updates: dict[str, list[list[str]]]) -> None:
         for turn in case["turns"]:
             kind = next(k for k in TURN_KINDS if k in turn)
             expect = ", ".join(turn.get("expect", []))
-            lines.append(f"    - {{{kind}: {_scalar(turn[kind])}, expect: [{expect}]}}")
+            lines.append(f"    - {{{kind}: {_scalar(turn[kind], in_braces=True)}, expect: [{expect}]}}")
     file.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def _scalar(value: Any) -> str:
+def _scalar(value: Any, *, in_braces: bool = False) -> str:
+    if in_braces and isinstance(value, str) and any(ch in value for ch in ",[]{}#:'\""):
+        # Inside {send: ...} a comma or bracket would end the text: write it JSON-quoted,
+        # which YAML reads as a double-quoted string.
+        return json.dumps(value, ensure_ascii=False)
     return yaml.safe_dump(value, default_flow_style=True, allow_unicode=True,
                           width=10_000).strip().removesuffix("...").strip()

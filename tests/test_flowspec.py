@@ -223,3 +223,20 @@ def test_file_name_must_match_id(tmp_path: Path) -> None:
 
 def test_shipped_flows_validate(library: object) -> None:
     assert library is not None  # the session fixture raised FlowLoadError otherwise
+
+
+def test_safeguarding_phrases_are_a_list_and_belong_to_one_flow(tmp_path: Path) -> None:
+    [problem] = problems_of(GOOD.replace("title:", "safeguarding: yes\ntitle:", 1))
+    assert problem.startswith("flows/sample.yaml:3: 'safeguarding' must be a list of words")
+    shipped = Path(__file__).parents[1] / "flows"
+    for name in ("choose_language", "main_menu", "forget"):
+        (tmp_path / f"{name}.yaml").write_text((shipped / f"{name}.yaml").read_text("utf-8"), "utf-8")
+    for name in ("one", "two"):
+        (tmp_path / f"{name}.yaml").write_text(
+            f"spec_version: 1\nid: {name}\ntitle: T\nsafeguarding: [Kill myself, '!!!']\n"
+            "steps:\n  - id: a\n    say: hello\n", encoding="utf-8")
+    with pytest.raises(FlowLoadError) as info:
+        load_library([tmp_path])
+    text = str(info.value)
+    assert "safeguarding phrase 'Kill myself' is also in flow 'one'" in text
+    assert "safeguarding phrase '!!!' has no words" in text

@@ -270,10 +270,12 @@ def _match_language(text: str) -> int | None:
 
 
 def resume(library: FlowLibrary, session: Session, inbound: Inbound,
-           aliases: Aliases = _no_aliases, keyword_aliases: KeywordAliases | None = None) -> Turn:
+           aliases: Aliases = _no_aliases, keyword_aliases: KeywordAliases | None = None,
+           safeguarding_aliases: KeywordAliases | None = None) -> Turn:
     """Advance one chat by one message. Pure: same inputs, same outputs."""
     run = _Run(library, session)
-    _dispatch(run, inbound, aliases, keyword_aliases if keyword_aliases is not None else {})
+    _dispatch(run, inbound, aliases, keyword_aliases if keyword_aliases is not None else {},
+              safeguarding_aliases if safeguarding_aliases is not None else {})
     return Turn(run.session, tuple(run.events))
 
 
@@ -288,17 +290,35 @@ def reprompt(library: FlowLibrary, session: Session) -> Turn:
     return Turn(run.session, tuple(run.events))
 
 
-def _dispatch(run: _Run, inbound: Inbound, aliases: Aliases, keyword_aliases: KeywordAliases) -> None:
+def _hinted(inbound: Inbound) -> list[str]:
+    """The platform's language hint, when it is one of ours."""
+    hint = (inbound.language_hint or "").split("-")[0].lower()
+    return [hint] if hint in LANGUAGES else []
+
+
+def _dispatch(run: _Run, inbound: Inbound, aliases: Aliases, keyword_aliases: KeywordAliases,
+              safeguarding_aliases: KeywordAliases) -> None:
     library = run.library
+    typed = inbound.text if inbound.kind is InboundKind.TEXT else ""
+    safety = library.flow_for_safeguarding(typed, safeguarding_aliases) if typed else None
+    if safety is not None:
+        # Before anything else, even the first-contact language question: crisis numbers
+        # first (again, if said again inside the safety flow: better repeated than "I did
+        # not understand"). At first contact a language guessed from the letters is taken
+        # as it is, to be corrected later with /language: no time for a question now.
+        if not run.session.started:
+            guesses = guess_languages(typed) or _hinted(inbound)
+            run.session = run.session.evolve(started=True, language=next(iter(guesses), None))
+        run.start_flow(safety)
+        return
     if not run.session.started:
         # First contact, whatever was sent: offer the languages first. If the letters typed
         # (or the platform) suggest a language, ask in it and name it, to be confirmed by a tap:
         # Dari and Persian share a script, so a guess is never taken as the answer.
         run.session = run.session.evolve(started=True)
         guesses = guess_languages(inbound.text) if inbound.kind is InboundKind.TEXT else []
-        if not guesses and inbound.language_hint:
-            hint = inbound.language_hint.split("-")[0].lower()
-            guesses = [hint] if hint in LANGUAGES else []
+        if not guesses:
+            guesses = _hinted(inbound)
         if guesses and guesses[0] != DEFAULT_LANGUAGE:
             run.guess = guesses[0]
             names = " / ".join(LANGUAGES[code].native_name for code in guesses)

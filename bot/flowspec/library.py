@@ -39,7 +39,8 @@ class FlowLibrary:
     main_menu: str = MAIN_MENU_FLOW
     _commands: dict[str, Flow] = field(default_factory=dict, compare=False, repr=False)
     _keywords: dict[str, Flow] = field(default_factory=dict, compare=False, repr=False)
-    _sorted: dict[int, tuple[Mapping[str, str], list[tuple[str, Flow]]]] = field(
+    _safeguarding: dict[str, Flow] = field(default_factory=dict, compare=False, repr=False)
+    _sorted: dict[tuple[int, bool], tuple[Mapping[str, str], list[tuple[str, Flow]]]] = field(
         default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -48,6 +49,8 @@ class FlowLibrary:
                 self._commands[flow.command] = flow
             for keyword in flow.keywords:
                 self._keywords[normalize(keyword)] = flow
+            for phrase in flow.safeguarding:
+                self._safeguarding[normalize(phrase)] = flow
 
     def get(self, flow_id: str) -> Flow | None:
         return self.flows.get(flow_id)
@@ -94,16 +97,35 @@ class FlowLibrary:
                 return flow
         return None
 
-    def _candidates(self, extra: Mapping[str, str]) -> list[tuple[str, Flow]]:
-        """Menu keywords in matching order, built once per catalog (not per message)."""
-        cached = self._sorted.get(id(extra))
+    def flow_for_safeguarding(self, text: str, extra: Mapping[str, str] = _NO_EXTRA) -> Flow | None:
+        """The flow with a safeguarding phrase found as whole words anywhere in the message.
+
+        Looked for in every message at every step, before anything else: a person who writes
+        about ending their life in the middle of a form must see crisis numbers at once.
+        ``extra`` maps normalised phrases in other languages to flow ids.
+        """
+        if not self._safeguarding and not extra:
+            return None
+        folded = f" {normalize(text)} "
+        for phrase, flow in self._candidates(extra, safeguarding=True):
+            if f" {phrase} " in folded:
+                return flow
+        return None
+
+    def _candidates(self, extra: Mapping[str, str], *,
+                    safeguarding: bool = False) -> list[tuple[str, Flow]]:
+        """Menu keywords (or safeguarding phrases) in matching order, longest first; built
+        once per catalog, not per message."""
+        cache_key = (id(extra), safeguarding)
+        cached = self._sorted.get(cache_key)
         if cached is not None and cached[0] is extra:
             return cached[1]
-        pairs = list(self._keywords.items())
+        own = self._safeguarding if safeguarding else self._keywords
+        pairs = list(own.items())
         pairs += [(k, f) for k, fid in extra.items() if (f := self.flows.get(fid)) is not None]
-        candidates = [(k, f) for k, f in pairs if k and f.menu_order is not None]
+        candidates = [(k, f) for k, f in pairs if k and (safeguarding or f.menu_order is not None)]
         candidates.sort(key=lambda p: (-len(p[0]), p[1].menu_order or 0, p[1].id))
-        self._sorted[id(extra)] = (extra, candidates)
+        self._sorted[cache_key] = (extra, candidates)
         return candidates
 
     def strings(self) -> dict[str, str]:

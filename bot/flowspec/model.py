@@ -205,6 +205,8 @@ class Flow:
     keywords: tuple[str, ...] = ()
     command: str | None = None
     interrupt: bool = False
+    #: Phrases looked for inside every message, at any step: finding one starts this flow.
+    safeguarding: tuple[str, ...] = ()
     _index: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:

@@ -40,7 +40,7 @@ IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 ID_HINT = "use lower-case letters, digits and _ only, starting with a letter (at most 32)"
 
 FLOW_KEYS = ("spec_version", "id", "title", "menu", "keywords", "command", "interrupt",
-             "steps", "description")
+             "safeguarding", "steps", "description")
 STEP_KINDS = ("say", "ask", "menu", "choose_language", "handover", "goto", "end", "forget")
 STEP_KEYS = (*STEP_KINDS, "id", "buttons", "save", "next", "note")
 BUTTON_KEYS = ("id", "label", "next")
@@ -123,6 +123,7 @@ def parse_flow(text: str, path: str) -> tuple[Flow | None, list[Problem]]:
                 "write a whole number such as menu: 10, or remove it to hide the flow")
         menu_order = None
     keywords = _string_list(out, data, "keywords")
+    safeguarding = _string_list(out, data, "safeguarding")
     command = data.get("command")
     if command is not None and (not isinstance(command, str) or not IDENTIFIER.match(command)):
         out.add(data.line_of("command"), "'command' must be a command name such as human",
@@ -148,6 +149,7 @@ def parse_flow(text: str, path: str) -> tuple[Flow | None, list[Problem]]:
     flow = Flow(
         id=flow_id, path=path, spec_version=version, title=title, steps=tuple(steps),
         menu_order=menu_order, keywords=tuple(keywords), command=command, interrupt=interrupt,
+        safeguarding=tuple(safeguarding),
     )
     return flow, out.problems
 

@@ -26,6 +26,7 @@ from bot.flowspec.model import (
     Step,
     Target,
 )
+from bot.i18n.normalize import normalize
 
 __all__ = ["FIRST_CONTACT_FLOW", "MAIN_MENU_FLOW", "validate_flow", "validate_library"]
 
@@ -226,6 +227,19 @@ def validate_library(flows: Mapping[str, Flow]) -> list[Problem]:
             if other is not flow:
                 problems.append(Problem(flow.path, 1, f"'{name}' is already used by flow "
                                         f"'{other.id}' ({other.path})", "use it in one flow only"))
+    phrase_owners: dict[str, Flow] = {}
+    for flow in sorted(flows.values(), key=lambda f: f.path):
+        for phrase in flow.safeguarding:
+            folded = normalize(phrase)
+            if not folded:
+                problems.append(Problem(flow.path, 1, f"safeguarding phrase '{phrase}' has no words",
+                                        "write words, such as: kill myself"))
+                continue
+            other = phrase_owners.setdefault(folded, flow)
+            if other is not flow:
+                problems.append(Problem(flow.path, 1, f"safeguarding phrase '{phrase}' is also in "
+                                        f"flow '{other.id}' ({other.path})",
+                                        "a phrase can start one flow only"))
     menu = [f for f in flows.values() if f.menu_order is not None]
     if len(menu) > limits.BUTTONS_MAX:
         problems.append(Problem(menu[0].path, 1, f"{len(menu)} flows have a 'menu' position; the "

@@ -12,7 +12,8 @@ translation stale (and the renderer stops using it) until a translator updates i
 
 ``reviewed``: checked by a native speaker. ``needs_review``: written by the team, to be
 checked. ``machine``: an offline machine draft. Keywords of a flow are one entry,
-``<flow>.keywords``, whose text is a comma-separated list.
+``<flow>.keywords``, whose text is a comma-separated list; so are its safeguarding
+phrases, ``<flow>.safeguarding``.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from bot.flowspec.strict_yaml import YamlMap, YamlSyntaxError, load_yaml
 from bot.i18n.languages import DEFAULT_LANGUAGE, LANGUAGES
 from bot.i18n.normalize import normalize
 
-__all__ = ["CatalogSet", "Entry", "Status", "catalog_file", "keywords_key", "load_catalogs"]
+__all__ = ["CatalogSet", "Entry", "Status", "catalog_file", "keywords_key", "load_catalogs",
+           "safeguarding_key"]
 
 ENTRY_KEYS = ("status", "source", "text")
 
@@ -59,6 +61,10 @@ def keywords_key(flow_id: str) -> str:
     return f"{flow_id}.keywords"
 
 
+def safeguarding_key(flow_id: str) -> str:
+    return f"{flow_id}.safeguarding"
+
+
 def catalog_file(locales_dir: Path, language: str, key: str) -> Path:
     """The file an entry belongs in: one per flow, and system.yaml for system texts."""
     return locales_dir / language / f"{key.split('.', 1)[0]}.yaml"
@@ -86,14 +92,18 @@ class CatalogSet:
         # compared in normalised form (see bot.i18n.normalize).
         self._variants: dict[str, list[str]] = {}
         self._keywords: dict[str, str] = {}
+        self._safeguarding: dict[str, str] = {}
         for entry in self.entries.values():
             if not self._fresh(entry):
                 continue
-            if entry.key.endswith(".keywords"):
-                flow_id = entry.key.removesuffix(".keywords")
-                for word in entry.text.split(","):
-                    if folded := normalize(word):
-                        self._keywords.setdefault(folded, flow_id)
+            for suffix, pool in ((".keywords", self._keywords),
+                                 (".safeguarding", self._safeguarding)):
+                if entry.key.endswith(suffix):
+                    flow_id = entry.key.removesuffix(suffix)
+                    for word in entry.text.split(","):
+                        if folded := normalize(word):
+                            pool.setdefault(folded, flow_id)
+                    break
             else:
                 self._variants.setdefault(entry.key, []).append(normalize(entry.text))
 
@@ -120,6 +130,10 @@ class CatalogSet:
     def keywords(self) -> Mapping[str, str]:
         """Normalised keyword in any language -> flow id."""
         return self._keywords
+
+    def safeguarding(self) -> Mapping[str, str]:
+        """Normalised safeguarding phrase in any language -> flow id."""
+        return self._safeguarding
 
 
 def load_catalogs(locales_dir: Path, sources: Mapping[str, str] | None = None) -> tuple[

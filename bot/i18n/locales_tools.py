@@ -15,7 +15,16 @@ from bot.engine.system_text import SYSTEM_TEXT
 from bot.errors import Problem
 from bot.flowspec.library import FlowLibrary
 from bot.flowspec.model import AskStep
-from bot.i18n.catalog import CatalogSet, Entry, Status, catalog_file, keywords_key, placeholders, same_source
+from bot.i18n.catalog import (
+    CatalogSet,
+    Entry,
+    Status,
+    catalog_file,
+    keywords_key,
+    placeholders,
+    safeguarding_key,
+    same_source,
+)
 from bot.i18n.languages import DEFAULT_LANGUAGE, LANGUAGES
 
 __all__ = ["Coverage", "check_catalogs", "expected_sources", "write_entries"]
@@ -30,6 +39,8 @@ def expected_sources(library: FlowLibrary) -> dict[str, str]:
         out.update(flow.strings())
         if flow.keywords:
             out[keywords_key(flow.id)] = ", ".join(flow.keywords)
+        if flow.safeguarding:
+            out[safeguarding_key(flow.id)] = ", ".join(flow.safeguarding)
     out.update(SYSTEM_TEXT)
     return out
 

@@ -51,6 +51,10 @@ class Catalog(Protocol):
         """Normalised keyword in some language -> flow id."""
         ...
 
+    def safeguarding(self) -> Mapping[str, str]:
+        """Normalised safeguarding phrase in some language -> flow id."""
+        ...
+
 
 class EmptyCatalog:
     """No translations: everything renders in English (or through machine translation)."""
@@ -62,6 +66,9 @@ class EmptyCatalog:
         return ()
 
     def keywords(self) -> Mapping[str, str]:
+        return {}
+
+    def safeguarding(self) -> Mapping[str, str]:
         return {}
 
 
@@ -86,6 +93,9 @@ class Localizer:
 
     def keyword_aliases(self) -> Mapping[str, str]:
         return self.catalog.keywords()
+
+    def safeguarding_aliases(self) -> Mapping[str, str]:
+        return self.catalog.safeguarding()
 
     def system_text(self, key: str, lang: str) -> str | None:
         """A system text in the language from the catalogs, or None."""
