@@ -92,8 +92,8 @@ class FlowLibrary:
         higher in the menu. ``extra`` maps normalised keywords in other languages to flows.
         """
         folded = f" {normalize(text)} "
-        for keyword, flow in self._candidates(extra):
-            if f" {keyword} " in folded:
+        for padded, flow in self._candidates(extra):
+            if padded in folded:
                 return flow
         return None
 
@@ -107,15 +107,15 @@ class FlowLibrary:
         if not self._safeguarding and not extra:
             return None
         folded = f" {normalize(text)} "
-        for phrase, flow in self._candidates(extra, safeguarding=True):
-            if f" {phrase} " in folded:
+        for padded, flow in self._candidates(extra, safeguarding=True):
+            if padded in folded:
                 return flow
         return None
 
     def _candidates(self, extra: Mapping[str, str], *,
                     safeguarding: bool = False) -> list[tuple[str, Flow]]:
-        """Menu keywords (or safeguarding phrases) in matching order, longest first; built
-        once per catalog, not per message."""
+        """Menu keywords (or safeguarding phrases) in matching order, longest first, padded
+        with spaces to match whole words; built once per catalog, not per message."""
         cache_key = (id(extra), safeguarding)
         cached = self._sorted.get(cache_key)
         if cached is not None and cached[0] is extra:
@@ -125,8 +125,9 @@ class FlowLibrary:
         pairs += [(k, f) for k, fid in extra.items() if (f := self.flows.get(fid)) is not None]
         candidates = [(k, f) for k, f in pairs if k and (safeguarding or f.menu_order is not None)]
         candidates.sort(key=lambda p: (-len(p[0]), p[1].menu_order or 0, p[1].id))
-        self._sorted[cache_key] = (extra, candidates)
-        return candidates
+        padded = [(f" {k} ", f) for k, f in candidates]
+        self._sorted[cache_key] = (extra, padded)
+        return padded
 
     def strings(self) -> dict[str, str]:
         """Every localisation key of every flow, with its English source text."""
