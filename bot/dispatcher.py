@@ -10,6 +10,7 @@ the transport confirms them, so a crash at any point resends rather than loses.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
@@ -81,11 +82,30 @@ class Dispatcher:
         typing = loop.call_later(self.typing_after, self._show_typing, inbound.chat_key)
         try:
             elsewhere = await self._handle(inbound)
+        except Exception:  # the turn was not saved: say so, rather than stay silent
+            log.exception("a turn failed (update %s); asking the person to send again",
+                          inbound.update_id)
+            await self._apologise(inbound)
+            return
         finally:
             typing.cancel()
         # Replies to other chats (a relay, an offer) go out under THEIR lock, taken only
         # after this chat's is released: two chats relaying to each other cannot deadlock.
         await self.deliver(elsewhere)
+
+    async def _apologise(self, inbound: Inbound) -> None:
+        """Best effort, straight to the transport: the database may be what failed."""
+        language: str | None = None
+        with contextlib.suppress(Exception):
+            session = await self.store.load_session(inbound.chat_key)
+            language = session.language if session is not None else None
+        if language is None and inbound.language_hint:
+            language = inbound.language_hint.split("-")[0].lower()
+        try:
+            sorry = Say("system.error", SYSTEM_TEXT["system.error"])
+            await self.transport.send(await self.localizer.render(sorry, inbound.chat_key, language))
+        except Exception:
+            log.exception("could not tell the person their message was not saved")
 
     def _show_typing(self, chat_key: str) -> None:
         task = asyncio.ensure_future(self.transport.typing(chat_key))

@@ -173,3 +173,33 @@ async def test_typing_is_shown_only_for_a_slow_turn(store: SqliteStore, library:
     slow = Dispatcher(store, lambda: library, SlowLocalizer(), transport, typing_after=0.05)
     await say(slow, "hi", chat="test:slow")
     assert transport.typed == ["test:slow"]
+
+
+async def test_a_turn_the_database_cannot_save_gets_an_apology_in_the_person_s_language(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import sqlite3
+
+    from bot.app import load_catalog_set
+    from bot.config import Settings
+
+    transport = MemoryTransport()
+    store = await SqliteStore.open(tmp_path / "bot.sqlite3")
+    library = fixture_library()
+    localizer = Localizer(load_catalog_set(Settings.from_env({}), library))
+    dispatcher = Dispatcher(store, lambda: library, localizer, transport, default_language="fa")
+    try:
+        await say(dispatcher, "hi")
+        assert transport.take()
+        # Another program breaks the file under the bot (a real fault, not a fake store).
+        other = sqlite3.connect(tmp_path / "bot.sqlite3")
+        other.execute("DROP TABLE outbox")
+        other.commit()
+        other.close()
+        for _ in range(2):  # no crash, and the next message is answered the same way
+            await say(dispatcher, "1")
+            [sorry] = transport.take()
+            assert (sorry.key, sorry.language) == ("system.error", "fa")
+            assert "پیام شما ذخیره نشد" in sorry.text
+        assert "a turn failed" in caplog.text
+    finally:
+        await store.close()

@@ -114,3 +114,20 @@ def test_shipped_catalogs_are_complete(capsys: pytest.CaptureFixture[str]) -> No
     grid = capsys.readouterr().out
     assert grid.startswith("each cell: reviewed / needs review")
     assert "missing:" not in grid and "stale (" not in grid
+
+
+def test_writing_an_entry_keeps_the_file_s_others_whatever_the_folder_spelling(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.i18n.locales_tools import write_entries
+
+    (tmp_path / "locales" / "fa").mkdir(parents=True)
+    (tmp_path / "locales" / "fa" / "system.yaml").write_text(
+        "system.a:\n  status: needs_review\n  source: A\n  text: الف\n", encoding="utf-8")
+    catalogs, problems = load_catalogs(tmp_path / "locales")  # read by its absolute path
+    assert not problems and catalogs.entry("system.a", "fa") is not None
+    monkeypatch.chdir(tmp_path)
+    write_entries(Path("locales"), "fa", {"system.b": ("ب", "B", Status.NEEDS_REVIEW)},
+                  ["system.a", "system.b"], catalogs)  # written through a relative one
+    again, _ = load_catalogs(tmp_path / "locales")
+    assert [(e.key, e.text) for e in sorted(again.entries.values(), key=lambda e: e.key)] == [
+        ("system.a", "الف"), ("system.b", "ب")]

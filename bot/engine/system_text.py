@@ -19,6 +19,8 @@ SYSTEM_TEXT: dict[str, str] = {
     "system.flow_changed": "This conversation was updated while you were away. "
     "Let us start again from the menu.",
     "system.loop": "Sorry, something went wrong on our side. Let us start again from the menu.",
+    "system.error": "Sorry, something went wrong on our side and your message was not saved. "
+    "Please send it again in a minute.",
     "system.untranslated": "(This message is not yet available in your language.)",
     "system.machine_translated": "(Translated by a computer. It may have mistakes.)",
     "handover.queued": "You are in the queue to talk to a volunteer. Your place in the queue: "

@@ -169,11 +169,14 @@ def write_entries(locales_dir: Path, language: str, new: Mapping[str, tuple[str,
     ordered = list(order)
     position = {key: i for i, key in enumerate(ordered)}
     by_file: dict[Path, dict[str, tuple[str, str, Status]]] = {}
+    # Resolved paths: the catalogs may have been read through another spelling of the
+    # folder (absolute, relative), and a file must never be rewritten without its entries.
     for entry in existing.entries.values():
         if entry.language == language:
-            by_file.setdefault(Path(entry.path), {})[entry.key] = (entry.text, entry.source, entry.status)
+            by_file.setdefault(Path(entry.path).resolve(), {})[entry.key] = (
+                entry.text, entry.source, entry.status)
     for key, value in new.items():
-        by_file.setdefault(catalog_file(locales_dir, language, key), {})[key] = value
+        by_file.setdefault(catalog_file(locales_dir, language, key).resolve(), {})[key] = value
     written: list[Path] = []
     for path, entries in by_file.items():
         if not any(k in new for k in entries):
