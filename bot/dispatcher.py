@@ -25,6 +25,7 @@ from bot.engine.system_text import SYSTEM_TEXT
 from bot.errors import DeliveryRefused, TransportError
 from bot.flowspec.library import FlowLibrary
 from bot.handover.desk import DeskResult, HandoverDesk
+from bot.i18n.languages import hinted_language
 from bot.i18n.localizer import Localizer
 from bot.messages import Inbound, Outbound
 from bot.storage.base import PendingMessage, Store, TurnRecord
@@ -99,8 +100,7 @@ class Dispatcher:
         with contextlib.suppress(Exception):
             session = await self.store.load_session(inbound.chat_key)
             language = session.language if session is not None else None
-        if language is None and inbound.language_hint:
-            language = inbound.language_hint.split("-")[0].lower()
+        language = language or hinted_language(inbound.language_hint)
         try:
             sorry = Say("system.error", SYSTEM_TEXT["system.error"])
             await self.transport.send(await self.localizer.render(sorry, inbound.chat_key, language))

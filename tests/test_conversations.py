@@ -8,7 +8,13 @@ from typing import Any
 import pytest
 
 from bot.flowspec.library import FlowLibrary
-from tests.conversation_runner import Coverage, load_cases, run_case, write_expectations
+from tests.conversation_runner import (
+    Coverage,
+    load_cases,
+    run_case,
+    shipped_localizer,
+    write_expectations,
+)
 
 CASES = load_cases()
 
@@ -37,11 +43,7 @@ async def test_every_case_runs_wholly_in_each_language(
         language: str, library: FlowLibrary, tmp_path: Path) -> None:
     """The same conversations in another language: the same steps, and every message,
     text and buttons, in that language from the catalogs (no English fallback)."""
-    from bot.app import load_catalog_set
-    from bot.config import Settings
-    from bot.i18n.localizer import Localizer
-
-    localizer = Localizer(load_catalog_set(Settings.from_env({}), library))
+    localizer = shipped_localizer(library)
     cases = [case for _, case in CASES if case.get("lang")]
     assert cases
     for index, case in enumerate(cases):

@@ -32,7 +32,7 @@ from bot.flowspec.model import (
     Target,
 )
 from bot.i18n.detect import guess_languages
-from bot.i18n.languages import DEFAULT_LANGUAGE, LANGUAGES
+from bot.i18n.languages import DEFAULT_LANGUAGE, LANGUAGES, hinted_language
 from bot.i18n.normalize import normalize, normalize_label, parse_number
 from bot.messages import Inbound, InboundKind
 
@@ -290,12 +290,6 @@ def reprompt(library: FlowLibrary, session: Session) -> Turn:
     return Turn(run.session, tuple(run.events))
 
 
-def _hinted(inbound: Inbound) -> list[str]:
-    """The platform's language hint, when it is one of ours."""
-    hint = (inbound.language_hint or "").split("-")[0].lower()
-    return [hint] if hint in LANGUAGES else []
-
-
 def _dispatch(run: _Run, inbound: Inbound, aliases: Aliases, keyword_aliases: KeywordAliases,
               safeguarding_aliases: KeywordAliases) -> None:
     library = run.library
@@ -307,8 +301,8 @@ def _dispatch(run: _Run, inbound: Inbound, aliases: Aliases, keyword_aliases: Ke
         # not understand"). At first contact a language guessed from the letters is taken
         # as it is, to be corrected later with /language: no time for a question now.
         if not run.session.started:
-            guesses = guess_languages(typed) or _hinted(inbound)
-            run.session = run.session.evolve(started=True, language=next(iter(guesses), None))
+            guessed = next(iter(guess_languages(typed)), None) or hinted_language(inbound.language_hint)
+            run.session = run.session.evolve(started=True, language=guessed)
         run.start_flow(safety)
         return
     if not run.session.started:
@@ -316,9 +310,8 @@ def _dispatch(run: _Run, inbound: Inbound, aliases: Aliases, keyword_aliases: Ke
         # (or the platform) suggest a language, ask in it and name it, to be confirmed by a tap:
         # Dari and Persian share a script, so a guess is never taken as the answer.
         run.session = run.session.evolve(started=True)
-        guesses = guess_languages(inbound.text) if inbound.kind is InboundKind.TEXT else []
-        if not guesses:
-            guesses = _hinted(inbound)
+        hint = hinted_language(inbound.language_hint)
+        guesses = (guess_languages(typed) if typed else []) or ([hint] if hint else [])
         if guesses and guesses[0] != DEFAULT_LANGUAGE:
             run.guess = guesses[0]
             names = " / ".join(LANGUAGES[code].native_name for code in guesses)

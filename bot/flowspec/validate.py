@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 from bot import limits
 from bot.errors import Problem
@@ -218,28 +218,26 @@ def validate_library(flows: Mapping[str, Flow]) -> list[Problem]:
                         f"there is no flow called '{target.flow}'",
                         f"did you mean 'flow:{close[0]}'?" if close else "flows: " + ", ".join(sorted(flows)),
                     ))
-    owners: dict[str, Flow] = {}
-    for flow in sorted(flows.values(), key=lambda f: f.path):
+
+    def commands_and_keywords(flow: Flow) -> list[tuple[str, str]]:
         names = [f"/{flow.command}"] if flow.command else []
         names += [kw.casefold() for kw in flow.keywords]
-        for name in names:
-            other = owners.setdefault(name, flow)
-            if other is not flow:
-                problems.append(Problem(flow.path, 1, f"'{name}' is already used by flow "
-                                        f"'{other.id}' ({other.path})", "use it in one flow only"))
-    phrase_owners: dict[str, Flow] = {}
+        return [(name, name) for name in names]
+
+    def safeguarding_phrases(flow: Flow) -> list[tuple[str, str]]:
+        return [(folded, phrase) for phrase in flow.safeguarding if (folded := normalize(phrase))]
+
+    for flow, name, other in _claimed_twice(flows, commands_and_keywords):
+        problems.append(Problem(flow.path, 1, f"'{name}' is already used by flow "
+                                f"'{other.id}' ({other.path})", "use it in one flow only"))
     for flow in sorted(flows.values(), key=lambda f: f.path):
-        for phrase in flow.safeguarding:
-            folded = normalize(phrase)
-            if not folded:
-                problems.append(Problem(flow.path, 1, f"safeguarding phrase '{phrase}' has no words",
-                                        "write words, such as: kill myself"))
-                continue
-            other = phrase_owners.setdefault(folded, flow)
-            if other is not flow:
-                problems.append(Problem(flow.path, 1, f"safeguarding phrase '{phrase}' is also in "
-                                        f"flow '{other.id}' ({other.path})",
-                                        "a phrase can start one flow only"))
+        problems.extend(Problem(flow.path, 1, f"safeguarding phrase '{phrase}' has no words",
+                                "write words, such as: kill myself")
+                        for phrase in flow.safeguarding if not normalize(phrase))
+    for flow, phrase, other in _claimed_twice(flows, safeguarding_phrases):
+        problems.append(Problem(flow.path, 1, f"safeguarding phrase '{phrase}' is also in "
+                                f"flow '{other.id}' ({other.path})",
+                                "a phrase can start one flow only"))
     menu = [f for f in flows.values() if f.menu_order is not None]
     if len(menu) > limits.BUTTONS_MAX:
         problems.append(Problem(menu[0].path, 1, f"{len(menu)} flows have a 'menu' position; the "
@@ -256,3 +254,16 @@ def validate_library(flows: Mapping[str, Flow]) -> list[Problem]:
             problems.append(Problem(some.path, 1, f"the flow '{required}' is missing",
                                     f"every bot needs flows/{required}.yaml"))
     return problems
+
+
+def _claimed_twice(flows: Mapping[str, Flow],
+                   names: Callable[[Flow], list[tuple[str, str]]]) -> Iterator[tuple[Flow, str, Flow]]:
+    """(flow, name as written, the flow that had it first) for every name that a second
+    flow claims. ``names`` gives a flow's (comparison key, name as written) pairs; flows
+    are taken in file order, so the first file keeps the name."""
+    owners: dict[str, Flow] = {}
+    for flow in sorted(flows.values(), key=lambda f: f.path):
+        for key, shown in names(flow):
+            other = owners.setdefault(key, flow)
+            if other is not flow:
+                yield flow, shown, other

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["DEFAULT_LANGUAGE", "LANGUAGES", "Language", "language"]
+__all__ = ["DEFAULT_LANGUAGE", "LANGUAGES", "Language", "hinted_language", "language"]
 
 
 @dataclass(frozen=True)
@@ -33,3 +33,9 @@ DEFAULT_LANGUAGE = "en"
 def language(code: str | None) -> Language:
     """The language for a code, falling back to English for None or an unknown code."""
     return LANGUAGES.get(code or DEFAULT_LANGUAGE, LANGUAGES[DEFAULT_LANGUAGE])
+
+
+def hinted_language(hint: str | None) -> str | None:
+    """Our code for a platform's language hint ("fa", "fa-IR", "ur-PK"), if we offer it."""
+    code = (hint or "").split("-")[0].lower()
+    return code if code in LANGUAGES else None

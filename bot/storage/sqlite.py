@@ -268,6 +268,7 @@ class SqliteStore:
             raise StorageError(f"cannot prepare the database at {self.path}: {exc}") from exc
 
     async def close(self) -> None:
+        await self._loads.idle()
         await self._commits.idle()
         self._closing.set()
         while self._deleting is not None and not self._deleting.done():
