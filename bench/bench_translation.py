@@ -64,8 +64,8 @@ def report(name: str, latencies: list[float]) -> float:
 
 
 async def run(args: argparse.Namespace, work: Path) -> None:
-    from bot.i18n.argos_models import install_models
-    from bot.i18n.machine_translation import ArgosTranslator
+    from bot.translation.argos import ArgosTranslator
+    from bot.translation.argos_models import install_models
     from tests.support.tiny_argos import build_tiny_model
 
     if args.model is None:

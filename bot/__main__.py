@@ -159,7 +159,7 @@ def _locales(args: argparse.Namespace, settings: Settings) -> int:
             print(problem)
         return 1 if coverage.failed() else 0
     # draft
-    from bot.i18n.machine_translation import ArgosTranslator
+    from bot.translation.argos import ArgosTranslator
 
     language = _language(args.lang)
     translator = ArgosTranslator(settings.argos_packages_dir, timeout=60)
@@ -202,8 +202,8 @@ def _volunteer_key(raw: str) -> str:
 async def _volunteers(args: argparse.Namespace, settings: Settings) -> int:
     from bot.errors import ConfigError
     from bot.handover.model import Volunteer
-    from bot.i18n.languages import LANGUAGES
     from bot.storage.sqlite import SqliteStore
+    from bot.text.languages import LANGUAGES
 
     store = await SqliteStore.open(args.db or settings.db_path, synchronous=settings.sqlite_sync)
     try:
@@ -242,7 +242,7 @@ async def _volunteers(args: argparse.Namespace, settings: Settings) -> int:
 
 def _language(code: str) -> str:
     from bot.errors import ConfigError
-    from bot.i18n.languages import DEFAULT_LANGUAGE
+    from bot.text.languages import DEFAULT_LANGUAGE
 
     checked = check_language(code)
     if checked is None or checked == DEFAULT_LANGUAGE:
@@ -251,7 +251,7 @@ def _language(code: str) -> str:
 
 
 def _models(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.i18n.argos_models import install_models, list_models
+    from bot.translation.argos_models import install_models, list_models
 
     if args.models_command == "install":
         for model in install_models(args.paths, settings.argos_packages_dir):

@@ -14,13 +14,13 @@ from bot.engine.system_text import COMMAND_TEXT
 from bot.flowspec.library import FlowLibrary
 from bot.flowspec.live import LiveLibrary
 from bot.handover.desk import HandoverDesk
-from bot.i18n.argos_models import list_models
 from bot.i18n.catalog import CatalogSet, load_catalogs
-from bot.i18n.languages import LANGUAGES
 from bot.i18n.locales_tools import expected_sources
 from bot.i18n.localizer import Localizer
-from bot.i18n.machine_translation import ArgosTranslator
 from bot.storage.sqlite import SqliteStore
+from bot.text.languages import LANGUAGES
+from bot.translation.argos import ArgosTranslator
+from bot.translation.argos_models import list_models
 from bot.transports.base import Transport
 
 __all__ = ["build_localizer", "command_menus", "load_catalog_set", "run_bot", "serve_telegram"]

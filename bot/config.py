@@ -14,7 +14,7 @@ from pathlib import Path
 from bot.errors import ConfigError
 from bot.flowspec.library import default_flows_dir
 from bot.handover.desk import DeskSettings, parse_hours
-from bot.i18n.languages import LANGUAGES
+from bot.text.languages import LANGUAGES
 
 __all__ = ["Settings"]
 

@@ -25,10 +25,10 @@ from bot.engine.system_text import SYSTEM_TEXT
 from bot.errors import DeliveryRefused, TransportError
 from bot.flowspec.library import FlowLibrary
 from bot.handover.desk import DeskResult, HandoverDesk
-from bot.i18n.languages import hinted_language
 from bot.i18n.localizer import Localizer
 from bot.messages import Inbound, Outbound
 from bot.storage.base import PendingMessage, Store, TurnRecord
+from bot.text.languages import hinted_language
 from bot.transports.base import Transport
 
 __all__ = ["Dispatcher", "merge_turn"]

@@ -15,12 +15,12 @@ from bot.dispatcher import Dispatcher
 from bot.flowspec.library import load_library
 from bot.handover.desk import DeskSettings, HandoverDesk
 from bot.handover.model import Status, Volunteer
-from bot.i18n.argos_models import install_models
 from bot.i18n.catalog import CatalogSet
 from bot.i18n.localizer import Localizer
-from bot.i18n.machine_translation import ArgosTranslator
 from bot.messages import Inbound, InboundKind, Outbound
 from bot.storage.sqlite import SqliteStore
+from bot.translation.argos import ArgosTranslator
+from bot.translation.argos_models import install_models
 from bot.transports.console import ConsoleTransport
 from bot.transports.memory import MemoryTransport
 from tests.support.offline import NetworkGuard

@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 
 from bot.engine.events import Choice, Param, Say
-from bot.i18n.argos_models import install_models
-from bot.i18n.bidi import FSI, PDI, isolate_ltr_spans
 from bot.i18n.catalog import CatalogSet, Entry, Status, load_catalogs
-from bot.i18n.detect import guess_languages
 from bot.i18n.localizer import Localizer
-from bot.i18n.machine_translation import ArgosTranslator
-from bot.i18n.normalize import normalize, parse_number
+from bot.text.bidi import FSI, PDI, isolate_ltr_spans
+from bot.text.detect import guess_languages
+from bot.text.normalize import normalize, parse_number
+from bot.translation.argos import ArgosTranslator
+from bot.translation.argos_models import install_models
 from tests.support.offline import NetworkGuard
 from tests.support.tiny_argos import build_tiny_model
 

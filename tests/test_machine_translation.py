@@ -27,17 +27,11 @@ from pathlib import Path
 import pytest
 
 from bot.errors import TranslationError
-from bot.i18n import machine_translation as mt
-from bot.i18n.argos_models import InstalledModel, install_models, list_models
-from bot.i18n.machine_translation import (
-    INSTALL_HINT,
-    ArgosTranslator,
-    MachineTranslator,
-    OfflineSentencizer,
-    Quality,
-    mask_protected,
-    unmask_protected,
-)
+from bot.translation import argos as mt
+from bot.translation.argos import INSTALL_HINT, ArgosTranslator, OfflineSentencizer
+from bot.translation.argos_models import InstalledModel, install_models, list_models
+from bot.translation.base import MachineTranslator, Quality
+from bot.translation.masking import mask_protected, unmask_protected
 from tests.support.offline import NetworkGuard
 from tests.support.tiny_argos import build_tiny_model
 
@@ -331,7 +325,7 @@ async def test_warm_up_loads_models_in_the_worker(translator: ArgosTranslator) -
 def test_nothing_loads_at_import_or_construction(tmp_path: Path, packages_dir: Path) -> None:
     code = (
         "import sys\n"
-        "from bot.i18n.machine_translation import ArgosTranslator\n"
+        "from bot.translation.argos import ArgosTranslator\n"
         f"t = ArgosTranslator({str(packages_dir)!r})\n"
         "assert t.supports('en', 'fa') and not t.supports('en', 'ur')\n"
         "heavy = [m for m in sys.modules if m.split('.')[0] in "

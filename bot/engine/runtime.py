@@ -31,10 +31,10 @@ from bot.flowspec.model import (
     Step,
     Target,
 )
-from bot.i18n.detect import guess_languages
-from bot.i18n.languages import DEFAULT_LANGUAGE, LANGUAGES, hinted_language
-from bot.i18n.normalize import normalize, normalize_label, parse_number
 from bot.messages import Inbound, InboundKind
+from bot.text.detect import guess_languages
+from bot.text.languages import DEFAULT_LANGUAGE, LANGUAGES, hinted_language
+from bot.text.normalize import normalize, normalize_label, parse_number
 
 __all__ = ["Aliases", "Turn", "reprompt", "resume"]
 

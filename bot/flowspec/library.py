@@ -19,7 +19,7 @@ from bot.flowspec.validate import (
     validate_flow,
     validate_library,
 )
-from bot.i18n.normalize import normalize
+from bot.text.normalize import normalize
 
 __all__ = ["FlowLibrary", "default_flows_dir", "flow_files", "load_library"]
 

@@ -26,7 +26,7 @@ from bot.flowspec.model import (
     Step,
     Target,
 )
-from bot.i18n.normalize import normalize
+from bot.text.normalize import normalize
 
 __all__ = ["FIRST_CONTACT_FLOW", "MAIN_MENU_FLOW", "validate_flow", "validate_library"]
 

@@ -27,11 +27,11 @@ from bot.engine.events import Choice, Param, Say
 from bot.engine.system_text import SYSTEM_TEXT
 from bot.errors import ConfigError, TranslationError
 from bot.handover.model import QueueEntry, Status, Volunteer
-from bot.i18n.languages import LANGUAGES, language
 from bot.i18n.localizer import Localizer
-from bot.i18n.machine_translation import MachineTranslator
 from bot.messages import Inbound, InboundKind, Outbound, OutButton
 from bot.storage.base import PendingMessage
+from bot.text.languages import LANGUAGES, language
+from bot.translation.base import MachineTranslator
 
 __all__ = ["DeskResult", "DeskSettings", "HandoverDesk", "HandoverStore", "parse_hours"]
 

@@ -1,1 +1,1 @@
-"""Languages, normalisation of what users type, and rendering of messages in their language."""
+"""Rendering messages in a person's language: catalogs, the localizer, translators' tools."""

@@ -27,8 +27,8 @@ from pathlib import Path
 from bot.errors import Problem
 from bot.flowspec.model import PLACEHOLDER
 from bot.flowspec.strict_yaml import YamlMap, YamlSyntaxError, load_yaml
-from bot.i18n.languages import DEFAULT_LANGUAGE, LANGUAGES
-from bot.i18n.normalize import normalize
+from bot.text.languages import DEFAULT_LANGUAGE, LANGUAGES
+from bot.text.normalize import normalize
 
 __all__ = ["CatalogSet", "Entry", "Status", "catalog_file", "keywords_key", "load_catalogs",
            "safeguarding_key"]
@@ -89,7 +89,7 @@ class CatalogSet:
         self.entries: dict[tuple[str, str], Entry] = {(e.language, e.key): e for e in entries}
         self._sources = dict(sources or {})
         # Normalised once here, not on every message: typed answers and keywords are
-        # compared in normalised form (see bot.i18n.normalize).
+        # compared in normalised form (see bot.text.normalize).
         self._variants: dict[str, list[str]] = {}
         self._keywords: dict[str, str] = {}
         self._safeguarding: dict[str, str] = {}

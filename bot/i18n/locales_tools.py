@@ -25,7 +25,7 @@ from bot.i18n.catalog import (
     safeguarding_key,
     same_source,
 )
-from bot.i18n.languages import DEFAULT_LANGUAGE, LANGUAGES
+from bot.text.languages import DEFAULT_LANGUAGE, LANGUAGES
 
 __all__ = ["Coverage", "check_catalogs", "expected_sources", "write_entries"]
 
@@ -113,7 +113,7 @@ def check_catalogs(library: FlowLibrary, catalogs: CatalogSet,
 
 def _keyword_clashes(library: FlowLibrary, catalogs: CatalogSet) -> list[Problem]:
     """Typed keywords from every language share one pool: one word must lead to one flow."""
-    from bot.i18n.normalize import normalize
+    from bot.text.normalize import normalize
 
     owner: dict[str, tuple[str, str]] = {}  # keyword -> (flow id, where it was written)
     for flow in library.flows.values():

@@ -22,11 +22,11 @@ from bot.engine.events import Say
 from bot.engine.system_text import SYSTEM_TEXT
 from bot.errors import TranslationError
 from bot.flowspec.model import PLACEHOLDER
-from bot.i18n.bidi import isolate_ltr_spans
 from bot.i18n.catalog import Entry, Status
-from bot.i18n.languages import DEFAULT_LANGUAGE, language
-from bot.i18n.machine_translation import MachineTranslator
 from bot.messages import Outbound, OutButton
+from bot.text.bidi import isolate_ltr_spans
+from bot.text.languages import DEFAULT_LANGUAGE, language
+from bot.translation.base import MachineTranslator
 
 __all__ = ["MACHINE_NOTE", "UNTRANSLATED_NOTE", "Catalog", "EmptyCatalog", "Localizer"]
 

@@ -42,19 +42,19 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import enum
 import itertools
 import os
 import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from bot.errors import TranslationError
-from bot.i18n.argos_models import list_models
+from bot.translation.argos_models import list_models
+from bot.translation.base import CacheStats, Translation
+from bot.translation.masking import mask_protected, unmask_protected
 
 __all__ = [
     "ARGOS_MODEL_FOR",
@@ -62,14 +62,8 @@ __all__ = [
     "INSTALL_HINT",
     "MAX_SENTENCE_CHARS",
     "ArgosTranslator",
-    "CacheStats",
-    "MachineTranslator",
     "OfflineSentencizer",
-    "Quality",
-    "Translation",
     "install_offline_sentencizer",
-    "mask_protected",
-    "unmask_protected",
 ]
 
 ARGOS_MODEL_FOR: dict[str, str | None] = {
@@ -87,123 +81,6 @@ DEFAULT_TIMEOUT = 10.0
 DEFAULT_CACHE_SIZE = 2048
 MAX_SENTENCE_CHARS = 250
 INSTALL_HINT = "python -m bot models install PATH.argosmodel"
-
-
-class Quality(enum.StrEnum):
-    MACHINE = "machine"
-    """Translated by a model for exactly this language pair (or the text's own language)."""
-    DRAFT = "draft"
-    """Translated with a related language's model (Dari via Persian): needs human review."""
-
-
-@dataclass(frozen=True)
-class Translation:
-    text: str
-    source: str
-    target: str
-    via_model: str | None
-    """Argos model code used in place of a bot language without its own model ('fa' for prs)."""
-    cached: bool = False
-
-    @property
-    def quality(self) -> Quality:
-        return Quality.DRAFT if self.via_model else Quality.MACHINE
-
-    @property
-    def is_draft(self) -> bool:
-        return self.via_model is not None
-
-
-@dataclass(frozen=True)
-class CacheStats:
-    hits: int
-    misses: int
-    size: int
-    maxsize: int
-
-
-@runtime_checkable
-class MachineTranslator(Protocol):
-    """Offline machine translation between bot language codes."""
-
-    async def translate(self, text: str, source: str, target: str) -> str:
-        """``text`` in ``target``; raises TranslationError if that cannot be done now."""
-        ...
-
-    def available_pairs(self) -> set[tuple[str, str]]:
-        """(source, target) bot-code pairs, source != target, that can be translated."""
-        ...
-
-    def supports(self, source: str, target: str) -> bool: ...
-
-
-# --------------------------------------------------------------------------- masking
-
-_TRAILING_PUNCTUATION = ".,;:!?)]}'\"»”’"
-_PROTECTED = re.compile(
-    r"""
-      (?P<placeholder>\{[^{}\s]*\})
-    | (?P<email>[\w.+-]+@[\w-]+(?:\.[\w-]+)+)
-    | (?P<url>(?:https?://|www\.)[^\s<>"]+)
-    | (?P<domain>\b(?:[a-z0-9-]+\.)+(?:uk|org|com|net|gov|info|io|eu)\b(?:/[^\s<>"]*)?)
-    | (?P<mask>\[\s*\d+\s*\])
-    | (?P<phone>(?<![\w+])\+?\d(?:[\d ()\-]*\d)?(?!\w))
-    """,
-    re.VERBOSE | re.IGNORECASE,
-)
-_MASK = re.compile(r"\[\s*(\d+)\s*\]")  # \d also matches ۱ ١ १: models may localise digits
-_MIN_PHONE_DIGITS = 3  # "3 days" and "14 days" are left to the model; "999" is protected
-
-
-def mask_protected(text: str) -> tuple[str, list[str]]:
-    """Replace placeholders, URLs, e-mail addresses and phone numbers by ``[0]``, ``[1]``...
-
-    Returns the masked text and the protected spans in mask order. Anything in the text
-    that already looks like a mask is protected too, so it cannot be confused with one.
-    """
-    spans: list[str] = []
-    out: list[str] = []
-    pos = 0
-    for match in _PROTECTED.finditer(text):
-        start, end = match.span()
-        if match.lastgroup in ("url", "domain"):
-            while end > start and text[end - 1] in _TRAILING_PUNCTUATION:
-                end -= 1
-        elif match.lastgroup == "phone":
-            if sum(ch.isdigit() for ch in match.group()) < _MIN_PHONE_DIGITS:
-                continue
-            stripped = match.group().rstrip(" (-")
-            end = start + len(stripped)
-        if start < pos or end <= start:
-            continue
-        out.append(text[pos:start])
-        out.append(f"[{len(spans)}]")
-        spans.append(text[start:end])
-        pos = end
-    out.append(text[pos:])
-    return "".join(out), spans
-
-
-def unmask_protected(text: str, spans: list[str]) -> str:
-    """Put the protected spans back; TranslationError if the model lost or invented a mask."""
-    if not spans:
-        return text
-    seen: set[int] = set()
-
-    def restore(match: re.Match[str]) -> str:
-        index = int(match.group(1))
-        if index >= len(spans):
-            raise TranslationError(f"the model produced an unknown mask {match.group()!r}")
-        seen.add(index)
-        return spans[index]
-
-    restored = _MASK.sub(restore, text)
-    missing = [spans[i] for i in range(len(spans)) if i not in seen]
-    if missing:
-        raise TranslationError(
-            f"the model dropped protected text {missing!r}; not sending a message without it"
-        )
-    return restored
 
 
 # --------------------------------------------------------------------------- sentences

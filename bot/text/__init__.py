@@ -1,0 +1,1 @@
+"""Text basics below the engine: languages, normalisation, script guessing, bidi isolation."""

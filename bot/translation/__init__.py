@@ -1,0 +1,1 @@
+"""Offline machine translation: the translator contract, masking, and its model families."""
