@@ -97,7 +97,8 @@ def _chat(args: argparse.Namespace, settings: Settings) -> int:
     # A short flush interval: messages from a volunteer in another terminal (another
     # process on the same SQLite file) show up within half a second.
     asyncio.run(run_bot(settings, transport, db_path=args.db, language=language,
-                        reopen=transport.chat_key, rate_limit=False, flush_every=0.5))
+                        reopen=transport.chat_key, flood_control=False, one_at_a_time=True,
+                        flush_every=0.5))
     return 0
 
 

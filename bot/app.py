@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+import signal
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
+from typing import Any
 
+from bot import limits
 from bot.config import Settings
 from bot.dispatcher import Dispatcher
 from bot.engine.system_text import COMMAND_TEXT
@@ -17,6 +20,8 @@ from bot.handover.desk import HandoverDesk
 from bot.i18n.catalog import CatalogSet, load_catalogs
 from bot.i18n.locales_tools import expected_sources
 from bot.i18n.localizer import Localizer
+from bot.intake import Intake
+from bot.messages import Inbound
 from bot.storage.sqlite import SqliteStore
 from bot.text.languages import LANGUAGES
 from bot.translation.argos import ArgosTranslator
@@ -55,7 +60,7 @@ def command_menus(localizer: Localizer) -> dict[str, list[tuple[str, str]]]:
 
 
 async def serve_telegram(settings: Settings) -> None:
-    """Serve Telegram until stopped (Ctrl-C or SIGTERM)."""
+    """Serve Telegram until stopped (SIGTERM or Ctrl-C: a graceful stop)."""
     from bot.transports.telegram import TelegramTransport, TelegramWebhook
 
     assert settings.telegram_token is not None
@@ -66,20 +71,26 @@ async def serve_telegram(settings: Settings) -> None:
                                   port=settings.telegram_webhook_port,
                                   secret_token=settings.telegram_webhook_secret)
     transport = TelegramTransport(settings.telegram_token, base_url=settings.telegram_api_base_url,
-                                  base_file_url=settings.telegram_file_base_url, webhook=webhook,
-                                  auto_typing=False)  # the dispatcher shows it for slow turns
+                                  base_file_url=settings.telegram_file_base_url, webhook=webhook)
     await run_bot(settings, transport, on_start=lambda localizer: transport.set_commands(
         command_menus(localizer)))
 
 
 async def run_bot(settings: Settings, transport: Transport, *, db_path: Path | None = None,
                   language: str | None = None, reopen: str | None = None,
-                  rate_limit: bool = True, flush_every: float = 5.0,
+                  flood_control: bool = True, one_at_a_time: bool = False,
+                  flush_every: float = 5.0,
                   on_start: Callable[[Localizer], Awaitable[None]] | None = None) -> None:
-    """Serve ``transport`` until its input ends.
+    """Serve ``transport`` until its input ends or a stop signal comes.
 
     ``reopen`` names a chat whose unanswered question is asked again on start (the
-    console uses it so a restarted chat shows where it was).
+    console uses it so a restarted chat shows where it was). ``one_at_a_time``: each
+    message is answered before the transport reads the next (the console's transcript).
+
+    SIGTERM and SIGINT stop gracefully: no more messages are taken, the turns in flight
+    finish, what can be sent is sent, and the database is checkpointed and closed, all
+    within limits.STOP_SECONDS_MAX. Messages saved but not answered yet are answered
+    after the next start.
     """
     db = db_path or settings.db_path
     flows = LiveLibrary([settings.flows_dir], snapshot_dir=Path(db).parent / "flows-last-good")
@@ -87,7 +98,22 @@ async def run_bot(settings: Settings, transport: Transport, *, db_path: Path | N
     store = await SqliteStore.open(db, synchronous=settings.sqlite_sync)
     desk = HandoverDesk(store, localizer, translator, settings.desk)
     dispatcher = Dispatcher(store, lambda: flows.current, localizer, transport,
-                            default_language=language, rate_limit=rate_limit, desk=desk)
+                            default_language=language, desk=desk)
+    intake = Intake(store, dispatcher, flood_control=flood_control)
+
+    async def accept(inbounds: Sequence[Inbound]) -> None:
+        await intake.accept(inbounds)
+        if one_at_a_time:
+            await intake.drain()
+
+    loop = asyncio.get_running_loop()
+    stop_signal = asyncio.Event()
+
+    def stop() -> None:
+        stop_signal.set()
+        _spawn(transport.stop())
+
+    signals = _on_stop_signals(loop, stop)
     background = [asyncio.create_task(flows.watch(settings.flows_poll_seconds)),
                   asyncio.create_task(dispatcher.keep_flushing(flush_every))]
     if translator is not None:
@@ -95,16 +121,59 @@ async def run_bot(settings: Settings, transport: Transport, *, db_path: Path | N
     try:
         if on_start is not None:
             await on_start(localizer)
+        await intake.recover()
         if reopen is not None:
+            await intake.drain()  # what was saved before the last stop comes first
             await dispatcher.reopen(reopen)
         await dispatcher.flush_outbox()
-        await transport.run(dispatcher.handle)
+        if not stop_signal.is_set():
+            await transport.run(accept)
     finally:
+        started = loop.time()
+        for sig in signals:
+            loop.remove_signal_handler(sig)
         for task in background:
             task.cancel()
         for task in background:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        with contextlib.suppress(Exception):
+            await transport.stop()
+        if stop_signal.is_set():
+            left = await intake.stop(limits.STOP_TURNS_SECONDS)
+            if left:
+                log.info("stopping: %d message(s) wait in the database for the next start", left)
+        else:  # the input ended (the console): answer everything first
+            await intake.drain()
+            await intake.stop(limits.STOP_TURNS_SECONDS)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(dispatcher.flush_outbox(), limits.STOP_SEND_SECONDS)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(transport.close(), limits.STOP_SEND_SECONDS)
         await store.close()
         if translator is not None:
             translator.close()
+        if stop_signal.is_set():
+            log.info("stopped in %.1f s", loop.time() - started)
+
+
+def _on_stop_signals(loop: asyncio.AbstractEventLoop, stop: Callable[[], None]) -> list[int]:
+    """SIGTERM (docker stop, systemd, a deploy) and SIGINT (Ctrl-C) stop gracefully. As PID 1
+    in a container a process without its own handler would ignore SIGTERM and be killed."""
+    installed: list[int] = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, stop)
+        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread / Windows
+            continue
+        installed.append(sig)
+    return installed
+
+
+_spawned: set[asyncio.Task[None]] = set()
+
+
+def _spawn(coro: Coroutine[Any, Any, None]) -> None:
+    task = asyncio.ensure_future(coro)
+    _spawned.add(task)
+    task.add_done_callback(_spawned.discard)

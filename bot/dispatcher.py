@@ -13,20 +13,19 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
-from bot import limits
-from bot.engine.events import Event, Forget, Handover, Say
+from bot.engine.events import Forget, Handover, Param, Say
 from bot.engine.runtime import Turn, reprompt, resume
 from bot.engine.session import Session
 from bot.engine.system_text import SYSTEM_TEXT
 from bot.errors import DeliveryRefused, TransportError
 from bot.flowspec.library import FlowLibrary
 from bot.handover.desk import DeskResult, HandoverDesk
+from bot.handover.model import Status as QueueStatus
 from bot.i18n.localizer import Localizer
-from bot.messages import Inbound, Outbound
+from bot.messages import Inbound, InboundKind, Outbound
 from bot.storage.base import PendingMessage, Store, TurnRecord
 from bot.text.languages import hinted_language
 from bot.transports.base import Transport
@@ -38,12 +37,10 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class _ChatGate:
-    """Per-chat lock and recent-message times; dropped when no one is waiting."""
+    """Per-chat lock; dropped when no one is waiting for it."""
 
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     users: int = 0
-    recent: deque[float] = field(default_factory=deque)
-    warned: bool = False
 
 
 class Dispatcher:
@@ -54,9 +51,7 @@ class Dispatcher:
         localizer: Localizer,
         transport: Transport,
         *,
-        clock: Callable[[], float] = time.monotonic,
         default_language: str | None = None,
-        rate_limit: bool = True,
         typing_after: float = 0.3,
         desk: HandoverDesk | None = None,
     ) -> None:
@@ -64,11 +59,8 @@ class Dispatcher:
         self.library = library
         self.localizer = localizer
         self.transport = transport
-        self.clock = clock
         #: Pre-set language for new chats (the console's --lang); None asks the person.
         self.default_language = default_language
-        #: Off for the local console: one person typing (or a script) is not a flood.
-        self.rate_limit = rate_limit
         #: Show "typing..." only for a turn slower than this (live translation, a slow
         #: disk): for the usual few-millisecond turn it would only add a request.
         self.typing_after = typing_after
@@ -78,15 +70,26 @@ class Dispatcher:
         self._background: set[asyncio.Task[None]] = set()
 
     # -- public -------------------------------------------------------------------------
-    async def handle(self, inbound: Inbound) -> None:
+    def is_crisis(self, inbound: Inbound) -> bool:
+        """True when the message holds a safeguarding phrase: it is answered at once,
+        however fast the person is typing (the engine then starts the safety flow)."""
+        if inbound.kind is not InboundKind.TEXT or not inbound.text:
+            return False
+        found = self.library().flow_for_safeguarding(inbound.text,
+                                                     self.localizer.safeguarding_aliases())
+        return found is not None
+
+    async def handle(self, inbound: Inbound, also_read: Sequence[Inbound] = ()) -> None:
+        """Handle one message. ``also_read``: earlier messages of the same chat, read and
+        answered together with this one (a burst); the reply says they were read."""
         loop = asyncio.get_running_loop()
         typing = loop.call_later(self.typing_after, self._show_typing, inbound.chat_key)
         try:
-            elsewhere = await self._handle(inbound)
+            elsewhere = await self._handle(inbound, also_read)
         except Exception:  # the turn was not saved: say so, rather than stay silent
             log.exception("a turn failed (update %s); asking the person to send again",
                           inbound.update_id)
-            await self._apologise(inbound)
+            await self._apologise(inbound, also_read)
             return
         finally:
             typing.cancel()
@@ -94,8 +97,37 @@ class Dispatcher:
         # after this chat's is released: two chats relaying to each other cannot deadlock.
         await self.deliver(elsewhere)
 
-    async def _apologise(self, inbound: Inbound) -> None:
-        """Best effort, straight to the transport: the database may be what failed."""
+    async def handle_burst(self, messages: Sequence[Inbound]) -> None:
+        """Messages of one chat that came faster than they can be answered one by one.
+
+        Every one is read. In a chat with a volunteer (or from a volunteer) each is passed
+        on. Otherwise each crisis message gets its reply, and of the others the last is
+        answered, with a note that the earlier ones were read too.
+        """
+        if not messages:
+            return
+        state = await self.store.load_turn_state(messages[0].chat_key, None)
+        if self.desk is not None and (state.volunteer is not None or (
+                state.entry is not None and state.entry.status is QueueStatus.ASSIGNED)):
+            for inbound in messages:
+                await self.handle(inbound)
+            return
+        read: list[Inbound] = []
+        for inbound in messages:
+            if self.is_crisis(inbound):
+                await self.handle(inbound, also_read=read)
+                read = []
+            else:
+                read.append(inbound)
+        if read:
+            await self.handle(read[-1], also_read=read[:-1])
+
+    async def _apologise(self, inbound: Inbound, also_read: Sequence[Inbound] = ()) -> None:
+        """Best effort, straight to the transport: the database may be what failed. The
+        message leaves the inbox, so a restart does not answer what the person resends."""
+        ids = [m.update_id for m in (*also_read, inbound) if m.update_id is not None]
+        with contextlib.suppress(Exception):
+            await self.store.discard(ids)
         language: str | None = None
         with contextlib.suppress(Exception):
             session = await self.store.load_session(inbound.chat_key)
@@ -112,10 +144,11 @@ class Dispatcher:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _handle(self, inbound: Inbound) -> set[str]:
+    async def _handle(self, inbound: Inbound, also_read: Sequence[Inbound]) -> set[str]:
         """Handle one message under its chat's lock; returns other chats now owed messages."""
         chat_key = inbound.chat_key
-        async with self._gate(chat_key) as gate:
+        read_ids = tuple(m.update_id for m in also_read if m.update_id is not None)
+        async with self._gate(chat_key):
             state = await self.store.load_turn_state(chat_key, inbound.update_id)
             if state.duplicate:
                 log.info("duplicate update %s ignored", inbound.update_id)
@@ -133,12 +166,13 @@ class Dispatcher:
                         return elsewhere
                     update_id = None  # recorded with the desk's part of this turn
             session = self._new_session() if state.session is None else state.session
-            if self.rate_limit and self._too_fast(gate):
-                turn = self._slow_down(session, gate)
-            else:
-                turn = resume(self.library(), session, inbound, self.localizer.aliases,
-                              self.localizer.keyword_aliases(), self.localizer.safeguarding_aliases())
-            handed_over = await self._commit_and_send(chat_key, turn, update_id)
+            turn = resume(self.library(), session, inbound, self.localizer.aliases,
+                          self.localizer.keyword_aliases(), self.localizer.safeguarding_aliases())
+            if also_read:
+                read = Say("system.burst_read", SYSTEM_TEXT["system.burst_read"],
+                           {"count": Param(str(len(also_read) + 1))})
+                turn = Turn(turn.session, (read, *turn.events))
+            handed_over = await self._commit_and_send(chat_key, turn, update_id, read_ids)
             if handed_over and self.desk is not None:
                 queued = await self.desk.queued(chat_key, turn.session.language)
                 elsewhere |= await self._send_own(chat_key, queued)
@@ -207,32 +241,15 @@ class Dispatcher:
 
     # -- internals ----------------------------------------------------------------------
     def _gate(self, chat_key: str) -> _GateContext:
-        return _GateContext(self._gates, chat_key, self.clock)
+        return _GateContext(self._gates, chat_key)
 
     def _new_session(self) -> Session:
         if self.default_language is not None:
             return Session(language=self.default_language, started=True)
         return Session()
 
-    def _too_fast(self, gate: _ChatGate) -> bool:
-        now = self.clock()
-        gate.recent.append(now)
-        while gate.recent and now - gate.recent[0] > limits.RATE_WINDOW_SECONDS:
-            gate.recent.popleft()
-        if len(gate.recent) <= limits.RATE_MESSAGES_MAX:
-            gate.warned = False
-            return False
-        return True
-
-    def _slow_down(self, session: Session, gate: _ChatGate) -> Turn:
-        """Over the rate: say so once per burst, then stay quiet; the session is unchanged."""
-        events: tuple[Event, ...] = ()
-        if not gate.warned:
-            gate.warned = True
-            events = (Say("system.slow_down", SYSTEM_TEXT["system.slow_down"]),)
-        return Turn(session, events)
-
-    async def _commit_and_send(self, chat_key: str, turn: Turn, update_id: str | None) -> bool:
+    async def _commit_and_send(self, chat_key: str, turn: Turn, update_id: str | None,
+                               also_read: Sequence[str] = ()) -> bool:
         """Commit the turn, send its replies; True when it handed the chat to a person."""
         outbound: list[Outbound] = []
         handovers: list[Handover] = []
@@ -243,12 +260,12 @@ class Dispatcher:
                 handovers.append(event)
         if self.transport.merge_up_to:
             outbound = merge_turn(outbound, self.transport.merge_up_to)
-        record = TurnRecord(chat_key, turn.session, outbound, handovers, update_id)
+        record = TurnRecord(chat_key, turn.session, outbound, handovers, update_id,
+                            also_read=also_read)
         pending = await self.store.commit_turn(record)
         await self._send(pending)
         if any(isinstance(event, Forget) for event in turn.events):
             await self.store.forget(chat_key)
-            self._gates.get(chat_key, _ChatGate()).recent.clear()
             log.info("a chat asked to be forgotten; its data was deleted")
         return bool(handovers)
 
@@ -291,11 +308,9 @@ def merge_turn(messages: list[Outbound], limit: int) -> list[Outbound]:
 
 
 class _GateContext:
-    def __init__(self, gates: dict[str, _ChatGate], chat_key: str,
-                 clock: Callable[[], float]) -> None:
+    def __init__(self, gates: dict[str, _ChatGate], chat_key: str) -> None:
         self.gates = gates
         self.chat_key = chat_key
-        self.clock = clock  # the one the rate limit's times were read from
 
     async def __aenter__(self) -> _ChatGate:
         gate = self.gates.setdefault(self.chat_key, _ChatGate())
@@ -307,15 +322,5 @@ class _GateContext:
     async def __aexit__(self, *exc: object) -> None:
         self.gate.lock.release()
         self.gate.users -= 1
-        if self.gate.users == 0 and len(self.gates) > _GATES_SWEEP_AT:
-            _sweep(self.gates, self.clock())
-
-
-#: Idle gates are swept once this many chats have one, so memory stays bounded.
-_GATES_SWEEP_AT = 4096
-
-
-def _sweep(gates: dict[str, _ChatGate], now: float) -> None:
-    for key in [k for k, g in gates.items() if g.users == 0 and
-                (not g.recent or now - g.recent[-1] > limits.RATE_WINDOW_SECONDS)]:
-        del gates[key]
+        if self.gate.users == 0:
+            del self.gates[self.chat_key]

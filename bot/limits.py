@@ -41,7 +41,20 @@ ANSWER_CHARS_MAX = 1000
 #: Inbound text longer than this is not matched at all (a 10,000-character paste, say).
 INBOUND_CHARS_MAX = 4096
 
-# Dispatcher guards: a burst of messages from one chat.
-#: Messages one chat may send within RATE_WINDOW_SECONDS before being asked to slow down.
+# Intake guards: a burst of messages from one chat (bot.intake).
+#: Messages one chat may send within RATE_WINDOW_SECONDS and still be answered one by one;
+#: past that, the rest are read and answered together once the person pauses.
 RATE_MESSAGES_MAX = 8
 RATE_WINDOW_SECONDS = 10.0
+#: A burst ends when the person has sent nothing for this long ...
+BURST_QUIET_SECONDS = 2.0
+#: ... or when it has been waited for this long, whichever comes first.
+BURST_WAIT_MAX_SECONDS = 10.0
+
+# Stopping (SIGTERM, SIGINT): the whole stop stays within STOP_SECONDS_MAX, well inside
+# docker stop's 10 s grace period.
+#: Turns in flight get this long to finish; messages not started wait in the inbox.
+STOP_TURNS_SECONDS = 5.0
+#: Then replies still in the outbox get this long to go out.
+STOP_SEND_SECONDS = 2.0
+STOP_SECONDS_MAX = 10.0

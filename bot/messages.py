@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -34,6 +35,19 @@ class Inbound:
         # would fail the whole turn, so the person would get no answer at all.
         if _SURROGATE.search(self.text) is not None:
             object.__setattr__(self, "text", without_lone_surrogates(self.text))
+
+    def to_json(self) -> str:
+        """The message as saved in the inbox until it is handled."""
+        return json.dumps({"chat_key": self.chat_key, "kind": self.kind.value, "text": self.text,
+                           "command": self.command, "button": self.button, "media": self.media,
+                           "update_id": self.update_id, "language_hint": self.language_hint},
+                          ensure_ascii=False, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, payload: str) -> Inbound:
+        data = json.loads(payload)
+        data["kind"] = InboundKind(data["kind"])
+        return cls(**data)
 
     @classmethod
     def from_text(cls, chat_key: str, text: str, update_id: str | None = None) -> Inbound:

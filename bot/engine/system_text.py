@@ -13,7 +13,8 @@ SYSTEM_TEXT: dict[str, str] = {
     "or write 'person' to talk to a volunteer.",
     "system.too_long": "That message is too long for me. Please send a shorter message "
     "(a few sentences).",
-    "system.slow_down": "I am still here. Please wait a moment for my reply before sending more.",
+    "system.burst_read": "I have read all {count} of your messages. Here is my answer to the "
+    "last one:",
     "system.unknown_command": "I do not know that command. You can use /menu, /language, "
     "/human or /stop.",
     "system.flow_changed": "This conversation was updated while you were away. "

@@ -9,7 +9,7 @@ from typing import Protocol
 from bot.engine.events import Handover
 from bot.engine.session import Session
 from bot.handover.model import QueueEntry, Volunteer
-from bot.messages import Outbound
+from bot.messages import Inbound, Outbound
 
 __all__ = ["PendingMessage", "Store", "TurnRecord", "TurnState"]
 
@@ -25,6 +25,8 @@ class TurnRecord:
     update_id: str | None = None
     #: (handover id, "user" | "volunteer"): who was just heard from in a chat with a person.
     seen: tuple[int, str] | None = None
+    #: Update ids of earlier messages of a burst, read and answered together with this turn.
+    also_read: Sequence[str] = ()
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,19 @@ class Store(Protocol):
         ...
 
     async def mark_sent(self, message_ids: Sequence[int]) -> None: ...
+
+    async def receive(self, inbounds: Sequence[Inbound]) -> list[Inbound]:
+        """Save arriving messages before the platform is told they arrived; returns the new
+        ones (a redelivered message, waiting or handled already, is left out)."""
+        ...
+
+    async def inbox(self) -> list[tuple[Inbound, float]]:
+        """Messages saved but not handled yet, oldest first, with their arrival times."""
+        ...
+
+    async def discard(self, update_ids: Sequence[str]) -> None:
+        """Drop unhandled messages from the inbox (their turn failed; the person was told)."""
+        ...
 
     async def pending(self, chat_key: str | None = None) -> list[PendingMessage]:
         """Replies saved but not yet confirmed sent (after a crash), oldest first."""

@@ -27,7 +27,7 @@ from bot.errors import StorageError
 from bot.flowspec.model import Priority
 from bot.handover.model import QueueEntry, Volunteer
 from bot.handover.model import Status as HandoverStatus
-from bot.messages import Outbound, OutButton
+from bot.messages import Inbound, Outbound, OutButton
 from bot.storage.base import PendingMessage, TurnRecord, TurnState
 from bot.storage.batching import Batcher
 
@@ -177,6 +177,54 @@ MIGRATIONS: tuple[str, ...] = (
             FROM json_each(NEW.handovers) ORDER BY key;
     END;
     """,
+    # 4: durable intake. A message is saved here before the platform is told it arrived
+    # (Telegram's getUpdates offset, a webhook's 200), and leaves in the transaction of the
+    # turn that handled it, so a crash at any moment leaves it either here (handled after
+    # the restart) or handled. A turn may also record messages of a burst that were read
+    # and answered together with it (also_read: a JSON array of update ids).
+    """
+    CREATE TABLE inbox (
+        seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+        update_id   TEXT NOT NULL UNIQUE,
+        chat_key    TEXT NOT NULL,
+        payload     TEXT NOT NULL,
+        received_at REAL NOT NULL
+    );
+    CREATE INDEX inbox_chat ON inbox (chat_key, seq);
+    DROP VIEW turn_writes;
+    CREATE VIEW turn_writes (chat_key, session, update_id, outbound, handovers, language, at,
+                             seen_handover, seen_side, also_read)
+        AS SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL WHERE 0;
+    CREATE TRIGGER turn_writes_insert INSTEAD OF INSERT ON turn_writes BEGIN
+        INSERT INTO sessions (chat_key, data, updated_at)
+            SELECT NEW.chat_key, NEW.session, NEW.at WHERE NEW.session IS NOT NULL
+            ON CONFLICT (chat_key) DO UPDATE SET data = excluded.data,
+                                                 updated_at = excluded.updated_at;
+        UPDATE handovers SET user_seen_at = NEW.at
+            WHERE id = NEW.seen_handover AND NEW.seen_side = 'user';
+        UPDATE handovers SET volunteer_seen_at = NEW.at
+            WHERE id = NEW.seen_handover AND NEW.seen_side = 'volunteer';
+        INSERT OR IGNORE INTO processed_updates (update_id, chat_key, at)
+            SELECT NEW.update_id, NEW.chat_key, NEW.at WHERE NEW.update_id IS NOT NULL;
+        INSERT OR IGNORE INTO processed_updates (update_id, chat_key, at)
+            SELECT value, NEW.chat_key, NEW.at FROM json_each(COALESCE(NEW.also_read, '[]'));
+        DELETE FROM inbox WHERE update_id = NEW.update_id
+            OR update_id IN (SELECT value FROM json_each(COALESCE(NEW.also_read, '[]')));
+        INSERT INTO outbox (id, chat_key, payload, created_at)
+            SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'),
+                   json_extract(value, '$[2]'), NEW.at
+            FROM json_each(NEW.outbound) ORDER BY key;
+        UPDATE handovers SET status = 'closed', closed_reason = 'replaced'
+            WHERE chat_key = NEW.chat_key AND status = 'waiting'
+              AND json_array_length(NEW.handovers) > 0;
+        INSERT INTO handovers (chat_key, flow, step, queue, priority, summary, language,
+                               created_at, user_seen_at)
+            SELECT NEW.chat_key, json_extract(value, '$.flow'), json_extract(value, '$.step'),
+                   json_extract(value, '$.queue'), json_extract(value, '$.priority'),
+                   json_extract(value, '$.summary'), NEW.language, NEW.at, NEW.at
+            FROM json_each(NEW.handovers) ORDER BY key;
+    END;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -222,6 +270,7 @@ class SqliteStore:
         # Group commit (see bot.storage.batching): loads and turns of many chats per trip.
         self._loads: Batcher[tuple[str, str | None], Any] = Batcher(self._load_batch)
         self._commits: Batcher[list[Any], None] = Batcher(self._commit_batch)
+        self._receives: Batcher[list[str], bool] = Batcher(self._receive_batch)
         #: Trips to the database thread on the turn path, by kind (for the benchmarks).
         self.trips: Counter[str] = Counter()
 
@@ -268,6 +317,7 @@ class SqliteStore:
             raise StorageError(f"cannot prepare the database at {self.path}: {exc}") from exc
 
     async def close(self) -> None:
+        await self._receives.idle()
         await self._loads.idle()
         await self._commits.idle()
         self._closing.set()
@@ -311,7 +361,8 @@ class SqliteStore:
         seen = turn.seen or (None, None)
         row = [turn.chat_key, turn.session.to_json() if turn.session else None, turn.update_id,
                _outbound_rows(pending), handovers,
-               turn.session.language if turn.session else None, self.clock(), *seen]
+               turn.session.language if turn.session else None, self.clock(), *seen,
+               list(turn.also_read)]
         await self._commits.submit(row)
         return pending
 
@@ -331,6 +382,44 @@ class SqliteStore:
             except Exception as exc:
                 outcomes.append(exc)
         return outcomes
+
+    # -- durable intake ------------------------------------------------------------------
+
+    async def receive(self, inbounds: Sequence[Inbound]) -> list[Inbound]:
+        """Save arriving messages; returns those that are new (not waiting already, nor
+        handled before). Messages arriving together, from any chat, share one trip."""
+        rows = []
+        for inbound in inbounds:
+            if inbound.update_id is None:
+                raise StorageError("a message needs an update id to be received")
+            rows.append([inbound.update_id, inbound.chat_key, inbound.to_json()])
+        new = await asyncio.gather(*(self._receives.submit(row) for row in rows))
+        return [inbound for inbound, fresh in zip(inbounds, new, strict=True) if fresh]
+
+    async def _receive_batch(self, rows: list[list[str]]) -> list[bool]:
+        self.trips["receive"] += 1
+        saved = await self._conn.execute_fetchall(
+            _RECEIVE, (self.clock(), json.dumps(rows, ensure_ascii=False)))
+        new = {str(row[0]) for row in saved}
+        fresh: list[bool] = []
+        for row in rows:  # the same update twice in one batch: the first one is the new one
+            fresh.append(row[0] in new)
+            new.discard(row[0])
+        return fresh
+
+    async def inbox(self) -> list[tuple[Inbound, float]]:
+        """Messages saved but not yet handled (after a crash or a stop), oldest first, with
+        the wall-clock time each arrived."""
+        rows = await self._conn.execute_fetchall(
+            "SELECT payload, received_at FROM inbox ORDER BY seq")
+        return [(Inbound.from_json(row[0]), float(row[1])) for row in rows]
+
+    async def discard(self, update_ids: Sequence[str]) -> None:
+        """Drop messages from the inbox unhandled: only for a turn that failed, whose
+        person was asked to send it again."""
+        await self._conn.execute(
+            "DELETE FROM inbox WHERE update_id IN (SELECT value FROM json_each(?))",
+            (json.dumps(list(update_ids)),))
 
     def _next_id(self) -> int:
         """Outbox ids are nanosecond clock readings, strictly increasing in this process.
@@ -522,11 +611,25 @@ _LOAD_STATES = """
 #: Outbound and handovers are nested arrays; json_extract hands them on as JSON text.
 _COMMIT_TURNS = """
     INSERT INTO turn_writes (chat_key, session, update_id, outbound, handovers, language, at,
-                             seen_handover, seen_side)
+                             seen_handover, seen_side, also_read)
     SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'),
            json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]'),
-           json_extract(value, '$[6]'), json_extract(value, '$[7]'), json_extract(value, '$[8]')
+           json_extract(value, '$[6]'), json_extract(value, '$[7]'), json_extract(value, '$[8]'),
+           json_extract(value, '$[9]')
     FROM json_each(?) ORDER BY key
+"""
+
+#: Saves messages as they arrive: a JSON array of [update_id, chat_key, payload]. A message
+#: already waiting here, or already handled (a platform's redelivery), is left out; RETURNING
+#: names the ones that are new, so only those are handed to the dispatcher.
+_RECEIVE = """
+    INSERT OR IGNORE INTO inbox (update_id, chat_key, payload, received_at)
+    SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), ?
+    FROM json_each(?)
+    WHERE NOT EXISTS (SELECT 1 FROM processed_updates
+                      WHERE update_id = json_extract(value, '$[0]'))
+    ORDER BY key
+    RETURNING update_id
 """
 
 _VOLUNTEER_COLUMNS = "chat_key, name, languages, queues, available"

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 from bot.messages import Inbound, Outbound
 
 __all__ = ["InboundHandler", "Transport"]
 
-#: What a transport calls for every message it receives (the dispatcher's ``handle``).
-InboundHandler = Callable[[Inbound], Awaitable[None]]
+#: What a transport calls with the messages it receives (bot.intake.Intake.accept). It
+#: returns once they are saved; only then may the transport confirm them to the platform.
+#: If it raises, they were not saved: leave them unconfirmed, so the platform sends them again.
+InboundHandler = Callable[[Sequence[Inbound]], Awaitable[None]]
 
 
 class Transport(Protocol):
@@ -34,5 +36,14 @@ class Transport(Protocol):
         ...
 
     async def run(self, handler: InboundHandler) -> None:
-        """Receive messages and pass each to ``handler`` until stopped or input ends."""
+        """Receive messages and pass them to ``handler`` until :meth:`stop` or the input
+        ends. Sending keeps working after it returns, until :meth:`close`."""
+        ...
+
+    async def stop(self) -> None:
+        """Stop receiving (run returns soon); messages can still be sent."""
+        ...
+
+    async def close(self) -> None:
+        """Release what the transport holds (connections); nothing is sent after."""
         ...

@@ -1,15 +1,16 @@
 """A chat on stdin/stdout, for trying flows locally and for scripted (piped) conversations.
 
 Buttons print as numbered lines ``[1] Label``; the person answers with the number or the
-label. Each line read is handled completely before the next is read, so piped input
-gives the same transcript every time. End of input ends the chat cleanly.
+label. Each line read is handled completely before the next is read (the app waits for
+it), so piped input gives the same transcript every time. End of input ends the chat cleanly.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sys
-from typing import TextIO
+import threading
+from typing import Any, TextIO
 
 from bot.messages import Inbound, InboundKind, Outbound
 from bot.transports.base import InboundHandler
@@ -34,6 +35,7 @@ class ConsoleTransport:
         self.chat_key = f"console:{user}"
         self._in = stdin or sys.stdin
         self._out = stdout or sys.stdout
+        self._stopping = asyncio.Event()
 
     async def send(self, message: Outbound) -> None:
         lines = [message.text]
@@ -43,12 +45,12 @@ class ConsoleTransport:
 
     async def run(self, handler: InboundHandler) -> None:
         interactive = self._in.isatty()
-        while True:
+        while not self._stopping.is_set():
             if interactive:
                 self._out.write("> ")
                 self._out.flush()
-            line = await asyncio.to_thread(self._in.readline)
-            if not line:  # end of input
+            line = await self._readline()
+            if not line:  # end of input, or stopped
                 return
             text = line.rstrip("\r\n")
             if not text.strip():
@@ -58,4 +60,37 @@ class ConsoleTransport:
                     text.strip().endswith(">"):
                 # "<sticker>", "<voice>": lets a script try what a media message gets.
                 inbound = Inbound(self.chat_key, InboundKind.MEDIA, media=text.strip()[1:-1])
-            await handler(inbound)
+            await handler([inbound])
+
+    async def _readline(self) -> str:
+        """A line from a daemon thread: a stop must not wait for the person to type (an
+        executor thread blocked in readline would hold up the interpreter's exit)."""
+        loop = asyncio.get_running_loop()
+        line: asyncio.Future[str] = loop.create_future()
+
+        def read() -> None:
+            try:
+                text = self._in.readline()
+            except (OSError, ValueError):  # stdin closed under us
+                text = ""
+            loop.call_soon_threadsafe(_settle, line, text)
+
+        threading.Thread(target=read, name="console-stdin", daemon=True).start()
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        waiters: list[asyncio.Future[Any]] = [line, stopping]
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+        return line.result() if line.done() else ""
+
+    async def stop(self) -> None:
+        self._stopping.set()
+
+    async def close(self) -> None:
+        return None
+
+
+def _settle(future: asyncio.Future[str], value: str) -> None:
+    if not future.done():
+        future.set_result(value)

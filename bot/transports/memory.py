@@ -43,7 +43,13 @@ class MemoryTransport:
 
     async def run(self, handler: InboundHandler) -> None:
         while (message := await self._queue.get()) is not None:
-            await handler(message)
+            await handler([message])
+
+    async def stop(self) -> None:
+        self._queue.put_nowait(None)
+
+    async def close(self) -> None:
+        return None
 
     def take(self) -> list[Outbound]:
         sent, self.sent = self.sent, []

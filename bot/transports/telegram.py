@@ -1,9 +1,11 @@
 """Telegram transport: python-telegram-bot (PTB) used as a transport only.
 
-PTB polls (or receives webhooks), parses updates and makes Bot API calls; nothing else.
-No ConversationHandler and no PTB persistence: conversation state is data the engine owns.
+PTB builds the Bot and makes Bot API calls; nothing else. No ConversationHandler, no PTB
+persistence, no PTB Updater: conversation state is data the engine owns, and receiving is
+done here so that an update is confirmed to Telegram only once it is saved.
 
-Inbound, per update, in the task PTB starts for it:
+Inbound: long polling with our own getUpdates offset, or a webhook server (tornado, which
+PTB's webhooks extra brings) that answers each POST after the save. Per update:
 
     message text         -> Inbound.from_text (so "/start" becomes a COMMAND)
     callback_query       -> Inbound BUTTON (button = callback_data); the query is answered and
@@ -11,10 +13,8 @@ Inbound, per update, in the task PTB starts for it:
     sticker, photo ...   -> Inbound MEDIA (media = "sticker", "photo", "voice" ...)
     edited messages, channel posts, groups -> ignored (the bot serves private chats only)
 
-``concurrent_updates`` is on, so different chats run concurrently. PTB starts one task per
-update in update order, and this module calls the handler from that task before anything
-in it awaits, so a dispatcher that takes its per-chat lock as the first thing it does gets
-the lock in arrival order (PTB's concurrency semaphore is FIFO when it is saturated).
+The handler (bot.intake.Intake.accept) saves a batch and returns; per-chat order and
+concurrency across chats are the intake's.
 
 Outbound: text longer than 4096 UTF-16 units is split at paragraphs, then lines, then
 words, with the keyboard on the last part; one button per row; sending a new question
@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dtm
+import json
 import logging
 import os
 import warnings
@@ -40,6 +41,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from telegram import (
+    Bot,
     BotCommand,
     BotCommandScopeDefault,
     CallbackQuery,
@@ -55,7 +57,7 @@ from telegram.error import (
     RetryAfter,
     TelegramError,
 )
-from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
+from telegram.ext import ApplicationBuilder
 from telegram.warnings import PTBDeprecationWarning, PTBUserWarning
 
 from bot.errors import DeliveryRefused, TransportError
@@ -122,19 +124,14 @@ class TelegramTransport:
         base_url: str | None = None,
         base_file_url: str | None = None,
         poll_timeout: float = 10.0,
-        poll_interval: float = 0.0,
         request_timeout: float | None = None,
-        max_concurrent_updates: int = 256,
         connection_pool_size: int = 8,
         pool_timeout: float = 5.0,
         webhook: TelegramWebhook | None = None,
-        auto_typing: bool = False,
         send_attempts: int = 5,
         backoff_base: float = 0.5,
         backoff_max: float = 8.0,
         retry_after_max: float = 60.0,
-        bootstrap_retries: int = 3,
-        stop_timeout: float = 15.0,
     ) -> None:
         """``base_url`` / ``base_file_url`` as PTB takes them (TELEGRAM_API_BASE_URL /
         TELEGRAM_FILE_BASE_URL), e.g. ``"http://127.0.0.1:8081/bot"``: PTB appends the token.
@@ -144,13 +141,11 @@ class TelegramTransport:
         every idle connection's socket on every request, so each connection costs CPU; 8 at
         a 50-100 ms round trip carry 80-160 calls/s, and Telegram accepts about 30 messages
         a second from a bot anyway. A call waits up to ``pool_timeout`` for a connection.
-        ``auto_typing`` shows "typing..." for every message before the handler runs.
         ``send_attempts`` bounds tries per Bot API call; a RetryAfter longer than
         ``retry_after_max`` seconds is not waited out but raised as TransportError.
-        ``stop_timeout`` bounds how long stop waits for handlers still running.
         """
-        if max_concurrent_updates < 1 or send_attempts < 1:
-            raise ValueError("max_concurrent_updates and send_attempts must be >= 1")
+        if send_attempts < 1:
+            raise ValueError("send_attempts must be >= 1")
         # PTB 22.2+ warns (PTBDeprecationWarning) whenever RetryAfter.retry_after or a duration
         # is read, including inside RetryAfter.__init__, unless this opt-in is set; with
         # warnings as errors a 429 would then surface as the warning instead of RetryAfter.
@@ -162,12 +157,14 @@ class TelegramTransport:
         if httpx_log.level == logging.NOTSET:
             httpx_log.setLevel(logging.WARNING)
 
+        # PTB builds the Bot (its HTTP pools, one kept apart for getUpdates); its Updater is
+        # not used: the transport polls itself, to confirm only updates that are saved.
         builder = (
             ApplicationBuilder()
             .token(token)
-            .concurrent_updates(max_concurrent_updates)
             .connection_pool_size(connection_pool_size)
             .pool_timeout(pool_timeout)
+            .updater(None)
             .job_queue(None)
         )
         if base_url:
@@ -178,19 +175,14 @@ class TelegramTransport:
             builder = (builder.read_timeout(request_timeout).write_timeout(request_timeout)
                        .connect_timeout(request_timeout))
         self._app = builder.build()
-        self._app.add_handler(TypeHandler(Update, self._on_update, block=True))
 
         self._token = token
         self._poll_timeout = poll_timeout
-        self._poll_interval = poll_interval
         self._webhook = webhook
-        self._auto_typing = auto_typing
         self._send_attempts = send_attempts
         self._backoff_base = backoff_base
         self._backoff_max = backoff_max
         self._retry_after_max = retry_after_max
-        self._bootstrap_retries = bootstrap_retries
-        self._stop_timeout = stop_timeout
 
         self._handler: InboundHandler | None = None
         self._init_lock = asyncio.Lock()
@@ -199,20 +191,18 @@ class TelegramTransport:
         self._running = asyncio.Event()
         self._closed = False
         self._initialized = False
-        #: chat id -> message id of the last question with a keyboard we sent there.
         # chat -> (token, message ids) of the question now open: the same question may be
         # shown more than once ("sorry, I did not understand" + the question again).
         self._last_question: OrderedDict[int, tuple[int | None, list[int]]] = OrderedDict()
         self._typing: dict[int, asyncio.Task[None]] = {}
         self._background: set[asyncio.Task[Any]] = set()
-        self._inflight: set[asyncio.Task[Any]] = set()
 
     # ------------------------------------------------------------------ public API
 
     @property
-    def application(self) -> Application[Any, Any, Any, Any, Any, Any]:
-        """The PTB Application (for diagnostics; do not add conversation logic to it)."""
-        return self._app
+    def bot(self) -> Bot:
+        """The PTB Bot making the Bot API calls (for diagnostics)."""
+        return self._app.bot
 
     @property
     def running(self) -> asyncio.Event:
@@ -220,11 +210,12 @@ class TelegramTransport:
         return self._running
 
     async def run(self, handler: InboundHandler) -> None:
-        """Receive updates and pass each Inbound to ``handler`` until :meth:`stop` or cancel.
+        """Receive updates and pass them to ``handler`` until :meth:`stop` or cancel.
 
-        Pending updates are not dropped. On the way out, updates already fetched are still
-        handed to ``handler`` and running handlers get ``stop_timeout`` seconds to finish.
-        A stopped transport does not run again (build a new one).
+        ``handler`` returns once the updates are saved; only then are they confirmed to
+        Telegram (the getUpdates offset moves past them, a webhook request is answered),
+        so a crash never loses an update Telegram counts as delivered. Pending updates are
+        never dropped. Sending keeps working after run returns, until :meth:`close`.
         """
         if self._handler is not None:
             raise TransportError("telegram transport is already running")
@@ -234,39 +225,33 @@ class TelegramTransport:
         self._run_finished.clear()
         try:
             await self._ensure_initialized()
-            try:
-                await self._app.start()
-                await self._start_updates()
-            except (TelegramError, RuntimeError) as exc:
-                raise TransportError(
-                    f"could not start receiving from Telegram: {self._redact(exc)}") from exc
-            self._running.set()
-            _log.info("telegram transport receiving (%s)",
-                      "webhook" if self._webhook else "polling")
-            await self._stop_requested.wait()
+            if self._webhook is None:
+                await self._poll(handler)
+            else:
+                await self._serve_webhook(handler, self._webhook)
         finally:
             self._running.clear()
-            try:
-                await self._shutdown()
-            finally:
-                self._handler = None
-                self._run_finished.set()
+            self._handler = None
+            self._run_finished.set()
 
     async def stop(self) -> None:
-        """Stop receiving, let running handlers finish (bounded), release connections."""
+        """Stop receiving: run returns (at once: nothing fetched is confirmed unsaved).
+        Sending still works until :meth:`close`."""
         self._stop_requested.set()
         if self._handler is not None:
-            if asyncio.current_task() in self._inflight:
-                return  # called from inside a handler: run() finishes once we return
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._run_finished.wait(), self._stop_timeout + 10.0)
+                await asyncio.wait_for(self._run_finished.wait(), 10.0)
+
+    async def close(self) -> None:
+        """Stop receiving, finish background calls (bounded), release connections."""
+        await self.stop()
+        if self._closed:
             return
-        if not self._closed:
-            self._closed = True
-            await self._drain_background()
-            if self._initialized:  # by send() or set_commands() without run()
-                self._initialized = False
-                await self._app.shutdown()
+        self._closed = True
+        await self._drain_background()
+        if self._initialized:
+            self._initialized = False
+            await self._app.shutdown()
 
     #: Join a turn's messages (Telegram delivers about one message a second per chat).
     merge_up_to = TELEGRAM_TEXT_MAX
@@ -352,31 +337,6 @@ class TelegramTransport:
 
     # ------------------------------------------------------------------ receiving
 
-    async def _on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        # Runs in the task PTB created for this update. Nothing may await before the handler
-        # is called: that keeps per-chat arrival order for the dispatcher's lock.
-        handler = self._handler
-        if handler is None:
-            return
-        query = update.callback_query
-        if query is not None:
-            self._acknowledge_tap(query)
-        inbound = to_inbound(update)
-        if inbound is None:
-            return
-        if self._auto_typing:
-            self._start_typing(int(inbound.chat_key.partition(":")[2]))
-        task = asyncio.current_task()
-        if task is not None:
-            self._inflight.add(task)
-        try:
-            await handler(inbound)
-        except Exception:
-            _log.exception("handler failed for update %s", inbound.update_id)
-        finally:
-            if task is not None:
-                self._inflight.discard(task)
-
     def _acknowledge_tap(self, query: CallbackQuery) -> None:
         """Answer the query (stops the spinner) and remove the tapped message's keyboard."""
         message = query.message
@@ -400,56 +360,132 @@ class TelegramTransport:
 
         self._spawn(acknowledge())
 
-    async def _start_updates(self) -> None:
-        updater = self._app.updater
-        if updater is None:
-            raise RuntimeError("the PTB Application has no Updater")
-        if self._webhook is None:
-            await updater.start_polling(
-                poll_interval=self._poll_interval,
-                timeout=dtm.timedelta(seconds=self._poll_timeout),
-                bootstrap_retries=self._bootstrap_retries,
-                allowed_updates=list(ALLOWED_UPDATES),
-                drop_pending_updates=False,
-                error_callback=_log_polling_error,
-            )
-            return
-        hook = self._webhook
-        url_path = hook.url_path if hook.url_path is not None else urlsplit(hook.url).path
-        await updater.start_webhook(
-            listen=hook.listen,
-            port=hook.port,
-            url_path=url_path.lstrip("/"),
-            webhook_url=hook.url,
-            secret_token=hook.secret_token,
-            allowed_updates=list(ALLOWED_UPDATES),
-            drop_pending_updates=False,
-            bootstrap_retries=self._bootstrap_retries,
-        )
+    # ------------------------------------------------------------------ receiving
 
-    async def _shutdown(self) -> None:
-        app = self._app
-        updater = app.updater
-        if updater is not None and updater.running:
-            with contextlib.suppress(TelegramError, RuntimeError):
-                await updater.stop()  # confirms fetched updates with one last getUpdates
-        if app.running:
-            # Application.stop hands every update already fetched to the handler and waits.
-            stopping = asyncio.ensure_future(app.stop())
-            done, _ = await asyncio.wait({stopping}, timeout=self._stop_timeout)
-            if not done:
-                _log.warning("handlers still running after %ss; cancelling %d of them",
-                             self._stop_timeout, len(self._inflight))
-                for task in list(self._inflight):
-                    task.cancel()
-                await asyncio.wait({stopping}, timeout=5.0)
-            if stopping.done() and not stopping.cancelled() and stopping.exception():
-                _log.error("stopping PTB failed: %r", stopping.exception())
-        await self._drain_background()
-        self._closed = True
-        if self._initialized:
-            self._initialized = False
-            await app.shutdown()
+    async def _poll(self, handler: InboundHandler) -> None:
+        """getUpdates with our own offset: it moves past an update only once it is saved.
+
+        (PTB's Updater asks for the next batch, which confirms the last one to Telegram,
+        without waiting for the handlers: a crash then lost what was fetched.)
+        """
+        bot = self._app.bot
+        try:
+            await self._call(lambda: bot.delete_webhook(drop_pending_updates=False),
+                             what="deleteWebhook")
+        except TransportError as exc:
+            raise TransportError(f"could not start receiving from Telegram: {exc}") from exc
+        self._running.set()
+        _log.info("telegram transport receiving (polling)")
+        offset: int | None = None
+        failures = 0
+        timeout = dtm.timedelta(seconds=self._poll_timeout)
+        while not self._stop_requested.is_set():
+            fetch = partial(bot.get_updates, offset=offset, timeout=timeout,
+                            allowed_updates=list(ALLOWED_UPDATES))
+            try:
+                updates = await self._until_stopped(fetch())
+            except _Stopped:
+                break  # anything this call fetched is unconfirmed: Telegram sends it again
+            except InvalidToken:
+                raise TransportError("Telegram refused the bot token while polling (check it "
+                                     "with @BotFather)") from None
+            except TelegramError as exc:  # network, 5xx, 409 (another poller or a webhook)
+                failures += 1
+                delay = min(self._backoff_max * 4, self._backoff_base * 2 ** min(failures, 8))
+                _log.warning("polling Telegram failed (%s); retrying in %.1fs",
+                             self._redact(exc), delay)
+                with contextlib.suppress(_Stopped):
+                    await self._until_stopped(asyncio.sleep(delay))
+                continue
+            failures = 0
+            if not updates:
+                continue
+            try:
+                await handler(self._inbounds(updates))
+            except Exception as exc:  # not saved, so not confirmed: Telegram sends them again
+                failures += 1
+                delay = min(self._backoff_max * 4, self._backoff_base * 2 ** min(failures, 8))
+                _log.error("could not save %d update(s) (%s); they stay with Telegram, "
+                           "retrying in %.1fs", len(updates), exc, delay)
+                with contextlib.suppress(_Stopped):
+                    await self._until_stopped(asyncio.sleep(delay))
+                continue
+            offset = updates[-1].update_id + 1
+        if offset is not None:
+            # Confirm the last saved batch now, or Telegram would send it again on the next
+            # start (harmless: saved updates are recognised, but it costs a round).
+            with contextlib.suppress(TelegramError, TimeoutError):
+                await asyncio.wait_for(bot.get_updates(offset=offset, limit=1,
+                                                       timeout=dtm.timedelta(0)), 2.0)
+
+    async def _serve_webhook(self, handler: InboundHandler, hook: TelegramWebhook) -> None:
+        """Telegram POSTs updates; each is answered 200 only once it is saved (500 if it
+        could not be: Telegram then sends it again)."""
+        from tornado.httpserver import HTTPServer
+        from tornado.web import Application as WebApplication
+        from tornado.web import RequestHandler
+
+        transport = self
+
+        class _Hook(RequestHandler):
+            async def post(self) -> None:
+                secret = self.request.headers.get("X-Telegram-Bot-Api-Secret-Token")
+                if hook.secret_token is not None and secret != hook.secret_token:
+                    self.set_status(403)
+                    return
+                try:
+                    update = Update.de_json(json.loads(self.request.body), transport._app.bot)
+                except (ValueError, TypeError, KeyError):
+                    self.set_status(400)
+                    return
+                try:
+                    await handler(transport._inbounds([update]))
+                except Exception as exc:
+                    _log.error("could not save webhook update %s (%s); Telegram will send it "
+                               "again", update.update_id, exc)
+                    self.set_status(500)
+                    return
+                self.set_status(200)
+
+        url_path = hook.url_path if hook.url_path is not None else urlsplit(hook.url).path
+        server = HTTPServer(WebApplication([(f"/{url_path.lstrip('/')}", _Hook)]))
+        server.listen(hook.port, address=hook.listen)
+        try:
+            await self._call(lambda: self._app.bot.set_webhook(
+                hook.url, secret_token=hook.secret_token, allowed_updates=list(ALLOWED_UPDATES),
+                drop_pending_updates=False), what="setWebhook")
+            self._running.set()
+            _log.info("telegram transport receiving (webhook on %s:%d)", hook.listen, hook.port)
+            await self._stop_requested.wait()
+        finally:
+            server.stop()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(server.close_all_connections(), 5.0)
+
+    def _inbounds(self, updates: Sequence[Update]) -> list[Inbound]:
+        inbounds = []
+        for update in updates:
+            if update.callback_query is not None:
+                self._acknowledge_tap(update.callback_query)
+            inbound = to_inbound(update)
+            if inbound is not None:
+                inbounds.append(inbound)
+        return inbounds
+
+    async def _until_stopped(self, work: Awaitable[_T]) -> _T:
+        """``work``, unless a stop is requested first (then it is cancelled: _Stopped)."""
+        task = asyncio.ensure_future(work)
+        stopping = asyncio.ensure_future(self._stop_requested.wait())
+        try:
+            await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+            raise _Stopped
+        return task.result()
 
     async def _ensure_initialized(self) -> None:
         if self._closed:
@@ -684,6 +720,5 @@ def _retry_after_seconds(exc: RetryAfter) -> float:
     return 1.0
 
 
-def _log_polling_error(exc: TelegramError) -> None:
-    # PTB retries polling on its own with backoff; one line instead of a traceback each time.
-    _log.warning("polling Telegram failed: %s", exc)
+class _Stopped(Exception):
+    """A stop was requested while waiting."""
