@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import threading
 from pathlib import Path
 
 import pytest
@@ -58,3 +59,27 @@ def test_broken_file_without_snapshot_refuses_to_start(flows: Path) -> None:
     break_file(flows / "refused.yaml")
     with pytest.raises(FlowLoadError, match=r"refused.yaml:27: 'nowhere' is not a step"):
         LiveLibrary([flows])
+
+
+def test_bots_started_at_once_on_one_database_share_the_snapshot(flows: Path, tmp_path: Path) -> None:
+    snapshot = tmp_path / "data" / "flows-last-good"
+    starting = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def start_a_bot() -> None:
+        try:
+            starting.wait()
+            live = LiveLibrary([flows], snapshot_dir=snapshot)
+            for _ in range(5):
+                assert live.reload() == []
+        except BaseException as exc:  # reported below, from the test's own thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start_a_bot) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert sorted(p.name for p in snapshot.iterdir()) == sorted(p.name for p in flows.iterdir())
+    assert [p.name for p in snapshot.parent.iterdir()] == ["flows-last-good"]  # no temporary folders left

@@ -12,8 +12,10 @@ restarted while a file is broken still starts, on the last good flows, and says 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import shutil
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -57,18 +59,17 @@ class LiveLibrary:
     def _snapshot(self) -> None:
         if self.snapshot_dir is None:
             return
-        fresh = self.snapshot_dir.with_name(self.snapshot_dir.name + ".new")
-        shutil.rmtree(fresh, ignore_errors=True)
-        fresh.mkdir(parents=True)
-        for flow in self.current.flows.values():
-            shutil.copyfile(flow.path, fresh / f"{flow.id}.yaml")
-        # Swap whole folders so a crash mid-copy never leaves a half snapshot.
-        old = self.snapshot_dir.with_name(self.snapshot_dir.name + ".old")
-        shutil.rmtree(old, ignore_errors=True)
-        if self.snapshot_dir.exists():
-            self.snapshot_dir.rename(old)
-        fresh.rename(self.snapshot_dir)
-        shutil.rmtree(old, ignore_errors=True)
+        target = self.snapshot_dir
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # A folder of this process's own: two bots started at once on one database
+        # (a person and a volunteer chatting locally) snapshot at the same moment.
+        fresh = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".new", dir=target.parent))
+        try:
+            for flow in self.current.flows.values():
+                shutil.copyfile(flow.path, fresh / f"{flow.id}.yaml")
+            _swap_in(fresh, target)
+        finally:
+            shutil.rmtree(fresh, ignore_errors=True)
 
     def reload(self) -> list[Problem]:
         """Try the files as they are now. Returns the problems; empty means swapped in."""
@@ -95,3 +96,24 @@ class LiveLibrary:
             await asyncio.sleep(interval)
             if self.changed():
                 self.reload()
+
+
+def _swap_in(fresh: Path, target: Path) -> None:
+    """Put the complete folder ``fresh`` at ``target`` with one rename, so nobody ever sees
+    a half snapshot. An older snapshot is first moved aside under a name of this process's
+    own. When another process swaps its snapshot in at the same moment, either may win:
+    both hold flows that passed validation."""
+    try:
+        fresh.rename(target)  # the first snapshot (a rename onto a non-empty folder fails)
+        return
+    except OSError:
+        pass
+    aside = fresh.with_suffix(".old")  # unique, as ``fresh`` is
+    with contextlib.suppress(FileNotFoundError):  # another process moved it aside just now
+        target.rename(aside)
+    try:
+        fresh.rename(target)
+    except OSError:
+        pass  # another process put its snapshot there first; keep theirs
+    finally:
+        shutil.rmtree(aside, ignore_errors=True)
