@@ -169,69 +169,44 @@ def test_engine_is_deterministic(lib: FlowLibrary) -> None:
     assert text(session, lib, "1") == text(session, lib, "1")
 
 
-SAFETY_FLOW = """\
-spec_version: 1
-id: safety
-title: Are you safe?
-safeguarding: [kill myself, want to die]
-steps:
-  - id: heard
-    say: Call 999. Samaritans 116 123.
-  - id: offer
-    ask: A volunteer now?
-    buttons:
-      - {id: person, label: Yes, next: call}
-      - {id: menu, label: No, next: MENU}
-  - id: call
-    handover: {queue: safeguarding, priority: crisis, summary: "safety words"}
-    next: END
-"""
-
-
-@pytest.fixture
-def safe_lib(tmp_path: Path) -> FlowLibrary:
-    (tmp_path / "safety.yaml").write_text(SAFETY_FLOW, encoding="utf-8")
-    return load_library([FIXTURES, tmp_path / "safety.yaml"])
-
-
-def test_safeguarding_phrase_inside_a_free_text_answer_goes_to_safety(safe_lib: FlowLibrary) -> None:
-    menu = text(in_menu(safe_lib), safe_lib, "hello")
-    asked = text(menu.session, safe_lib, "1")
-    detail = tap(asked.session, safe_lib, asked, 0)
+def test_safeguarding_phrase_inside_a_free_text_answer_goes_to_safety(lib: FlowLibrary) -> None:
+    menu = text(in_menu(lib), lib, "hello")
+    asked = text(menu.session, lib, "1")
+    detail = tap(asked.session, lib, asked, 0)
     assert say_keys(detail) == ["refused.detail"]
-    turn = text(detail.session, safe_lib, "They refused me. Honestly I want to die.")
-    assert say_keys(turn) == ["safety.heard", "safety.offer"]
-    assert turn.session.flow == "safety"
+    turn = text(detail.session, lib, "They refused me. Honestly I want to die.")
+    assert say_keys(turn) == ["safety_check.heard", "safety_check.offer"]
+    assert turn.session.flow == "safety_check"
     assert "detail" not in turn.session.answers  # not kept as an answer to the form
     assert not any(isinstance(e, Handover) for e in turn.events)  # the person is asked first
-    crisis = tap(turn.session, safe_lib, turn, 0)
+    crisis = tap(turn.session, lib, turn, 0)
     handover = next(e for e in crisis.events if isinstance(e, Handover))
     assert (handover.queue, handover.priority.value) == ("safeguarding", "crisis")
 
 
-def test_safeguarding_phrases_match_whole_words_in_any_language(safe_lib: FlowLibrary) -> None:
-    extra = {"خود کو مار": "safety", "मरना चाहता": "safety"}
-    session = in_menu(safe_lib)
+def test_safeguarding_phrases_match_whole_words_in_any_language(lib: FlowLibrary) -> None:
+    extra = {"خود کو مار": "safety_check", "मरना चाहता": "safety_check"}
+    session = in_menu(lib)
     for typed in ("I will KILL MYSELF!", "میں خود کو مار دوں گا", "मैं मरना चाहता हूँ"):
-        turn = resume(safe_lib, session, Inbound.from_text(CHAT, typed), safeguarding_aliases=extra)
-        assert say_keys(turn) == ["safety.heard", "safety.offer"], typed
+        turn = resume(lib, session, Inbound.from_text(CHAT, typed), safeguarding_aliases=extra)
+        assert say_keys(turn) == ["safety_check.heard", "safety_check.offer"], typed
     for typed in ("skill myself up in English", "I want to dieting", "kill my self-doubt"):
-        turn = resume(safe_lib, session, Inbound.from_text(CHAT, typed), safeguarding_aliases=extra)
-        assert turn.session.flow != "safety", typed
+        turn = resume(lib, session, Inbound.from_text(CHAT, typed), safeguarding_aliases=extra)
+        assert turn.session.flow != "safety_check", typed
 
 
-def test_safeguarding_at_first_contact_comes_before_the_language_question(safe_lib: FlowLibrary) -> None:
-    turn = text(Session(), safe_lib, "I want to die")
-    assert say_keys(turn) == ["safety.heard", "safety.offer"]
+def test_safeguarding_at_first_contact_comes_before_the_language_question(lib: FlowLibrary) -> None:
+    turn = text(Session(), lib, "I want to die")
+    assert say_keys(turn) == ["safety_check.heard", "safety_check.offer"]
     assert turn.session.started and turn.session.language == "en"  # Latin letters
-    persian = resume(safe_lib, Session(), Inbound.from_text(CHAT, "میخوام بمیرم"),
-                     safeguarding_aliases={"میخوام بمیرم": "safety"})
-    assert say_keys(persian) == ["safety.heard", "safety.offer"]
+    persian = resume(lib, Session(), Inbound.from_text(CHAT, "میخوام بمیرم"),
+                     safeguarding_aliases={"میخوام بمیرم": "safety_check"})
+    assert say_keys(persian) == ["safety_check.heard", "safety_check.offer"]
     assert persian.session.language == "fa"  # guessed from the letters, no question first
 
 
-def test_buttons_and_media_never_trigger_safeguarding(safe_lib: FlowLibrary) -> None:
-    menu = text(in_menu(safe_lib), safe_lib, "hello")
-    media = resume(safe_lib, menu.session, Inbound(CHAT, InboundKind.MEDIA, media="photo",
-                                                   text="want to die"))
+def test_buttons_and_media_never_trigger_safeguarding(lib: FlowLibrary) -> None:
+    menu = text(in_menu(lib), lib, "hello")
+    media = resume(lib, menu.session, Inbound(CHAT, InboundKind.MEDIA, media="photo",
+                                              text="want to die"))
     assert say_keys(media) == ["system.media", "main_menu.choose"]

@@ -211,8 +211,9 @@ def test_library_checks_links_and_required_flows(tmp_path: Path) -> None:
         load_library([tmp_path])
     text = str(info.value)
     assert f"{tmp_path / 'sample.yaml'}:6: there is no flow called 'nowhere'" in text
-    assert "the flow 'choose_language' is missing" in text
-    assert "the flow 'main_menu' is missing" in text
+    assert (f"{tmp_path / 'choose_language.yaml'}:0: the language choice flow 'choose_language' "
+            "is missing") in text
+    assert f"{tmp_path / 'main_menu.yaml'}:0: the main menu flow 'main_menu' is missing" in text
 
 
 def test_file_name_must_match_id(tmp_path: Path) -> None:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import shutil
+import threading
 from pathlib import Path
 
 import pytest
 
 from bot.errors import FlowLoadError
+from bot.flowspec.library import default_flows_dir, load_library
 from bot.flowspec.live import LiveLibrary
 
 FIXTURES = Path(__file__).parent / "fixtures" / "flows"
@@ -58,3 +60,52 @@ def test_broken_file_without_snapshot_refuses_to_start(flows: Path) -> None:
     break_file(flows / "refused.yaml")
     with pytest.raises(FlowLoadError, match=r"refused.yaml:27: 'nowhere' is not a step"):
         LiveLibrary([flows])
+
+
+def test_a_half_saved_file_goes_live_only_once_it_stops_changing(tmp_path: Path) -> None:
+    flows = tmp_path / "flows"
+    shutil.copytree(default_flows_dir(), flows)
+    live = LiveLibrary([flows], snapshot_dir=tmp_path / "flows-last-good")
+    good = live.current
+    path = flows / "claim_refused.yaml"
+    full = path.read_text(encoding="utf-8")
+    # An editor still writing: the first 1,500 characters happen to be a valid flow
+    # (without its handover), so a reload taken now would serve it.
+    path.write_text(full[:1500], encoding="utf-8")
+    assert load_library([flows]).flows["claim_refused"].step("urgent_handover") is None
+    assert live.poll() is None
+    assert live.current is good
+    # The rest arrives (with an edit, to tell the versions apart); it has changed since
+    # the last poll, so it waits one more.
+    path.write_text(full.replace("This is very hard news.", "This is hard news."), encoding="utf-8")
+    assert live.poll() is None
+    assert live.current is good
+    assert live.poll() == []
+    assert live.current.strings()["claim_refused.intro"].startswith(
+        "I am sorry your claim was refused. This is hard news.")
+    assert live.current.flows["claim_refused"].step("urgent_handover") is not None
+    assert live.poll() is None  # nothing changed since
+
+
+def test_bots_started_at_once_on_one_database_share_the_snapshot(flows: Path, tmp_path: Path) -> None:
+    snapshot = tmp_path / "data" / "flows-last-good"
+    starting = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def start_a_bot() -> None:
+        try:
+            starting.wait()
+            live = LiveLibrary([flows], snapshot_dir=snapshot)
+            for _ in range(5):
+                assert live.reload() == []
+        except BaseException as exc:  # reported below, from the test's own thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start_a_bot) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert sorted(p.name for p in snapshot.iterdir()) == sorted(p.name for p in flows.iterdir())
+    assert [p.name for p in snapshot.parent.iterdir()] == ["flows-last-good"]  # no temporary folders left

@@ -157,7 +157,11 @@ def _display(path: Path) -> str:
 
 
 def load_library(paths: Sequence[Path]) -> FlowLibrary:
-    """Read, parse and validate every flow file. Raises FlowLoadError listing every problem."""
+    """Read, parse and validate every flow file. Raises FlowLoadError listing every problem.
+
+    A folder is a whole library and must hold the required flows; loose files are checked
+    on their own (``python -m bot validate flows/claim_refused.yaml``).
+    """
     problems: list[Problem] = []
     flows: dict[str, Flow] = {}
     files = flow_files(paths)
@@ -186,7 +190,8 @@ def load_library(paths: Sequence[Path]) -> FlowLibrary:
             continue
         problems.extend(validate_flow(flow))
         flows[flow.id] = flow
-    problems.extend(validate_library(flows))
+    folder = next((_display(p) for p in paths if p.is_dir()), None)
+    problems.extend(validate_library(flows, folder))
     if problems:
         raise FlowLoadError(problems)
     return FlowLibrary(flows)

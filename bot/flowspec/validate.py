@@ -26,15 +26,10 @@ from bot.flowspec.model import (
     Step,
     Target,
 )
+from bot.flowspec.required import FIRST_CONTACT_FLOW, MAIN_MENU_FLOW, required_flow_problems
 from bot.text.normalize import normalize
 
 __all__ = ["FIRST_CONTACT_FLOW", "MAIN_MENU_FLOW", "validate_flow", "validate_library"]
-
-#: The flow every new chat starts with, and the flow MENU and unknown input lead to.
-FIRST_CONTACT_FLOW = "choose_language"
-MAIN_MENU_FLOW = "main_menu"
-#: /forget must always work: deleting everything is a right, not an optional flow.
-FORGET_FLOW = "forget"
 
 # Looser than model.PLACEHOLDER on purpose: it also catches {Bad Names} to report them.
 _PLACEHOLDER = re.compile(r"(?<!\{)\{([^{}]*)\}(?!\})")
@@ -205,8 +200,12 @@ def _loops_without_question(flow: Flow) -> Iterator[Problem]:
             return
 
 
-def validate_library(flows: Mapping[str, Flow]) -> list[Problem]:
-    """Checks across files: links to other flows, shared commands and keywords, required flows."""
+def validate_library(flows: Mapping[str, Flow], folder: str | None = None) -> list[Problem]:
+    """Checks across files: links to other flows, shared commands and keywords, required flows.
+
+    ``folder`` is where a whole library was read from: only a whole library must hold the
+    required flows (see bot/flowspec/required.py); loose files are checked on their own.
+    """
     problems: list[Problem] = []
     for flow in flows.values():
         for step in flow.steps:
@@ -248,11 +247,8 @@ def validate_library(flows: Mapping[str, Flow]) -> list[Problem]:
             problems.append(Problem(flow.path, 1, f"title '{flow.title}' is too long for a menu "
                                     f"button ({limits.WHATSAPP_LIST_ROW_CHARS} characters at most)",
                                     "shorten the title"))
-    for required in (FIRST_CONTACT_FLOW, MAIN_MENU_FLOW, FORGET_FLOW):
-        if flows and required not in flows:
-            some = next(iter(flows.values()))
-            problems.append(Problem(some.path, 1, f"the flow '{required}' is missing",
-                                    f"every bot needs flows/{required}.yaml"))
+    if folder is not None and flows:
+        problems.extend(required_flow_problems(flows, folder))
     return problems
 
 
