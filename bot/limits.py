@@ -45,3 +45,11 @@ INBOUND_CHARS_MAX = 4096
 #: Messages one chat may send within RATE_WINDOW_SECONDS before being asked to slow down.
 RATE_MESSAGES_MAX = 8
 RATE_WINDOW_SECONDS = 10.0
+
+# Dispatcher guards: a message the platform could not take for now (network, 5xx, a long
+# flood wait). It is tried again after SEND_RETRY_FIRST_SECONDS, doubling up to
+# SEND_RETRY_MAX_SECONDS between tries, and dropped (its sender told, if a volunteer) once
+# SEND_GIVE_UP_SECONDS have passed since its first failure.
+SEND_RETRY_FIRST_SECONDS = 5.0
+SEND_RETRY_MAX_SECONDS = 120.0
+SEND_GIVE_UP_SECONDS = 15 * 60.0

@@ -23,6 +23,7 @@ from datetime import time as clock_time
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
+from bot import limits
 from bot.engine.events import Choice, Param, Say
 from bot.engine.system_text import SYSTEM_TEXT
 from bot.errors import ConfigError, TranslationError
@@ -31,9 +32,10 @@ from bot.i18n.localizer import Localizer
 from bot.messages import Inbound, InboundKind, Outbound, OutButton
 from bot.storage.base import PendingMessage
 from bot.text.languages import LANGUAGES, language
+from bot.text.normalize import is_blank
 from bot.translation.base import MachineTranslator
 
-__all__ = ["DeskResult", "DeskSettings", "HandoverDesk", "HandoverStore", "parse_hours"]
+__all__ = ["RELAY_KEY", "DeskResult", "DeskSettings", "HandoverDesk", "HandoverStore", "parse_hours"]
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +46,9 @@ VOLUNTEER_COMMANDS = ("available", "away", "queue", "take", "done", "release", "
                       "start", "help")
 #: Commands a person may use while talking to a volunteer; everything else is passed on.
 USER_EXIT_COMMANDS = ("leave", "stop", "forget")
+#: Outbound key of a volunteer's message to the person; its meta names the volunteer
+#: ("from") and the chat ("handover"), so a failed delivery can be reported to them.
+RELAY_KEY = "handover.relay"
 
 
 class HandoverStore(Protocol):
@@ -176,11 +181,17 @@ class HandoverDesk:
             return DeskResult([_desk(volunteer.chat_key, "You are not in a chat. /queue shows who is "
                                      "waiting; /available to be offered new chats.")])
         if inbound.kind is InboundKind.TEXT:
+            if is_blank(inbound.text):  # the platform would refuse it, or show nothing
+                return DeskResult([_desk(volunteer.chat_key, "Not sent: your message holds only "
+                                         "spaces or invisible characters. Type your message "
+                                         "again.")], seen=seen)
             text = await self._relay_text(inbound.text, volunteer.languages[0], holding.language,
                                           for_volunteer=False)
-            return DeskResult([Outbound(holding.chat_key, text, language=language(
-                holding.language).code, rtl=language(holding.language).rtl, key="handover.relay")],
-                seen=seen)
+            lang = language(holding.language)
+            return DeskResult([Outbound(holding.chat_key, text, language=lang.code, rtl=lang.rtl,
+                                        key=RELAY_KEY, meta={"from": volunteer.chat_key,
+                                                             "handover": str(holding.id)})],
+                              seen=seen)
         return DeskResult([_desk(volunteer.chat_key, "Only text is passed on to the person.")],
                           seen=seen)
 
@@ -277,6 +288,18 @@ class HandoverDesk:
                     pending += await self.store.record_offer(
                         entry.id, volunteer.chat_key, [self._offer_message(entry, volunteer)])
         return pending
+
+    async def undelivered(self, message: Outbound, reason: str, *,
+                          gave_up: bool) -> list[PendingMessage]:
+        """A message to a person was dropped: if a volunteer wrote it, tell them why."""
+        sender = message.meta.get("from")
+        if message.key != RELAY_KEY or not sender:
+            return []
+        tried = (f", and it still failed after {limits.SEND_GIVE_UP_SECONDS / 60:.0f} minutes of "
+                 "trying" if gave_up else "")
+        text = (f"#{message.meta.get('handover', '?')}: your message was not delivered to the "
+                f"person: {reason}{tried}.\nIt began: {_preview(message.text)}")
+        return await self.store.enqueue([_desk(sender, text)])
 
     async def tick(self) -> list[PendingMessage]:
         """Run every few seconds: delayed offers, and chats where someone went silent."""
@@ -381,6 +404,14 @@ class HandoverDesk:
 def _desk(chat_key: str, text: str) -> Outbound:
     """A message of the volunteer desk (volunteers read the desk in English)."""
     return Outbound(chat_key, text, key="desk")
+
+
+def _preview(text: str, limit: int = 80) -> str:
+    """The start of a message, on one line; invisible text spelled out (e.g. '\\u3000')."""
+    if is_blank(text):
+        return ascii(text)[:limit]
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[:limit - 1] + "…"
 
 
 VOLUNTEER_HELP = (
