@@ -148,7 +148,8 @@ class HandoverDesk:
         entry = await self.store.open_entry(chat_key)
         if entry is None or entry.status is not Status.WAITING:
             return []
-        if not _served(entry.queue, await self.store.volunteers()):
+        volunteers = await self.store.volunteers()
+        if volunteers and not _served(entry.queue, volunteers):  # none at all: a desk not set up
             log.warning("chat #%s was handed to queue %r, which no registered volunteer serves; "
                         "it is offered to every volunteer instead", entry.id, entry.queue)
         notice = await self._queue_notice(entry)
