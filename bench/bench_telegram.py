@@ -34,6 +34,7 @@ import platform
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -251,15 +252,20 @@ async def bench_full_bot(*, users: int, messages: int, poll_timeout: float) -> R
     with tempfile.TemporaryDirectory() as tmp:
         store = await SqliteStore.open(Path(tmp) / "bench.sqlite3")
         try:
+            dispatchers: list[Dispatcher] = []
+
             def with_dispatcher(transport: TelegramTransport) -> InboundHandler:
-                return Dispatcher(store, lambda: library, localizer, transport,
-                                  rate_limit=False).handle
+                dispatchers.append(Dispatcher(store, lambda: library, localizer, transport,
+                                              rate_limit=False))
+                return dispatchers[-1].handle
 
             result = await bench_transport(with_dispatcher, users=users, messages=messages,
                                            label="full-bot", poll_timeout=poll_timeout)
             turns = (messages + 1) * users  # with the warm-up round
             print("full-bot trips to the database thread per turn: " + ", ".join(
                 f"{kind} {count / turns:.2f}" for kind, count in sorted(store.trips.items())))
+            replies = sum((d.stats for d in dispatchers), Counter[str]())
+            print("full-bot replies: " + ", ".join(f"{k} {n}" for k, n in sorted(replies.items())))
             return result
         finally:
             await store.close()

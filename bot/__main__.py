@@ -12,10 +12,14 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.config import Settings, check_language
 from bot.errors import BotError, FlowLoadError
 from bot.flowspec.library import load_library
+
+if TYPE_CHECKING:
+    from bot.i18n.localizer import Localizer
 
 __all__ = ["main"]
 
@@ -202,6 +206,7 @@ def _volunteer_key(raw: str) -> str:
 
 async def _volunteers(args: argparse.Namespace, settings: Settings) -> int:
     from bot.errors import ConfigError
+    from bot.handover.desk import HandoverDesk
     from bot.handover.model import Volunteer
     from bot.storage.sqlite import SqliteStore
     from bot.text.languages import LANGUAGES
@@ -223,10 +228,16 @@ async def _volunteers(args: argparse.Namespace, settings: Settings) -> int:
             return 0
         if args.volunteers_command == "remove":
             key = _volunteer_key(args.id)
-            if not await store.remove_volunteer(key):
+            desk = HandoverDesk(store, _desk_localizer(settings), settings=settings.desk)
+            removal = await desk.remove_volunteer(key)
+            if removal is None:
                 print(f"no volunteer {key}", file=sys.stderr)
                 return 1
             print(f"removed {key}")
+            if removal.requeued is not None:
+                # The running bot sends what this wrote to the outbox within its flush interval.
+                print(f"chat #{removal.requeued.id} went back to the queue; the person is told "
+                      "their place is kept")
             return 0
         people = await store.volunteers()
         if not people:
@@ -239,6 +250,20 @@ async def _volunteers(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     finally:
         await store.close()
+
+
+def _desk_localizer(settings: Settings) -> Localizer:
+    """The catalogs, for telling a person in their language (English if the flows are broken)."""
+    from bot.app import load_catalog_set
+    from bot.i18n.localizer import Localizer
+
+    try:
+        library = load_library([settings.flows_dir])
+    except FlowLoadError as exc:
+        print(f"warning: the flows could not be loaded ({len(exc.problems)} problem(s)); "
+              "people are told in English", file=sys.stderr)
+        return Localizer()
+    return Localizer(load_catalog_set(settings, library))
 
 
 def _language(code: str) -> str:

@@ -96,7 +96,8 @@ async def run_bot(settings: Settings, transport: Transport, *, db_path: Path | N
     flows = LiveLibrary([settings.flows_dir], snapshot_dir=Path(db).parent / "flows-last-good")
     localizer, translator = build_localizer(settings, flows.current)
     store = await SqliteStore.open(db, synchronous=settings.sqlite_sync)
-    desk = HandoverDesk(store, localizer, translator, settings.desk)
+    desk = HandoverDesk(store, localizer, translator, settings.desk,
+                        flow_queues=lambda: flows.current.handover_queues())
     dispatcher = Dispatcher(store, lambda: flows.current, localizer, transport,
                             default_language=language, desk=desk)
     intake = Intake(store, dispatcher, flood_control=flood_control)

@@ -5,6 +5,12 @@ and the session is loaded only after taking it, so two messages never both start
 the same old state). Each turn's new session, replies and handovers are committed in
 one transaction before anything is sent; replies are deleted from the outbox only once
 the transport confirms them, so a crash at any point resends rather than loses.
+
+A reply the platform refuses for good (blocked, empty, malformed) is dropped; one it cannot
+take for now is tried again with a per-message backoff and dropped after
+``limits.SEND_GIVE_UP_SECONDS``. Either way it never holds up other chats, and a held
+reply keeps its chat's later replies behind it. A volunteer whose message is dropped is
+told at once. ``Dispatcher.stats`` counts what happened.
 """
 
 from __future__ import annotations
@@ -13,9 +19,11 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
+from bot import limits
 from bot.engine.events import Forget, Handover, Param, Say
 from bot.engine.runtime import Turn, reprompt, resume
 from bot.engine.session import Session
@@ -43,6 +51,18 @@ class _ChatGate:
     users: int = 0
 
 
+@dataclass
+class _Retry:
+    """A reply the platform could not take yet. Kept in memory only: after a restart the
+    outbox still holds the reply and its give-up clock starts again, so a restart costs at
+    most one more bounded round of tries, never a loss."""
+
+    chat_key: str
+    first_failed: float
+    attempts: int = 0
+    next_try: float = 0.0
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -51,6 +71,7 @@ class Dispatcher:
         localizer: Localizer,
         transport: Transport,
         *,
+        clock: Callable[[], float] = time.monotonic,
         default_language: str | None = None,
         typing_after: float = 0.3,
         desk: HandoverDesk | None = None,
@@ -59,6 +80,8 @@ class Dispatcher:
         self.library = library
         self.localizer = localizer
         self.transport = transport
+        #: For retry backoffs of replies the platform could not take yet.
+        self.clock = clock
         #: Pre-set language for new chats (the console's --lang); None asks the person.
         self.default_language = default_language
         #: Show "typing..." only for a turn slower than this (live translation, a slow
@@ -68,6 +91,12 @@ class Dispatcher:
         self.desk = desk
         self._gates: dict[str, _ChatGate] = {}
         self._background: set[asyncio.Task[None]] = set()
+        #: Outbox id -> retry state of replies kept after a temporary failure.
+        self._retries: dict[int, _Retry] = {}
+        #: Replies "sent", "dropped" (refused for good), "retried" (a temporary failure,
+        #: kept) and "given_up" (still failing after SEND_GIVE_UP_SECONDS), for logs and
+        #: benchmarks.
+        self.stats: Counter[str] = Counter()
 
     # -- public -------------------------------------------------------------------------
     def is_crisis(self, inbound: Inbound) -> bool:
@@ -172,8 +201,8 @@ class Dispatcher:
                 read = Say("system.burst_read", SYSTEM_TEXT["system.burst_read"],
                            {"count": Param(str(len(also_read) + 1))})
                 turn = Turn(turn.session, (read, *turn.events))
-            handed_over = await self._commit_and_send(chat_key, turn, update_id, read_ids)
-            if handed_over and self.desk is not None:
+            elsewhere |= await self._commit_and_send(chat_key, turn, update_id, read_ids)
+            if self.desk is not None and any(isinstance(e, Handover) for e in turn.events):
                 queued = await self.desk.queued(chat_key, turn.session.language)
                 elsewhere |= await self._send_own(chat_key, queued)
             return elsewhere
@@ -186,18 +215,21 @@ class Dispatcher:
 
     async def _send_own(self, chat_key: str, pending: list[PendingMessage]) -> set[str]:
         """Send this chat's messages now; return the other chats that have some waiting."""
-        await self._send([p for p in pending if p.message.chat_key == chat_key])
-        return {p.message.chat_key for p in pending if p.message.chat_key != chat_key}
+        owed = await self._send([p for p in pending if p.message.chat_key == chat_key])
+        return owed | {p.message.chat_key for p in pending if p.message.chat_key != chat_key}
 
     async def deliver(self, chat_keys: set[str]) -> None:
         """Send what waits in the outbox for these chats, each under its own lock. Chats
         of another transport (a volunteer on the console, the person on Telegram) are left
         for the process serving that transport."""
-        for chat_key in sorted(chat_keys):
+        todo = set(chat_keys)
+        while todo:  # sending may owe a volunteer a notice; desk notices owe nothing more
+            chat_key = min(todo)
+            todo.discard(chat_key)
             if not self.transport.owns(chat_key):
                 continue
             async with self._gate(chat_key):
-                await self._send(await self.store.pending(chat_key))
+                todo |= await self._send(await self.store.pending(chat_key))
 
     async def tick(self) -> None:
         """The desk's clock: delayed offers and silence timeouts."""
@@ -209,13 +241,14 @@ class Dispatcher:
         """Resend anything unsent, then ask the current question again (after a restart)."""
         async with self._gate(chat_key):
             unsent = await self.store.pending(chat_key)
-            await self._send(unsent)
+            owed = await self._send(unsent)
             session = await self.store.load_session(chat_key)
-            if session is None or session.flow is None:
-                return
-            if any(p.message.token == session.token for p in unsent):
-                return  # the unsent replies already ask the current question
-            await self._commit_and_send(chat_key, reprompt(self.library(), session), None)
+            # Unless the unsent replies already asked the current question.
+            if session is not None and session.flow is not None and \
+                    not any(p.message.token == session.token for p in unsent):
+                owed |= await self._commit_and_send(chat_key, reprompt(self.library(), session),
+                                                    None)
+        await self.deliver(owed)
 
     async def flush_outbox(self) -> None:
         """Send replies left unsent by a crash, a platform outage, or another process.
@@ -249,8 +282,8 @@ class Dispatcher:
         return Session()
 
     async def _commit_and_send(self, chat_key: str, turn: Turn, update_id: str | None,
-                               also_read: Sequence[str] = ()) -> bool:
-        """Commit the turn, send its replies; True when it handed the chat to a person."""
+                               also_read: Sequence[str] = ()) -> set[str]:
+        """Commit the turn, send its replies; returns other chats now owed messages."""
         outbound: list[Outbound] = []
         handovers: list[Handover] = []
         for event in turn.events:
@@ -263,28 +296,103 @@ class Dispatcher:
         record = TurnRecord(chat_key, turn.session, outbound, handovers, update_id,
                             also_read=also_read)
         pending = await self.store.commit_turn(record)
-        await self._send(pending)
+        owed = await self._send(pending)
         if any(isinstance(event, Forget) for event in turn.events):
             await self.store.forget(chat_key)
             log.info("a chat asked to be forgotten; its data was deleted")
-        return bool(handovers)
+        return owed
 
-    async def _send(self, pending: list[PendingMessage]) -> None:
-        done: list[int] = []  # sent, or refused for good: either way out of the outbox
+    async def _send(self, pending: list[PendingMessage]) -> set[str]:
+        """Send in order, under the lock of every chat in ``pending``; returns the chats now
+        owed a notice (volunteers whose message could not be delivered).
+
+        Refused for good: that message is dropped and the next one sent. Failed for now: it
+        stays in the outbox with a backoff, and so do its chat's later messages (order within
+        a chat), while other chats' messages still go.
+        """
+        pending = await self._behind_held(pending)
+        done: list[int] = []  # sent, or dropped: either way out of the outbox
+        held: set[str] = set()  # chats whose next message must wait
+        owed: set[str] = set()
         try:
             for item in pending:
+                chat_key = item.message.chat_key
+                if chat_key in held:
+                    continue
+                retry = self._retries.get(item.id)
+                if retry is not None and self.clock() < retry.next_try:
+                    held.add(chat_key)
+                    continue
                 try:
                     await self.transport.send(item.message)
                 except DeliveryRefused as exc:
-                    log.warning("message to %s refused for good, dropped: %s",
-                                item.message.chat_key, exc)
+                    self.stats["dropped"] += 1
+                    log.warning("message %s (%s) to %s refused for good, dropped: %s",
+                                item.id, item.message.key, chat_key, exc)
+                    owed |= await self._tell_sender(item, exc.reason, gave_up=False)
+                except TransportError as exc:
+                    if self._keep_for_retry(item, exc):
+                        held.add(chat_key)
+                        continue
+                    self.stats["given_up"] += 1
+                    log.warning("message %s (%s) to %s still failing after %.0f min, dropped: %s",
+                                item.id, item.message.key, chat_key,
+                                limits.SEND_GIVE_UP_SECONDS / 60, exc)
+                    owed |= await self._tell_sender(item, exc.reason, gave_up=True)
+                else:
+                    self.stats["sent"] += 1
+                self._retries.pop(item.id, None)
                 done.append(item.id)
-        except TransportError as exc:
-            # Left in the outbox: the next start-up (or reopen) sends it again.
-            log.warning("could not deliver to %s, kept for retry: %s",
-                        pending[len(done)].message.chat_key, exc)
         finally:
             await self.store.mark_sent(done)
+        return owed
+
+    async def _behind_held(self, pending: list[PendingMessage]) -> list[PendingMessage]:
+        """For chats with a reply kept for retry, everything the outbox holds for them, in
+        order: new replies must not overtake the one kept."""
+        if not self._retries:
+            return pending
+        troubled = {r.chat_key for r in self._retries.values()} & \
+            {p.message.chat_key for p in pending}
+        if not troubled:
+            return pending
+        out = [p for p in pending if p.message.chat_key not in troubled]
+        for chat_key in sorted(troubled):
+            stored = await self.store.pending(chat_key)
+            present = {p.id for p in stored}
+            for gone in [i for i, r in self._retries.items()
+                         if r.chat_key == chat_key and i not in present]:
+                del self._retries[gone]  # left the outbox another way (a /forget)
+            out += stored
+        return out
+
+    def _keep_for_retry(self, item: PendingMessage, exc: TransportError) -> bool:
+        """Note a temporary failure; False once the message has failed for too long."""
+        now = self.clock()
+        retry = self._retries.setdefault(item.id, _Retry(item.message.chat_key, now))
+        deadline = retry.first_failed + limits.SEND_GIVE_UP_SECONDS
+        if now >= deadline:
+            return False
+        retry.attempts += 1
+        backoff = min(limits.SEND_RETRY_MAX_SECONDS,
+                      limits.SEND_RETRY_FIRST_SECONDS * 2 ** (retry.attempts - 1))
+        # The last try falls on the deadline, so giving up never waits a whole backoff more.
+        retry.next_try = min(now + max(backoff, exc.retry_after or 0.0), deadline)
+        self.stats["retried"] += 1
+        log.warning("could not deliver message %s (%s) to %s, trying again in %.0f s: %s",
+                    item.id, item.message.key, item.message.chat_key, retry.next_try - now, exc)
+        return True
+
+    async def _tell_sender(self, item: PendingMessage, reason: str, *, gave_up: bool) -> set[str]:
+        """A volunteer's relayed message was dropped: queue a desk notice for them."""
+        if self.desk is None:
+            return set()
+        try:
+            notices = await self.desk.undelivered(item.message, reason, gave_up=gave_up)
+        except Exception:  # the notice must not stop delivery of the other messages
+            log.exception("could not queue a notice about undelivered message %s", item.id)
+            return set()
+        return {p.message.chat_key for p in notices}
 
 
 def merge_turn(messages: list[Outbound], limit: int) -> list[Outbound]:

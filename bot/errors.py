@@ -6,7 +6,7 @@
      |    +-- FlowLoadError   one or more problems, each with path:line and a hint
      +-- StorageError         the SQLite store failed or holds data from a newer version
      +-- TransportError       a chat platform refused or could not be reached
-     |    +-- DeliveryRefused refused for good (blocked by the person): never retried
+     |    +-- DeliveryRefused refused for good (blocked, empty text, bad chat): never retried
      +-- TranslationError     offline machine translation is unavailable for a pair
 
 Third-party exceptions are wrapped at the adapter that calls the library, so the
@@ -43,12 +43,24 @@ class StorageError(BotError):
 
 
 class TransportError(BotError):
-    """A chat platform could not deliver or receive a message."""
+    """A chat platform could not deliver or receive a message.
+
+    ``reason`` says what went wrong in plain words, for a volunteer whose message it was
+    (the message itself is for the log); ``retry_after`` is how long the platform asked us
+    to wait before trying again, when it said.
+    """
+
+    def __init__(self, message: str, *, reason: str | None = None,
+                 retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason or message
+        self.retry_after = retry_after
 
 
 class DeliveryRefused(TransportError):
-    """The platform refused this message for good (the person blocked the bot, or the
-    message is malformed): sending it again can never work, so it is dropped, not retried."""
+    """The platform refused this message for good (the person blocked the bot, the message
+    is empty or malformed, the chat key is not one of the platform's): sending it again can
+    never work, so it is dropped, not retried."""
 
 
 class TranslationError(BotError):

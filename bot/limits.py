@@ -58,3 +58,11 @@ STOP_TURNS_SECONDS = 5.0
 #: Then replies still in the outbox get this long to go out.
 STOP_SEND_SECONDS = 2.0
 STOP_SECONDS_MAX = 10.0
+
+# Dispatcher guards: a message the platform could not take for now (network, 5xx, a long
+# flood wait). It is tried again after SEND_RETRY_FIRST_SECONDS, doubling up to
+# SEND_RETRY_MAX_SECONDS between tries, and dropped (its sender told, if a volunteer) once
+# SEND_GIVE_UP_SECONDS have passed since its first failure.
+SEND_RETRY_FIRST_SECONDS = 5.0
+SEND_RETRY_MAX_SECONDS = 120.0
+SEND_GIVE_UP_SECONDS = 15 * 60.0

@@ -81,20 +81,6 @@ async def test_duplicate_update_is_handled_once(dispatcher: Dispatcher, transpor
     assert [m.key for m in transport.take()] == ["choose_language.pick"]
 
 
-async def test_burst_of_twenty_gets_one_polite_reply(tmp_path: Path) -> None:
-    transport = MemoryTransport()
-    now = [0.0]
-    store, dispatcher = await make(tmp_path / "bot.sqlite3", transport, clock=lambda: now[0])
-    await asyncio.gather(*(say(dispatcher, f"message {i}") for i in range(20)))
-    keys = [m.key for m in transport.take()]
-    assert keys.count("system.slow_down") == 1
-    assert len(keys) < 20
-    now[0] += 60  # after a pause the chat is served normally again, at the same question
-    await say(dispatcher, "English")
-    assert [m.key for m in transport.take()] == ["choose_language.privacy", "main_menu.choose"]
-    await store.close()
-
-
 async def test_one_chat_in_order_many_chats_concurrently(
         dispatcher: Dispatcher, transport: MemoryTransport) -> None:
     async def walk(chat: str) -> None:

@@ -66,10 +66,9 @@ async def make_desk(db: Path, *, translator: ArgosTranslator | None = None,
     desk = HandoverDesk(store, localizer, translator,
                         DeskSettings(offer_delay_seconds=120, volunteer_timeout_seconds=600,
                                      user_timeout_seconds=1800, hours=hours),
-                        clock=lambda: time.time() + shift[0])
+                        clock=lambda: time.time() + shift[0], flow_queues=library.handover_queues)
     transport = MemoryTransport()
-    dispatcher = Dispatcher(store, lambda: library, localizer, transport, desk=desk,
-                            rate_limit=False)
+    dispatcher = Dispatcher(store, lambda: library, localizer, transport, desk=desk)
     return Desk(store, dispatcher, transport, shift)
 
 
@@ -256,6 +255,139 @@ async def test_restart_in_the_middle_of_a_relay_loses_nothing(tmp_path: Path) ->
         assert texts(reply, USER) == ["Thank you. Do you have the date?"]
     finally:
         await second.store.close()
+
+
+def desk_of(made: Desk) -> HandoverDesk:
+    assert made.dispatcher.desk is not None
+    return made.dispatcher.desk
+
+
+async def test_removing_a_volunteer_who_holds_a_chat_requeues_it_and_cuts_them_off(
+        desk: Desk) -> None:
+    for v in (FA, EN):
+        await desk.send(v.chat_key, "/available")
+    await hand_over(desk, "test:a")
+    desk.later(150)
+    await desk.dispatcher.tick()  # Emma is offered the chat too, after the delay
+    await desk.send(FA.chat_key, "/take")
+    await hand_over(desk, "test:b")  # offered to Farid, who is busy
+    assert len(await desk.store.offered_to(FA.chat_key)) == 2
+    desk.transport.take()
+
+    removal = await desk_of(desk).remove_volunteer(FA.chat_key)
+    assert removal is not None and removal.requeued is not None
+    await desk.dispatcher.deliver({p.message.chat_key for p in removal.pending})
+    sent = desk.transport.take()
+    assert [m.key for m in sent if m.chat_key == "test:a"] == ["handover.released"]
+    assert texts(sent, FA.chat_key) == [
+        f"You are no longer registered as a volunteer on this desk. Chat #{removal.requeued.id} "
+        "went back to the queue."]
+    assert removal.requeued.status is Status.WAITING and removal.requeued.volunteer is None
+    assert await desk.store.offered_to(FA.chat_key) == set()
+    assert await desk.store.volunteer(FA.chat_key) is None
+
+    after = await desk.send("test:a", "Hello? Are you still there?")
+    assert texts(after, FA.chat_key) == [] and texts(after, "test:a")  # the flows answer
+    card = await desk.send(EN.chat_key, f"/take {removal.requeued.id}")  # still offered to Emma
+    assert texts(card, EN.chat_key)[0].startswith(f"You are now in chat #{removal.requeued.id}")
+    assert texts(await desk.send("test:a", "yes"), EN.chat_key)[0].startswith(
+        f"#{removal.requeued.id}: yes")
+
+
+async def test_a_removal_cut_short_is_healed_by_the_person_s_next_message_and_the_clock(
+        desk: Desk) -> None:
+    await desk.send(FA.chat_key, "/available")
+    await hand_over(desk, "test:a")
+    await desk.send(FA.chat_key, "/take")
+    await hand_over(desk, "test:b")
+    await desk.send(AWAY.chat_key, "/available")
+    await desk.send(AWAY.chat_key, "/take")
+    # Only the volunteers' rows went (the process died before requeueing their chats).
+    assert await desk.store.remove_volunteer(FA.chat_key)
+    assert await desk.store.remove_volunteer(AWAY.chat_key)
+    desk.transport.take()
+    sent = await desk.send("test:a", "My letter came today")
+    assert [m.key for m in sent] == ["handover.released"]
+    await desk.dispatcher.tick()
+    sent = desk.transport.take()
+    assert [(m.chat_key, m.key) for m in sent] == [("test:b", "handover.released")]
+    assert [e.chat_key for e in await desk.store.entries(Status.WAITING)] == ["test:a", "test:b"]
+
+
+def test_volunteers_remove_command_returns_the_held_chat_to_the_queue(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "bot.sqlite3"
+    volunteer = Volunteer("console:farid", "Farid", ("fa", "en"), ("*",))
+
+    async def hold() -> None:
+        made = await make_desk(db)
+        try:
+            await made.store.add_volunteer(volunteer)
+            await made.send(volunteer.chat_key, "/available")
+            await hand_over(made)
+            await made.send(volunteer.chat_key, "/take")
+        finally:
+            await made.store.close()
+
+    asyncio.run(hold())
+    assert main(["volunteers", "remove", volunteer.chat_key, "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    assert "removed console:farid" in out and "went back to the queue" in out
+
+    async def deliver() -> list[Outbound]:
+        made = await make_desk(db)  # the running bot's next outbox round
+        try:
+            await made.dispatcher.flush_outbox()
+            assert await made.store.entries(Status.ASSIGNED) == []
+            return made.transport.take()
+        finally:
+            await made.store.close()
+
+    sent = asyncio.run(deliver())
+    [told] = [m for m in sent if m.chat_key == USER]
+    assert (told.key, told.language) == ("handover.released", "fa")  # the shipped Persian catalog
+    assert [m.text.split(".")[0] for m in sent if m.chat_key == volunteer.chat_key] == [
+        "You are no longer registered as a volunteer on this desk"]
+
+
+async def test_transfer_accepts_only_queues_someone_serves(desk: Desk) -> None:
+    await desk.store.add_volunteer(Volunteer("test:hana", "Hana", ("en",), ("housing",)))
+    await desk.send(FA.chat_key, "/available")
+    await hand_over(desk)
+    await desk.send(FA.chat_key, "/take")
+    for typed, first in (("/transfer lgeal", "No volunteer serves a queue called 'lgeal'."),
+                         ("/transfer", "Say which queue, e.g. /transfer general.")):
+        [reply] = texts(await desk.send(FA.chat_key, typed), FA.chat_key)
+        # Flow queues (general, legal) and volunteers' named ones; "*" adds no name.
+        assert reply == (f"{first} Queues you can transfer to: general, housing, legal, safeguarding. "
+                         "Chat #1 is still with you.")
+    held = await desk.store.held_by(FA.chat_key)
+    assert held is not None and held.queue == "general"
+    moved = await desk.send(FA.chat_key, "/transfer Housing")
+    assert "went to the housing queue" in texts(moved, FA.chat_key)[0]
+
+
+async def test_a_chat_in_a_queue_nobody_serves_is_offered_to_every_volunteer(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    made = await make_desk(tmp_path / "bot.sqlite3")
+    lena = Volunteer("test:lena", "Lena", ("en",), ("legal",))
+    try:
+        await made.store.add_volunteer(lena)
+        await made.send(lena.chat_key, "/available")
+        replies = await hand_over(made, language_number="1")  # "talk to a person": general
+        notice = next(m for m in replies if m.key == "handover.queued")
+        assert "about 15 minutes" in notice.text  # not told that no one is there
+        [offer] = [m for m in replies if m.chat_key == lena.chat_key]
+        assert "Queue: general (no volunteer serves this queue, so it is offered to everyone)" \
+            in offer.text
+        assert "queue 'general', which no registered volunteer serves" in caplog.text
+        await made.send(lena.chat_key, "/take")
+        # Nor may she pass it on to that queue: no one would see it there.
+        [reply] = texts(await made.send(lena.chat_key, "/transfer general"), lena.chat_key)
+        assert reply.startswith("No volunteer serves a queue called 'general'. Queues you can "
+                                "transfer to: legal.")
+    finally:
+        await made.store.close()
 
 
 @pytest.fixture

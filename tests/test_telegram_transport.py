@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,10 +36,12 @@ class Harness:
     reply: Reply | None = None
     task: asyncio.Task[None] | None = None
 
-    async def handle(self, inbound: Inbound) -> None:
-        self.inbounds.append(inbound)
-        if self.reply is not None:
-            await self.reply(inbound)
+    async def handle(self, batch: Sequence[Inbound]) -> None:
+        """What the intake does, minus the database: returns once the batch is "saved"."""
+        for inbound in batch:
+            self.inbounds.append(inbound)
+            if self.reply is not None:
+                await self.reply(inbound)
 
     async def start(self) -> None:
         self.task = asyncio.create_task(self.transport.run(self.handle))
@@ -53,7 +55,7 @@ class Harness:
 
 def make_transport(api: FakeBotApi, **kw: Any) -> TelegramTransport:
     options: dict[str, Any] = {"poll_timeout": 1.0, "backoff_base": 0.01,
-                               "backoff_max": 0.05, "stop_timeout": 3.0}
+                               "backoff_max": 0.05}
     options.update(kw)
     return TelegramTransport(api.token, base_url=api.base_url, base_file_url=api.base_file_url,
                              **options)
@@ -74,6 +76,7 @@ async def bot(api: FakeBotApi) -> AsyncIterator[Harness]:
     await asyncio.wait_for(harness.transport.stop(), 10)
     assert harness.task is not None
     await asyncio.wait_for(harness.task, 5)
+    await harness.transport.close()
 
 
 def question(chat_key: str, text: str, token: int, n: int = 2) -> Outbound:
@@ -145,15 +148,39 @@ async def test_duplicate_delivery_passes_the_same_update_id(bot: Harness, api: F
     assert (await bot.received(3))[2].text == "after"
 
 
-async def test_handler_failure_does_not_stop_the_transport(bot: Harness, api: FakeBotApi) -> None:
+async def test_a_batch_that_could_not_be_saved_is_fetched_again(
+    bot: Harness, api: FakeBotApi
+) -> None:
+    attempts: list[str] = []
+
     async def fail_once(inbound: Inbound) -> None:
-        if inbound.text == "boom":
-            raise RuntimeError("handler bug")
+        attempts.append(inbound.text)
+        if attempts.count("boom") == 1 and inbound.text == "boom":
+            raise RuntimeError("database is locked")  # the intake could not save the batch
 
     bot.reply = fail_once
-    api.send_text(CHAT, "boom")
+    first = api.send_text(CHAT, "boom")
     api.send_text(CHAT, "still here")
-    assert [i.text for i in await bot.received(2)] == ["boom", "still here"]
+    await api.wait_until(lambda: attempts.count("boom") == 2 and "still here" in attempts)
+    assert [i.update_id for i in bot.inbounds].count(f"telegram:{first}") == 2
+    await api.wait_until(lambda: api.pending_updates == 0, what="both confirmed once saved")
+
+
+async def test_offset_moves_only_past_saved_updates(bot: Harness, api: FakeBotApi) -> None:
+    saving = asyncio.Event()
+    saved = asyncio.Event()
+
+    async def slow_save(inbound: Inbound) -> None:
+        saving.set()
+        await saved.wait()
+
+    bot.reply = slow_save
+    api.send_text(CHAT, "kept until saved")
+    await asyncio.wait_for(saving.wait(), 5)
+    await asyncio.sleep(0.2)  # polls may come and go: nothing is confirmed meanwhile
+    assert api.pending_updates == 1
+    saved.set()
+    await api.wait_until(lambda: api.pending_updates == 0, what="confirmed after the save")
 
 
 # ---------------------------------------------------------------------------- buttons
@@ -280,7 +307,7 @@ async def test_long_retry_after_is_not_waited(api: FakeBotApi) -> None:
         with pytest.raises(TransportError, match="flood control"):
             await asyncio.wait_for(harness.transport.send(Outbound(KEY, "x")), 3)
     finally:
-        await harness.transport.stop()
+        await harness.transport.close()
 
 
 async def test_blocked_user_is_not_retried(bot: Harness, api: FakeBotApi) -> None:
@@ -314,23 +341,6 @@ async def test_typing_is_shown_before_the_reply(bot: Harness, api: FakeBotApi) -
     assert api.calls_to("sendChatAction")[0].params["action"] == "typing"
 
 
-async def test_auto_typing(api: FakeBotApi) -> None:
-    harness = Harness(api, make_transport(api, auto_typing=True))
-
-    async def reply(inbound: Inbound) -> None:
-        await harness.transport.send(Outbound(inbound.chat_key, "ok"))
-
-    harness.reply = reply
-    await harness.start()
-    try:
-        api.send_text(CHAT, "hi")
-        await api.wait_for_calls("sendMessage", chat_id=CHAT)
-        methods = [c.method for c in api.calls if c.method in ("sendChatAction", "sendMessage")]
-        assert methods == ["sendChatAction", "sendMessage"]
-    finally:
-        await harness.transport.stop()
-
-
 async def test_set_commands_per_language(bot: Harness, api: FakeBotApi) -> None:
     await bot.transport.set_commands({
         "fa": [("start", "شروع دوباره"), ("help", "کمک")],
@@ -344,54 +354,38 @@ async def test_set_commands_per_language(bot: Harness, api: FakeBotApi) -> None:
                                   {"command": "help", "description": "کمک"}]
 
 
-# ---------------------------------------------------------------------------- concurrency
+# ---------------------------------------------------------------------------- stopping
 
 
-async def test_chats_run_concurrently_and_each_chat_stays_in_order(
-    bot: Harness, api: FakeBotApi
-) -> None:
-    # The handler behaves like the dispatcher: per-chat lock taken first, in arrival order.
-    locks: dict[str, asyncio.Lock] = {}
-    handled: dict[str, list[str]] = {}
-    slow_started = asyncio.Event()
-    fast_done = asyncio.Event()
-
-    async def dispatcher_like(inbound: Inbound) -> None:
-        async with locks.setdefault(inbound.chat_key, asyncio.Lock()):
-            if inbound.chat_key == KEY:
-                slow_started.set()
-                await asyncio.sleep(0.03)
-            else:
-                fast_done.set()
-            handled.setdefault(inbound.chat_key, []).append(inbound.text)
-            await bot.transport.send(Outbound(inbound.chat_key, f"re: {inbound.text}"))
-
-    bot.reply = dispatcher_like
-    texts = [f"m{i}" for i in range(12)]
-    for text in texts:
-        api.send_text(CHAT, text)
-    await asyncio.wait_for(slow_started.wait(), 5)
-    api.send_text(777, "other chat")
-    await asyncio.wait_for(fast_done.wait(), 5)
-    assert len(handled.get(KEY, [])) < len(texts)  # chat 777 did not wait for chat 4242
-    await api.wait_for_calls("sendMessage", len(texts), chat_id=CHAT, within=10)
-    assert handled[KEY] == texts
-    assert [c.params["text"] for c in api.calls_to("sendMessage", chat_id=CHAT)] == [
-        f"re: {t}" for t in texts]
-
-
-async def test_stop_hands_fetched_updates_to_the_handler(api: FakeBotApi) -> None:
+async def test_stop_leaves_unsaved_updates_with_telegram(api: FakeBotApi) -> None:
     harness = Harness(api, make_transport(api))
+    saving = asyncio.Event()
+
+    async def never_saved(inbound: Inbound) -> None:
+        saving.set()
+        await asyncio.Event().wait()  # the process stops before the save completes
+
+    harness.reply = never_saved
     await harness.start()
-    for i in range(5):
-        api.send_text(CHAT, f"m{i}")
-    await api.wait_until(lambda: api.pending_updates == 0 and len(harness.inbounds) >= 1)
+    api.send_text(CHAT, "m0")
+    await asyncio.wait_for(saving.wait(), 5)
     await asyncio.wait_for(harness.transport.stop(), 10)
     assert harness.task is not None
     await asyncio.wait_for(harness.task, 5)
-    assert [i.text for i in harness.inbounds] == [f"m{i}" for i in range(5)]
+    assert api.pending_updates == 1  # not confirmed: the next start gets it again
+    await harness.transport.send(Outbound(KEY, "sending still works after stop"))
+    await harness.transport.close()
     with pytest.raises(TransportError, match="stopped"):
         await harness.transport.send(Outbound(KEY, "too late"))
+
+    again = Harness(api, make_transport(api))
+    await again.start()
+    try:
+        assert [i.text for i in await again.received(1)] == ["m0"]
+    finally:
+        await again.transport.close()
+        assert again.task is not None
+        await asyncio.wait_for(again.task, 5)
 
 
 async def test_wrong_token_is_a_transport_error(api: FakeBotApi) -> None:
@@ -433,17 +427,28 @@ async def test_webhook_mode_accepts_only_telegram_with_the_secret(api: FakeBotAp
         [inbound] = await harness.received(1)
         assert (inbound.text, inbound.update_id, inbound.language_hint) == (
             "hello over a webhook", "telegram:501", "fa")
+
+        # Answered only once saved: a save that fails gets 500, so Telegram sends it again.
+        async def cannot_save(inbound: Inbound) -> None:
+            raise RuntimeError("disk full")
+
+        harness.reply = cannot_save
+        async with httpx.AsyncClient() as client:
+            failed = await client.post(url, json={**update, "update_id": 503},
+                                       headers={"X-Telegram-Bot-Api-Secret-Token": "s3cret-Token_1"})
+        assert failed.status_code == 500
     finally:
         await asyncio.wait_for(harness.transport.stop(), 10)
         assert harness.task is not None
         await asyncio.wait_for(harness.task, 5)
+        await harness.transport.close()
 
 
 async def test_send_before_run_and_stop_without_run(api: FakeBotApi) -> None:
     transport = make_transport(api)
     await transport.send(Outbound(KEY, "a reminder"))  # e.g. from a scheduled job
     await transport.typing(KEY)
-    await transport.stop()
+    await transport.close()
     assert [c.method for c in api.calls] == ["getMe", "sendMessage", "sendChatAction"]
 
 
@@ -457,3 +462,4 @@ async def test_cancelling_run_shuts_down_cleanly(api: FakeBotApi) -> None:
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(harness.task, 5)
     assert not harness.transport.running.is_set()
+    await harness.transport.close()

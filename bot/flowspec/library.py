@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.errors import FlowLoadError, Problem
-from bot.flowspec.model import Flow
+from bot.flowspec.model import Flow, HandoverStep
 from bot.flowspec.parse import parse_flow
 from bot.flowspec.validate import (
     FIRST_CONTACT_FLOW,
@@ -128,6 +128,11 @@ class FlowLibrary:
         padded = [(f" {k} ", f) for k, f in candidates]
         self._sorted[cache_key] = (extra, padded)
         return padded
+
+    def handover_queues(self) -> set[str]:
+        """The volunteer queues the flows hand chats to."""
+        return {step.queue for flow in self.flows.values() for step in flow.steps
+                if isinstance(step, HandoverStep)}
 
     def strings(self) -> dict[str, str]:
         """Every localisation key of every flow, with its English source text."""

@@ -9,6 +9,10 @@ machine translation beside it, labelled, when they do not share a language.
 
 The desk changes queue state through the store and returns the messages to send; the
 dispatcher commits and delivers them like any turn's replies.
+
+Queues: a chat waits in the queue its flow (or a /transfer) named, for the volunteers who
+serve it. A queue no registered volunteer serves is offered to every volunteer instead,
+so no chat waits for no one; /transfer accepts only queues that someone serves.
 """
 
 from __future__ import annotations
@@ -16,24 +20,27 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from datetime import time as clock_time
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
+from bot import limits
 from bot.engine.events import Choice, Param, Say
 from bot.engine.system_text import SYSTEM_TEXT
 from bot.errors import ConfigError, TranslationError
-from bot.handover.model import QueueEntry, Status, Volunteer
+from bot.handover.model import ALL_QUEUES, QueueEntry, Status, Volunteer
 from bot.i18n.localizer import Localizer
 from bot.messages import Inbound, InboundKind, Outbound, OutButton
 from bot.storage.base import PendingMessage
 from bot.text.languages import LANGUAGES, language
+from bot.text.normalize import is_blank
 from bot.translation.base import MachineTranslator
 
-__all__ = ["DeskResult", "DeskSettings", "HandoverDesk", "HandoverStore", "parse_hours"]
+__all__ = ["RELAY_KEY", "DeskResult", "DeskSettings", "HandoverDesk", "HandoverStore", "Removal",
+           "parse_hours"]
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +51,17 @@ VOLUNTEER_COMMANDS = ("available", "away", "queue", "take", "done", "release", "
                       "start", "help")
 #: Commands a person may use while talking to a volunteer; everything else is passed on.
 USER_EXIT_COMMANDS = ("leave", "stop", "forget")
+#: Outbound key of a volunteer's message to the person; its meta names the volunteer
+#: ("from") and the chat ("handover"), so a failed delivery can be reported to them.
+RELAY_KEY = "handover.relay"
 
 
 class HandoverStore(Protocol):
     async def volunteers(self) -> list[Volunteer]: ...
     async def volunteer(self, chat_key: str) -> Volunteer | None: ...
+    async def remove_volunteer(self, chat_key: str) -> bool:
+        """Unregister, withdrawing their offers and what waits undelivered for them."""
+        ...
     async def set_available(self, chat_key: str, available: bool) -> None: ...
     async def queue_entry(self, handover_id: int) -> QueueEntry | None: ...
     async def open_entry(self, chat_key: str) -> QueueEntry | None: ...
@@ -100,16 +113,29 @@ class DeskResult:
     queued: list[PendingMessage] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Removal:
+    """What unregistering a volunteer did."""
+
+    #: The chat they held, now waiting in the queue again (None if they held none).
+    requeued: QueueEntry | None
+    #: Notices and fresh offers, already in the outbox.
+    pending: list[PendingMessage]
+
+
 class HandoverDesk:
     def __init__(self, store: HandoverStore, localizer: Localizer,
                  translator: MachineTranslator | None = None,
                  settings: DeskSettings | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 flow_queues: Callable[[], Collection[str]] = frozenset) -> None:
+        """``flow_queues`` gives the queues the flows now served hand chats to."""
         self.store = store
         self.localizer = localizer
         self.translator = translator
         self.settings = settings or DeskSettings()
         self.clock = clock
+        self.flow_queues = flow_queues
         self._hours = parse_hours(self.settings.hours)
         try:
             self._zone = ZoneInfo(self.settings.timezone)
@@ -122,6 +148,10 @@ class HandoverDesk:
         entry = await self.store.open_entry(chat_key)
         if entry is None or entry.status is not Status.WAITING:
             return []
+        volunteers = await self.store.volunteers()
+        if volunteers and not _served(entry.queue, volunteers):  # none at all: a desk not set up
+            log.warning("chat #%s was handed to queue %r, which no registered volunteer serves; "
+                        "it is offered to every volunteer instead", entry.id, entry.queue)
         notice = await self._queue_notice(entry)
         pending = await self.store.enqueue([notice])
         return pending + await self.offer()
@@ -136,27 +166,32 @@ class HandoverDesk:
             await self.store.close_entry(entry.id, "left the queue")
             return DeskResult([await self._say(entry, "handover.left")])
         # With a volunteer.
+        volunteer = await self.store.volunteer(entry.volunteer) if entry.volunteer else None
+        exiting = leaving or (inbound.kind is InboundKind.COMMAND
+                              and inbound.command in USER_EXIT_COMMANDS)
+        if volunteer is None and not exiting:
+            # Unregistered while holding the chat (and the removal did not get to requeue
+            # it): nothing of the person's may reach them now.
+            return DeskResult(await self._return_to_queue(entry))
         result = DeskResult(seen=(entry.id, "user"))
-        if leaving or (inbound.kind is InboundKind.COMMAND and inbound.command in USER_EXIT_COMMANDS):
+        if exiting:
             await self.store.close_entry(entry.id, "the person left")
-            if entry.volunteer:
-                result.outbound.append(_desk(entry.volunteer, f"#{entry.id}: the person ended the "
-                                             "chat. It is closed. /queue shows who is waiting."))
+            if volunteer is not None:
+                result.outbound.append(_desk(volunteer.chat_key, f"#{entry.id}: the person ended "
+                                             "the chat. It is closed. /queue shows who is waiting."))
             if leaving:
                 result.outbound.append(await self._say(entry, "handover.left"))
             else:
                 result.run_engine = True  # /stop or /forget: the flow does the rest
             return result
-        if entry.volunteer is None:  # pragma: no cover - an assigned entry has a volunteer
+        if volunteer is None:  # pragma: no cover - handled above
             return None
         if inbound.kind is InboundKind.TEXT:
-            volunteer = await self.store.volunteer(entry.volunteer)
-            text = await self._relay_text(inbound.text, entry.language,
-                                          volunteer.languages[0] if volunteer else "en",
+            text = await self._relay_text(inbound.text, entry.language, volunteer.languages[0],
                                           for_volunteer=True)
-            result.outbound.append(_desk(entry.volunteer, f"#{entry.id}: {text}"))
+            result.outbound.append(_desk(volunteer.chat_key, f"#{entry.id}: {text}"))
         elif inbound.kind is InboundKind.MEDIA:
-            result.outbound.append(_desk(entry.volunteer, f"#{entry.id}: [the person sent a "
+            result.outbound.append(_desk(volunteer.chat_key, f"#{entry.id}: [the person sent a "
                                          f"{inbound.media}; only text is passed on here]"))
             result.outbound.append(await self._say(entry, "handover.text_only"))
         else:  # a tap on an old flow button, or another command
@@ -176,11 +211,17 @@ class HandoverDesk:
             return DeskResult([_desk(volunteer.chat_key, "You are not in a chat. /queue shows who is "
                                      "waiting; /available to be offered new chats.")])
         if inbound.kind is InboundKind.TEXT:
+            if is_blank(inbound.text):  # the platform would refuse it, or show nothing
+                return DeskResult([_desk(volunteer.chat_key, "Not sent: your message holds only "
+                                         "spaces or invisible characters. Type your message "
+                                         "again.")], seen=seen)
             text = await self._relay_text(inbound.text, volunteer.languages[0], holding.language,
                                           for_volunteer=False)
-            return DeskResult([Outbound(holding.chat_key, text, language=language(
-                holding.language).code, rtl=language(holding.language).rtl, key="handover.relay")],
-                seen=seen)
+            lang = language(holding.language)
+            return DeskResult([Outbound(holding.chat_key, text, language=lang.code, rtl=lang.rtl,
+                                        key=RELAY_KEY, meta={"from": volunteer.chat_key,
+                                                             "handover": str(holding.id)})],
+                              seen=seen)
         return DeskResult([_desk(volunteer.chat_key, "Only text is passed on to the person.")],
                           seen=seen)
 
@@ -248,8 +289,13 @@ class HandoverDesk:
         queue = None
         if command == "transfer":
             queue = argument.strip().lower()
-            if not queue:
-                return DeskResult([_desk(me, "Say which queue: /transfer legal")],
+            served = sorted(await self._served_queues())
+            if queue not in served:
+                known = ", ".join(served) if served else "none (use /release)"
+                first = (f"No volunteer serves a queue called {queue!r}." if queue else
+                         "Say which queue, e.g. /transfer " + (served[0] if served else "legal") + ".")
+                return DeskResult([_desk(me, f"{first} Queues you can transfer to: {known}. "
+                                         f"Chat #{entry.id} is still with you.")],
                                   seen=(entry.id, "volunteer"))
         await self.store.requeue(entry.id, queue)
         moved = await self.store.queue_entry(entry.id)
@@ -263,27 +309,84 @@ class HandoverDesk:
         """Offer waiting chats: at once to available volunteers of the queue who speak the
         person's language, after ``offer_delay_seconds`` to the other available ones."""
         now = self.clock()
-        available = [v for v in await self.store.volunteers() if v.available]
+        volunteers = await self.store.volunteers()
+        available = [v for v in volunteers if v.available]
         pending: list[PendingMessage] = []
         if not available:
             return pending
         for entry in await self.store.entries(Status.WAITING):
             already = await self.store.offers_of(entry.id)
+            served = _served(entry.queue, volunteers)  # else: offered to everyone
             for volunteer in available:
-                if volunteer.chat_key in already or not volunteer.serves(entry.queue):
+                if volunteer.chat_key in already or (served and not volunteer.serves(entry.queue)):
                     continue
                 if volunteer.speaks(entry.language) or now - entry.created_at >= \
                         self.settings.offer_delay_seconds:
+                    if not served:
+                        log.info("offering #%s of unserved queue %r to %s", entry.id, entry.queue,
+                                 volunteer.chat_key)
                     pending += await self.store.record_offer(
-                        entry.id, volunteer.chat_key, [self._offer_message(entry, volunteer)])
+                        entry.id, volunteer.chat_key, [self._offer_message(entry, volunteer, served)])
         return pending
+
+    async def remove_volunteer(self, chat_key: str) -> Removal | None:
+        """Unregister a volunteer (None if there is no such volunteer). The chat they hold
+        goes back to the queue and the person is told their place is kept; their offers are
+        withdrawn and nothing more is delivered to them but a last notice."""
+        if await self.store.volunteer(chat_key) is None:
+            return None
+        # Requeue first, unregister last: a removal cut short is finished by running it
+        # again (and the queue's clock requeues a chat whose holder is no longer registered).
+        held = await self.store.held_by(chat_key)
+        notices = [] if held is None else await self._return_to_queue(held)
+        requeued = await self.store.queue_entry(held.id) if held is not None and notices else None
+        if not await self.store.remove_volunteer(chat_key):
+            return None  # removed meanwhile by someone else
+        farewell = "You are no longer registered as a volunteer on this desk."
+        if requeued is not None:
+            farewell += f" Chat #{requeued.id} went back to the queue."
+        notices.append(_desk(chat_key, farewell))
+        pending = await self.store.enqueue(notices)
+        return Removal(requeued, pending + await self.offer())
+
+    async def undelivered(self, message: Outbound, reason: str, *,
+                          gave_up: bool) -> list[PendingMessage]:
+        """A message to a person was dropped: if a volunteer wrote it, tell them why."""
+        sender = message.meta.get("from")
+        if message.key != RELAY_KEY or not sender:
+            return []
+        tried = (f", and it still failed after {limits.SEND_GIVE_UP_SECONDS / 60:.0f} minutes of "
+                 "trying" if gave_up else "")
+        text = (f"#{message.meta.get('handover', '?')}: your message was not delivered to the "
+                f"person: {reason}{tried}.\nIt began: {_preview(message.text)}")
+        return await self.store.enqueue([_desk(sender, text)])
+
+    async def _return_to_queue(self, entry: QueueEntry) -> list[Outbound]:
+        """Requeue a chat whose volunteer left; the person is told (once)."""
+        if not await self.store.requeue(entry.id):
+            return []  # someone else moved it first
+        log.info("chat #%s went back to the queue: %s is no longer a volunteer", entry.id,
+                 entry.volunteer)
+        moved = await self.store.queue_entry(entry.id)
+        return [] if moved is None else [await self._say(moved, "handover.released")]
+
+    async def _served_queues(self) -> set[str]:
+        """Queues some registered volunteer serves, among those with a name: named in a
+        volunteer's queues or by a flow. A "*" volunteer serves every name, but only names
+        somebody uses count, so a typo is not a queue."""
+        volunteers = await self.store.volunteers()
+        named = {q for v in volunteers for q in v.queues if q != ALL_QUEUES}
+        return {q for q in named | set(self.flow_queues()) if _served(q, volunteers)}
 
     async def tick(self) -> list[PendingMessage]:
         """Run every few seconds: delayed offers, and chats where someone went silent."""
         now = self.clock()
         notices: list[Outbound] = []
+        registered = {v.chat_key for v in await self.store.volunteers()}
         for entry in await self.store.entries(Status.ASSIGNED):
-            if entry.volunteer and (entry.volunteer_seen_at or now) < \
+            if entry.volunteer not in registered:  # unregistered while holding it
+                notices += await self._return_to_queue(entry)
+            elif entry.volunteer and (entry.volunteer_seen_at or now) < \
                     now - self.settings.volunteer_timeout_seconds:
                 await self.store.requeue(entry.id)
                 notices.append(_desk(entry.volunteer, f"#{entry.id} went back to the queue: no reply "
@@ -301,12 +404,14 @@ class HandoverDesk:
         return pending + await self.offer()
 
     # -- messages -------------------------------------------------------------------------
-    def _offer_message(self, entry: QueueEntry, volunteer: Volunteer) -> Outbound:
+    def _offer_message(self, entry: QueueEntry, volunteer: Volunteer, served: bool) -> Outbound:
         lang = language(entry.language)
         waited = max(0, round((self.clock() - entry.created_at) / 60))
         note = "" if volunteer.speaks(entry.language) else \
             " (not one of your languages: messages will come with a machine translation)"
-        text = (f"New chat waiting: #{entry.id}\nLanguage: {lang.english_name} "
+        queue = entry.queue + ("" if served else
+                               " (no volunteer serves this queue, so it is offered to everyone)")
+        text = (f"New chat waiting: #{entry.id}\nQueue: {queue}\nLanguage: {lang.english_name} "
                 f"({lang.native_name}){note}\nPriority: {entry.priority.value}. Waiting {waited} min.\n"
                 f"{entry.summary}\n\n/take {entry.id} to reply.")
         return Outbound(volunteer.chat_key, text, (OutButton(f"{TAKE_CALLBACK_PREFIX}{entry.id}",
@@ -330,8 +435,9 @@ class HandoverDesk:
             wait_key = "handover.out_of_hours"
             params = {"hours": Param(self.settings.hours)}
         else:
-            matching = [v for v in await self.store.volunteers()
-                        if v.available and v.serves(entry.queue)]
+            volunteers = await self.store.volunteers()
+            served = _served(entry.queue, volunteers)  # else every volunteer is offered it
+            matching = [v for v in volunteers if v.available and (v.serves(entry.queue) or not served)]
             if not matching:
                 wait_key, params = "handover.no_one_online", {}
             else:
@@ -381,6 +487,18 @@ class HandoverDesk:
 def _desk(chat_key: str, text: str) -> Outbound:
     """A message of the volunteer desk (volunteers read the desk in English)."""
     return Outbound(chat_key, text, key="desk")
+
+
+def _served(queue: str, volunteers: Sequence[Volunteer]) -> bool:
+    return any(v.serves(queue) for v in volunteers)
+
+
+def _preview(text: str, limit: int = 80) -> str:
+    """The start of a message, on one line; invisible text spelled out (e.g. '\\u3000')."""
+    if is_blank(text):
+        return ascii(text)[:limit]
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[:limit - 1] + "…"
 
 
 VOLUNTEER_HELP = (

@@ -494,6 +494,16 @@ class SqliteStore:
              ",".join(volunteer.queues), int(volunteer.available), self.clock()))
 
     async def remove_volunteer(self, chat_key: str) -> bool:
+        """Unregister a volunteer, withdrawing their offers and deleting what the outbox
+        holds for them (a removed volunteer receives nothing more). False if not one.
+
+        The volunteer's row goes last, so a removal cut short is finished by running it again.
+        """
+        registered = "EXISTS (SELECT 1 FROM volunteers WHERE chat_key = ?)"
+        await self._conn.execute(f"DELETE FROM offers WHERE volunteer = ? AND {registered}",
+                                 (chat_key, chat_key))
+        await self._conn.execute(f"DELETE FROM outbox WHERE chat_key = ? AND {registered}",
+                                 (chat_key, chat_key))
         cursor = await self._conn.execute("DELETE FROM volunteers WHERE chat_key = ?", (chat_key,))
         return cursor.rowcount > 0
 

@@ -11,7 +11,7 @@ import functools
 import re
 import unicodedata
 
-__all__ = ["normalize", "normalize_label", "parse_number", "words"]
+__all__ = ["is_blank", "normalize", "normalize_label", "parse_number", "words"]
 
 _FOLD = str.maketrans({
     "ي": "ی", "ى": "ی", "ئ": "ی",  # Arabic yeh / alef maksura -> Persian yeh
@@ -62,3 +62,17 @@ def parse_number(text: str) -> int | None:
     """A typed choice number ('2', '۲', '٢', '२', ' 2. ') or None."""
     folded = normalize(text)
     return int(folded) if folded.isdigit() and len(folded) <= 3 else None
+
+
+#: Letters that show as nothing, typed to send a message that looks empty: Hangul fillers
+#: and the Braille blank.
+_INVISIBLE_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+#: Control (Cc), format (Cf: zero-width space, joiners, direction marks, BOM) and separators.
+_BLANK_CATEGORIES = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})
+
+
+def is_blank(text: str) -> bool:
+    """True when nothing in ``text`` would show: only whitespace (U+3000 too), control and
+    zero-width characters, or invisible fillers. Platforms refuse such text, or show nothing."""
+    return all(c.isspace() or c in _INVISIBLE_LETTERS or unicodedata.category(c) in _BLANK_CATEGORIES
+               for c in text)

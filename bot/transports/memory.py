@@ -30,11 +30,16 @@ class MemoryTransport:
             self._queue.put_nowait(message)
         #: Set to make the next ``send`` calls fail (to test the outbox).
         self.fail_next = 0
+        #: Chat key -> the error every send to that chat raises, until removed.
+        self.fail_chats: dict[str, TransportError] = {}
 
     async def send(self, message: Outbound) -> None:
         if self.fail_next:
             self.fail_next -= 1
             raise TransportError("memory transport told to fail")
+        failure = self.fail_chats.get(message.chat_key)
+        if failure is not None:
+            raise failure
         self.sent.append(message)
 
     def feed(self, message: Inbound | None) -> None:

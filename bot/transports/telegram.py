@@ -21,7 +21,9 @@ words, with the keyboard on the last part; one button per row; sending a new que
 removes the keyboard of the chat's previous one (tracked in memory; losing it on restart
 only leaves an old keyboard visible, and the engine rejects stale taps anyway).
 RetryAfter is waited out (bounded), network errors retried with exponential backoff
-(bounded), and every failure surfaces as :class:`bot.errors.TransportError`.
+(bounded), and every failure surfaces as :class:`bot.errors.TransportError`:
+:class:`bot.errors.DeliveryRefused` when sending again can never work (400, 403, an empty
+text, a chat key that is not Telegram's), so the dispatcher drops it instead of retrying.
 """
 
 from __future__ import annotations
@@ -272,8 +274,9 @@ class TelegramTransport:
         for button in message.buttons:
             _check_callback_data(button.callback)
         parts = split_text(message.text)
-        if not parts:
-            raise TransportError(f"refusing to send an empty message (key {message.key!r})")
+        if not parts:  # Telegram answers 400 "message text is empty": no trip for that
+            raise DeliveryRefused(f"refusing to send an empty message (key {message.key!r})",
+                                  reason=_EMPTY_REASON)
         markup = None
         if message.buttons:
             markup = {"inline_keyboard": [[{"text": b.label, "callback_data": b.callback}]
@@ -401,7 +404,9 @@ class TelegramTransport:
             if not updates:
                 continue
             try:
-                await handler(self._inbounds(updates))
+                await self._until_stopped(handler(self._inbounds(updates)))
+            except _Stopped:
+                break  # a save cut short is not confirmed either: sent again, never lost
             except Exception as exc:  # not saved, so not confirmed: Telegram sends them again
                 failures += 1
                 delay = min(self._backoff_max * 4, self._backoff_base * 2 ** min(failures, 8))
@@ -520,22 +525,28 @@ class TelegramTransport:
                 delay = _retry_after_seconds(exc)
                 if attempt == tries or delay > self._retry_after_max:
                     raise TransportError(f"Telegram {what}: flood control, retry after "
-                                         f"{delay:g}s (attempt {attempt}/{tries})") from exc
+                                         f"{delay:g}s (attempt {attempt}/{tries})",
+                                         reason="Telegram asked the bot to slow down",
+                                         retry_after=delay) from exc
                 _log.info("Telegram %s: flood control, waiting %.1fs", what, delay)
                 await asyncio.sleep(delay)
             except Forbidden as exc:  # blocked by the user, or kicked: retrying cannot help
-                raise DeliveryRefused(f"Telegram {what}: forbidden: {self._redact(exc)}") from exc
+                raise DeliveryRefused(f"Telegram {what}: forbidden: {self._redact(exc)}",
+                                      reason=_FORBIDDEN_REASON) from exc
             except BadRequest as exc:  # a NetworkError subclass in PTB, but never transient
-                raise DeliveryRefused(f"Telegram {what}: bad request: {self._redact(exc)}") from exc
+                raise DeliveryRefused(f"Telegram {what}: bad request: {self._redact(exc)}",
+                                      reason=_bad_request_reason(self._redact(exc))) from exc
             except NetworkError as exc:  # includes TimedOut and 5xx answers
                 if attempt == tries:
                     raise TransportError(f"Telegram {what}: network error after {tries} "
-                                         f"attempts: {self._redact(exc)}") from exc
+                                         f"attempts: {self._redact(exc)}",
+                                         reason="Telegram could not be reached") from exc
                 delay = min(self._backoff_max, self._backoff_base * 2 ** (attempt - 1))
                 _log.info("Telegram %s: %s; retrying in %.1fs", what, self._redact(exc), delay)
                 await asyncio.sleep(delay)
             except TelegramError as exc:
-                raise TransportError(f"Telegram {what}: {self._redact(exc)}") from exc
+                raise TransportError(f"Telegram {what}: {self._redact(exc)}",
+                                     reason=f"Telegram answered: {self._redact(exc)}") from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _remove_keyboard(self, chat_id: int, message_id: int) -> None:
@@ -608,7 +619,8 @@ class TelegramTransport:
                 raise ValueError(prefix)
             return int(raw)
         except ValueError:
-            raise TransportError(f"not a Telegram chat key: {chat_key!r}") from None
+            raise DeliveryRefused(f"not a Telegram chat key: {chat_key!r}",
+                                  reason="the chat address is not a Telegram chat") from None
 
 
 # ---------------------------------------------------------------------- pure helpers
@@ -703,10 +715,28 @@ def _u16(text: str) -> int:
 def _check_callback_data(data: str) -> None:
     size = len(data.encode("utf-8"))
     if not data.isascii() or not 1 <= size <= TELEGRAM_CALLBACK_DATA_MAX_BYTES:
-        raise TransportError(
+        raise DeliveryRefused(
             f"callback data must be 1-{TELEGRAM_CALLBACK_DATA_MAX_BYTES} ASCII bytes, "
-            f"got {size} bytes: {data[:80]!r}"
+            f"got {size} bytes: {data[:80]!r}", reason="a button of the message was malformed"
         )
+
+
+# Plain words for a volunteer whose message Telegram would not take (TransportError.reason).
+_EMPTY_REASON = ("the message was empty or only spaces or invisible characters, "
+                 "which Telegram does not send")
+_FORBIDDEN_REASON = ("Telegram does not let the bot write to this person any more (they may "
+                     "have blocked the bot or deleted their account)")
+
+
+def _bad_request_reason(description: str) -> str:
+    lowered = description.lower()
+    if "text is empty" in lowered:
+        return _EMPTY_REASON
+    if "too long" in lowered:
+        return "the message was too long for Telegram"
+    if "chat not found" in lowered:
+        return "Telegram does not know this chat"
+    return f"Telegram refused it ({description})"
 
 
 def _retry_after_seconds(exc: RetryAfter) -> float:

@@ -33,6 +33,7 @@ import contextlib
 import itertools
 import json
 import time
+import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -93,6 +94,7 @@ class _Failure:
     status: int
     description: str
     retry_after: float | None
+    chat_id: int | None = None
 
 
 @dataclass
@@ -342,8 +344,10 @@ class FakeBotApi:
         status: int = 429,
         retry_after: float | None = None,
         description: str | None = None,
+        chat_id: int | None = None,
     ) -> None:
-        """Make the next ``times`` calls to ``method`` fail with HTTP ``status``.
+        """Make the next ``times`` calls to ``method`` fail with HTTP ``status`` (only calls
+        for ``chat_id``, when given).
 
         429 carries ``parameters.retry_after`` (default 1 s; fractions are accepted, though
         Telegram itself sends whole seconds). 5xx makes PTB raise NetworkError, 403 Forbidden,
@@ -357,7 +361,7 @@ class FakeBotApi:
             400: "Bad Request: something is wrong",
         }.get(status, _REASONS.get(status, "Error"))
         self._failures.setdefault(method.lower(), []).append(
-            _Failure(times, status, desc, retry_after))
+            _Failure(times, status, desc, retry_after, chat_id))
 
     # ------------------------------------------------------------------ assertions
 
@@ -481,14 +485,14 @@ class FakeBotApi:
             listener(call)
         self._wake()
 
-    def _take_failure(self, method: str) -> _Failure | None:
+    def _take_failure(self, method: str, params: JSONDict) -> _Failure | None:
         queue = self._failures.get(method.lower())
-        if not queue:
+        failure = next((f for f in queue or () if f.chat_id in (None, params.get("chat_id"))), None)
+        if queue is None or failure is None:
             return None
-        failure = queue[0]
         failure.remaining -= 1
         if failure.remaining <= 0:
-            queue.pop(0)
+            queue.remove(failure)
         return failure
 
     # ------------------------------------------------------------------ internals: HTTP
@@ -573,7 +577,7 @@ class FakeBotApi:
         if token != self.token:
             self._record(method, params, 401)
             return 401, {"ok": False, "error_code": 401, "description": "Unauthorized"}
-        failure = self._take_failure(method)
+        failure = self._take_failure(method, params)
         if failure is not None:
             self._record(method, params, failure.status)
             error: JSONDict = {"ok": False, "error_code": failure.status,
@@ -650,7 +654,8 @@ class FakeBotApi:
     def _api_sendmessage(self, params: JSONDict) -> JSONDict:
         chat_id = _require_int(params, "chat_id")
         text = str(params.get("text", ""))
-        if not text.strip():
+        # Telegram trims spaces (U+3000 too) and control characters and refuses what is left.
+        if all(c.isspace() or unicodedata.category(c) == "Cc" for c in text):
             raise _ApiError(400, "Bad Request: message text is empty")
         if len(text.encode("utf-16-le")) // 2 > 4096:
             raise _ApiError(400, "Bad Request: message is too long")
