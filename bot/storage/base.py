@@ -59,7 +59,8 @@ class Store(Protocol):
         ...
 
     async def forget(self, chat_key: str) -> None:
-        """Delete everything stored about one chat."""
+        """Delete everything stored about one chat, also from the disk: no copy may stay
+        readable in the database file or its journal once this returns."""
         ...
 
     async def close(self) -> None: ...

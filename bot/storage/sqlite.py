@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import sqlite3
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -186,6 +187,13 @@ log = logging.getLogger(__name__)
 PROCESSED_KEEP_SECONDS = 2 * 24 * 3600
 #: Sent replies leave the outbox in batches, this long after the first of a batch was sent.
 SENT_DELETE_DELAY_SECONDS = 0.05
+#: Clearing the WAL after a forget: tries, how long each waits for readers (it
+#: holds the write lock meanwhile, so short), and the first pause between tries (doubling).
+WAL_CLEAR_TRIES = 5
+WAL_CLEAR_WAIT_MS = 200
+WAL_CLEAR_PAUSE_SECONDS = 0.1
+#: Tables with indexes on chat keys or update ids (rebuilt by the scrub after a delete).
+_KEYED_TABLES = ("sessions", "outbox", "processed_updates", "handovers")
 
 
 def _encode(message: Outbound) -> str:
@@ -251,6 +259,8 @@ class SqliteStore:
             await self._conn.execute("PRAGMA journal_mode=WAL")
             await self._conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
             await self._conn.execute("PRAGMA busy_timeout=5000")
+            # Deleted rows are overwritten with zeros, not left readable in free space.
+            await self._conn.execute("PRAGMA secure_delete=ON")
             async with self._conn.execute("PRAGMA user_version") as cursor:
                 row = await cursor.fetchone()
             version = int(row[0]) if row else 0
@@ -381,8 +391,45 @@ class SqliteStore:
         await self._conn.execute("DELETE FROM processed_updates WHERE at < ?",
                                  (self.clock() - older_than,))
 
+    # -- privacy on disk: forget, and scrubbing what it deleted ---------------------------
+
     async def forget(self, chat_key: str) -> None:
+        """Delete everything about the chat, then scrub it from the file and its WAL."""
+        await self._drop_sent_now()  # a relay to a volunteer may carry the person's words
         await self._conn.execute("INSERT INTO forget_requests (chat_key) VALUES (?)", (chat_key,))
+        await self._scrub()
+
+    async def _drop_sent_now(self) -> None:
+        """Delete sent replies now rather than after the batching moment, so the scrub that
+        follows also removes them from the disk."""
+        batch = sorted(self._sent)
+        if batch:
+            await self._conn.execute(
+                "DELETE FROM outbox WHERE id IN (SELECT value FROM json_each(?))",
+                (json.dumps(batch),))
+            self._sent.difference_update(batch)
+
+    async def _scrub(self) -> bool:
+        """Make deleted rows unreadable on disk; False when the WAL could not be cleared.
+
+        secure_delete zeroes a deleted row, but a page rebuilt when the b-tree rebalances
+        keeps stale bytes of the cells that left it in its free gap; in index pages that
+        left deleted chat keys in the file (found by scanning it), and rebuilding the
+        indexes drops them. The WAL still holds every earlier version of each page: a
+        truncating checkpoint copies the current pages into the file and empties it.
+        """
+        await self._conn.executescript("".join(f"REINDEX {t};" for t in _KEYED_TABLES))
+        if self.path == ":memory:":
+            return True
+        for attempt in range(WAL_CLEAR_TRIES):
+            if await asyncio.to_thread(_truncate_wal, self.path):
+                return True
+            if attempt + 1 < WAL_CLEAR_TRIES:
+                await asyncio.sleep(WAL_CLEAR_PAUSE_SECONDS * 2 ** attempt)
+        log.warning("could not clear the write-ahead log of %s after %d tries: another connection "
+                    "kept reading it; deleted data stays in %s-wal until the next clear-up",
+                    self.path, WAL_CLEAR_TRIES, self.path)
+        return False
 
     async def handovers(self, chat_key: str) -> list[dict[str, str | None]]:
         """Handovers recorded for a chat (the volunteer queue builds on this table)."""
@@ -528,6 +575,22 @@ _COMMIT_TURNS = """
            json_extract(value, '$[6]'), json_extract(value, '$[7]'), json_extract(value, '$[8]')
     FROM json_each(?) ORDER BY key
 """
+
+def _truncate_wal(path: str) -> bool:
+    """One truncating checkpoint on a connection of its own (in a worker thread), so its
+    short busy timeout applies to it alone. True when the WAL is empty now."""
+    try:
+        conn = sqlite3.connect(path, isolation_level=None)
+        try:
+            conn.execute(f"PRAGMA busy_timeout={WAL_CLEAR_WAIT_MS}")
+            busy, frames, copied = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return False  # locked by another writer: the caller tries again
+    # (busy, frames in the WAL, frames copied): busy means a reader still uses old frames.
+    return bool(busy == 0 and frames == copied)
+
 
 _VOLUNTEER_COLUMNS = "chat_key, name, languages, queues, available"
 _ENTRY_COLUMNS = ("id, chat_key, flow, queue, priority, summary, language, created_at, status, "
