@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 
 from bot.config import Settings
@@ -17,15 +18,21 @@ from bot.handover.desk import HandoverDesk
 from bot.i18n.catalog import CatalogSet, load_catalogs
 from bot.i18n.locales_tools import expected_sources
 from bot.i18n.localizer import Localizer
+from bot.storage.base import Store
 from bot.storage.sqlite import SqliteStore
 from bot.text.languages import LANGUAGES
 from bot.translation.argos import ArgosTranslator
 from bot.translation.argos_models import list_models
 from bot.transports.base import Transport
 
-__all__ = ["build_localizer", "command_menus", "load_catalog_set", "run_bot", "serve_telegram"]
+__all__ = ["PURGE_EVERY_SECONDS", "build_localizer", "command_menus", "keep_purging",
+           "load_catalog_set", "run_bot", "serve_telegram"]
 
 log = logging.getLogger(__name__)
+
+#: How often a running bot deletes what is past BOT_RETENTION_DAYS (and once at start).
+#: Retention is counted in days: a few hours late is well inside it.
+PURGE_EVERY_SECONDS = 6 * 3600
 
 
 def load_catalog_set(settings: Settings, library: FlowLibrary) -> CatalogSet:
@@ -89,7 +96,8 @@ async def run_bot(settings: Settings, transport: Transport, *, db_path: Path | N
     dispatcher = Dispatcher(store, lambda: flows.current, localizer, transport,
                             default_language=language, rate_limit=rate_limit, desk=desk)
     background = [asyncio.create_task(flows.watch(settings.flows_poll_seconds)),
-                  asyncio.create_task(dispatcher.keep_flushing(flush_every))]
+                  asyncio.create_task(dispatcher.keep_flushing(flush_every)),
+                  asyncio.create_task(keep_purging(store, timedelta(days=settings.retention_days)))]
     if translator is not None:
         background.append(asyncio.create_task(translator.warm_up()))
     try:
@@ -108,3 +116,20 @@ async def run_bot(settings: Settings, transport: Transport, *, db_path: Path | N
         await store.close()
         if translator is not None:
             translator.close()
+
+
+async def keep_purging(store: Store, retention: timedelta,
+                       every: float = PURGE_EVERY_SECONDS) -> None:
+    """Delete what is older than ``retention`` now, then every ``every`` seconds, until
+    cancelled. Logs counts only: never whose data or what it said."""
+    while True:
+        try:
+            purged = await store.purge(retention)
+            if purged.total:
+                log.info("retention purge: %d idle session(s), %d closed handover(s) with %d "
+                         "offer(s), %d undelivered message(s), %d update id(s) deleted",
+                         purged.sessions, purged.handovers, purged.offers, purged.undelivered,
+                         purged.update_ids)
+        except Exception:  # one failed round (a locked or full disk) must not end the loop
+            log.exception("retention purge failed; trying again in %.0f s", every)
+        await asyncio.sleep(every)

@@ -18,6 +18,7 @@ import sqlite3
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ from bot.flowspec.model import Priority
 from bot.handover.model import QueueEntry, Volunteer
 from bot.handover.model import Status as HandoverStatus
 from bot.messages import Outbound, OutButton
-from bot.storage.base import PendingMessage, TurnRecord, TurnState
+from bot.storage.base import PendingMessage, Purged, TurnRecord, TurnState
 from bot.storage.batching import Batcher
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]
@@ -187,7 +188,7 @@ log = logging.getLogger(__name__)
 PROCESSED_KEEP_SECONDS = 2 * 24 * 3600
 #: Sent replies leave the outbox in batches, this long after the first of a batch was sent.
 SENT_DELETE_DELAY_SECONDS = 0.05
-#: Clearing the WAL after a forget: tries, how long each waits for readers (it
+#: Clearing the WAL after a forget or purge: tries, how long each waits for readers (it
 #: holds the write lock meanwhile, so short), and the first pause between tries (doubling).
 WAL_CLEAR_TRIES = 5
 WAL_CLEAR_WAIT_MS = 200
@@ -387,17 +388,46 @@ class SqliteStore:
         rows = await self._conn.execute_fetchall(query + " ORDER BY id", args)
         return [PendingMessage(int(r[0]), _decode(r[1])) for r in rows if int(r[0]) not in self._sent]
 
-    async def prune_processed(self, older_than: float = PROCESSED_KEEP_SECONDS) -> None:
-        await self._conn.execute("DELETE FROM processed_updates WHERE at < ?",
-                                 (self.clock() - older_than,))
-
-    # -- privacy on disk: forget, and scrubbing what it deleted ---------------------------
+    # -- privacy on disk: forget, the retention purge, and scrubbing what they deleted ------
 
     async def forget(self, chat_key: str) -> None:
         """Delete everything about the chat, then scrub it from the file and its WAL."""
         await self._drop_sent_now()  # a relay to a volunteer may carry the person's words
         await self._conn.execute("INSERT INTO forget_requests (chat_key) VALUES (?)", (chat_key,))
         await self._scrub()
+
+    async def purge(self, older_than: timedelta) -> Purged:
+        """Delete what is older than the retention period; see :meth:`Store.purge`."""
+        await self._drop_sent_now()
+        now = self.clock()
+        cutoff = now - older_than.total_seconds()
+        sessions = await self._delete("DELETE FROM sessions WHERE updated_at < ?", cutoff)
+        rows = await self._conn.execute_fetchall(_OLD_CLOSED_HANDOVERS, (cutoff,))
+        old = json.dumps([int(row[0]) for row in rows])
+        offers = await self._delete(
+            "DELETE FROM offers WHERE handover_id IN (SELECT value FROM json_each(?))", old)
+        handovers = await self._delete(
+            "DELETE FROM handovers WHERE id IN (SELECT value FROM json_each(?)) "
+            "AND status = 'closed'", old)
+        # Rows still in the outbox this old were never delivered (sent rows leave it at once):
+        # a message the platform refused for the whole retention period never will be taken,
+        # and keeping it would keep what it says about the person.
+        undelivered = await self._delete(
+            "DELETE FROM outbox WHERE created_at < ? AND id NOT IN (SELECT value FROM json_each(?))",
+            cutoff, json.dumps(sorted(self._sent)))
+        if undelivered:
+            log.warning("retention purge: dropped %d message(s) that could not be delivered in "
+                        "%.0f days", undelivered, older_than.total_seconds() / 86400)
+        # Update ids guard against a platform's redelivery: never dropped inside that window.
+        keep = max(older_than.total_seconds(), PROCESSED_KEEP_SECONDS)
+        updates = await self._delete("DELETE FROM processed_updates WHERE at < ?", now - keep)
+        # Always, even when nothing was due: it also finishes a clear-up a reader held up.
+        cleared = await self._scrub()
+        return Purged(sessions, handovers, offers, undelivered, updates, wal_cleared=cleared)
+
+    async def _delete(self, sql: str, *args: Any) -> int:
+        cursor = await self._conn.execute(sql, args)
+        return max(cursor.rowcount, 0)
 
     async def _drop_sent_now(self) -> None:
         """Delete sent replies now rather than after the batching moment, so the scrub that
@@ -575,6 +605,15 @@ _COMMIT_TURNS = """
            json_extract(value, '$[6]'), json_extract(value, '$[7]'), json_extract(value, '$[8]')
     FROM json_each(?) ORDER BY key
 """
+
+#: Closed handovers whose last sign of life (created, taken, either side heard) is older
+#: than the cutoff.
+_OLD_CLOSED_HANDOVERS = """
+    SELECT id FROM handovers WHERE status = 'closed'
+      AND max(created_at, coalesce(assigned_at, 0), coalesce(user_seen_at, 0),
+              coalesce(volunteer_seen_at, 0)) < ?
+"""
+
 
 def _truncate_wal(path: str) -> bool:
     """One truncating checkpoint on a connection of its own (in a worker thread), so its
