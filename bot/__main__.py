@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bot.config import Settings, check_language
-from bot.errors import BotError, FlowLoadError
+from bot.errors import BotError, FlowLoadError, StorageUnavailable
 from bot.flowspec.library import load_library
 
 __all__ = ["main"]
@@ -315,6 +315,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "purge":
             return asyncio.run(_purge(args, settings))
         return _run(settings)
+    except StorageUnavailable as exc:  # a start-up fault, like a missing token: exit 2
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except FlowLoadError as exc:
         print("The flows could not be loaded:", file=sys.stderr)
         for problem in exc.problems:

@@ -89,9 +89,15 @@ async def run_bot(settings: Settings, transport: Transport, *, db_path: Path | N
     console uses it so a restarted chat shows where it was).
     """
     db = db_path or settings.db_path
-    flows = LiveLibrary([settings.flows_dir], snapshot_dir=Path(db).parent / "flows-last-good")
-    localizer, translator = build_localizer(settings, flows.current)
+    # The database first: a folder or file that cannot be written stops the start with one
+    # clear error, before the flows snapshot (kept beside it) is written.
     store = await SqliteStore.open(db, synchronous=settings.sqlite_sync)
+    try:
+        flows = LiveLibrary([settings.flows_dir], snapshot_dir=Path(db).parent / "flows-last-good")
+        localizer, translator = build_localizer(settings, flows.current)
+    except BaseException:
+        await store.close()
+        raise
     desk = HandoverDesk(store, localizer, translator, settings.desk)
     dispatcher = Dispatcher(store, lambda: flows.current, localizer, transport,
                             default_language=language, rate_limit=rate_limit, desk=desk)

@@ -25,13 +25,14 @@ from typing import Any
 import aiosqlite
 
 from bot.engine.session import Session
-from bot.errors import StorageError
+from bot.errors import StorageError, StorageUnavailable
 from bot.flowspec.model import Priority
 from bot.handover.model import QueueEntry, Volunteer
 from bot.handover.model import Status as HandoverStatus
 from bot.messages import Outbound, OutButton
 from bot.storage.base import PendingMessage, Purged, TurnRecord, TurnState
 from bot.storage.batching import Batcher
+from bot.storage.faults import explain_open_failure
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]
 
@@ -238,13 +239,16 @@ class SqliteStore:
     async def open(cls, path: str | Path, *, synchronous: str = "NORMAL",
                    clock: Callable[[], float] = time.time) -> SqliteStore:
         shown = str(path)
-        if shown != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
         try:
+            if shown != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                # A plain connection first: aiosqlite reports a failed connect from its thread,
+                # possibly after asyncio.run closed the loop (a stray traceback on exit).
+                await asyncio.to_thread(lambda: sqlite3.connect(shown).close())
             # isolation_level=None: we issue BEGIN/COMMIT ourselves, one transaction per turn.
             conn = await aiosqlite.connect(shown, isolation_level=None)
         except Exception as exc:  # sqlite3.Error or OSError, from a thread
-            raise StorageError(f"cannot open the database at {shown}: {exc}") from exc
+            raise StorageUnavailable(explain_open_failure(Path(path), exc)) from exc
         store = cls(conn, shown, clock)
         try:
             await store._setup(synchronous)
@@ -273,10 +277,20 @@ class SqliteStore:
                 # executescript runs the whole migration (triggers hold ';' inside) in one go.
                 await self._conn.executescript(
                     f"BEGIN IMMEDIATE; {MIGRATIONS[number]}; PRAGMA user_version={number + 1}; COMMIT;")
-        except StorageError:
-            raise
+            await self._check_writable()
+        except StorageError as exc:
+            raise StorageUnavailable(str(exc)) from exc
         except Exception as exc:
-            raise StorageError(f"cannot prepare the database at {self.path}: {exc}") from exc
+            raise StorageUnavailable(explain_open_failure(Path(self.path), exc)) from exc
+
+    async def _check_writable(self) -> None:
+        """Fail at start-up, not on the first turn, when the file opens but cannot be written
+        (a read-only file, or a database already migrated on a read-only disk)."""
+        try:
+            await self._conn.executescript("BEGIN IMMEDIATE; DELETE FROM sessions WHERE 0;")
+        finally:
+            with contextlib.suppress(sqlite3.Error):
+                await self._conn.execute("ROLLBACK")  # nothing was written either way
 
     async def close(self) -> None:
         await self._loads.idle()
