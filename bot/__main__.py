@@ -1,4 +1,4 @@
-"""Command line: python -m bot {chat,run,validate,locales,models} ...
+"""Command line: python -m bot {chat,run,validate,locales,models,volunteers,purge} ...
 
 The only place that prints errors for people and chooses exit codes.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bot.config import Settings, check_language
-from bot.errors import BotError, FlowLoadError
+from bot.errors import BotError, FlowLoadError, StorageUnavailable
 from bot.flowspec.library import load_library
 
 if TYPE_CHECKING:
@@ -67,6 +67,11 @@ def _parser() -> argparse.ArgumentParser:
     remove.add_argument("--db", type=Path)
     listing = volunteers_sub.add_parser("list", help="show registered volunteers")
     listing.add_argument("--db", type=Path)
+
+    purge = sub.add_parser("purge", help="delete now what is older than the retention period")
+    purge.add_argument("--older-than", metavar="DAYS",
+                       help="days to keep (default: BOT_RETENTION_DAYS, or 30)")
+    purge.add_argument("--db", type=Path, help="SQLite file (default: BOT_DB_PATH)")
 
     models = sub.add_parser("models", help="offline translation models")
     models_sub = models.add_subparsers(dest="models_command", required=True)
@@ -266,6 +271,29 @@ def _desk_localizer(settings: Settings) -> Localizer:
     return Localizer(load_catalog_set(settings, library))
 
 
+async def _purge(args: argparse.Namespace, settings: Settings) -> int:
+    from datetime import timedelta
+
+    from bot.config import check_retention_days
+    from bot.storage.sqlite import SqliteStore
+
+    days = settings.retention_days if args.older_than is None else \
+        check_retention_days(args.older_than, "--older-than")
+    store = await SqliteStore.open(args.db or settings.db_path, synchronous=settings.sqlite_sync)
+    try:
+        purged = await store.purge(timedelta(days=days))
+    finally:
+        await store.close()
+    # Counts only: never whose data or what it said.
+    print(f"deleted what was older than {days:g} days: {purged.sessions} idle session(s), "
+          f"{purged.handovers} closed handover(s) with {purged.offers} offer(s), "
+          f"{purged.undelivered} undelivered message(s), {purged.update_ids} update id(s)")
+    if not purged.wal_cleared:
+        print("warning: another program was reading the database, so deleted data may stay in "
+              "its -wal file until the next purge", file=sys.stderr)
+    return 0
+
+
 def _language(code: str) -> str:
     from bot.errors import ConfigError
     from bot.text.languages import DEFAULT_LANGUAGE
@@ -310,7 +338,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _models(args, settings)
         if args.command == "volunteers":
             return asyncio.run(_volunteers(args, settings))
+        if args.command == "purge":
+            return asyncio.run(_purge(args, settings))
         return _run(settings)
+    except StorageUnavailable as exc:  # a start-up fault, like a missing token: exit 2
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except FlowLoadError as exc:
         print("The flows could not be loaded:", file=sys.stderr)
         for problem in exc.problems:

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,15 +23,21 @@ from bot.i18n.locales_tools import expected_sources
 from bot.i18n.localizer import Localizer
 from bot.intake import Intake
 from bot.messages import Inbound
+from bot.storage.base import Store
 from bot.storage.sqlite import SqliteStore
 from bot.text.languages import LANGUAGES
 from bot.translation.argos import ArgosTranslator
 from bot.translation.argos_models import list_models
 from bot.transports.base import Transport
 
-__all__ = ["build_localizer", "command_menus", "load_catalog_set", "run_bot", "serve_telegram"]
+__all__ = ["PURGE_EVERY_SECONDS", "build_localizer", "command_menus", "keep_purging",
+           "load_catalog_set", "run_bot", "serve_telegram"]
 
 log = logging.getLogger(__name__)
+
+#: How often a running bot deletes what is past BOT_RETENTION_DAYS (and once at start).
+#: Retention is counted in days: a few hours late is well inside it.
+PURGE_EVERY_SECONDS = 6 * 3600
 
 
 def load_catalog_set(settings: Settings, library: FlowLibrary) -> CatalogSet:
@@ -93,9 +100,15 @@ async def run_bot(settings: Settings, transport: Transport, *, db_path: Path | N
     after the next start.
     """
     db = db_path or settings.db_path
-    flows = LiveLibrary([settings.flows_dir], snapshot_dir=Path(db).parent / "flows-last-good")
-    localizer, translator = build_localizer(settings, flows.current)
+    # The database first: a folder or file that cannot be written stops the start with one
+    # clear error, before the flows snapshot (kept beside it) is written.
     store = await SqliteStore.open(db, synchronous=settings.sqlite_sync)
+    try:
+        flows = LiveLibrary([settings.flows_dir], snapshot_dir=Path(db).parent / "flows-last-good")
+        localizer, translator = build_localizer(settings, flows.current)
+    except BaseException:
+        await store.close()
+        raise
     desk = HandoverDesk(store, localizer, translator, settings.desk,
                         flow_queues=lambda: flows.current.handover_queues())
     dispatcher = Dispatcher(store, lambda: flows.current, localizer, transport,
@@ -116,7 +129,8 @@ async def run_bot(settings: Settings, transport: Transport, *, db_path: Path | N
 
     signals = _on_stop_signals(loop, stop)
     background = [asyncio.create_task(flows.watch(settings.flows_poll_seconds)),
-                  asyncio.create_task(dispatcher.keep_flushing(flush_every))]
+                  asyncio.create_task(dispatcher.keep_flushing(flush_every)),
+                  asyncio.create_task(keep_purging(store, timedelta(days=settings.retention_days)))]
     if translator is not None:
         background.append(asyncio.create_task(translator.warm_up()))
     try:
@@ -178,3 +192,20 @@ def _spawn(coro: Coroutine[Any, Any, None]) -> None:
     task = asyncio.ensure_future(coro)
     _spawned.add(task)
     task.add_done_callback(_spawned.discard)
+
+
+async def keep_purging(store: Store, retention: timedelta,
+                       every: float = PURGE_EVERY_SECONDS) -> None:
+    """Delete what is older than ``retention`` now, then every ``every`` seconds, until
+    cancelled. Logs counts only: never whose data or what it said."""
+    while True:
+        try:
+            purged = await store.purge(retention)
+            if purged.total:
+                log.info("retention purge: %d idle session(s), %d closed handover(s) with %d "
+                         "offer(s), %d undelivered message(s), %d update id(s) deleted",
+                         purged.sessions, purged.handovers, purged.offers, purged.undelivered,
+                         purged.update_ids)
+        except Exception:  # one failed round (a locked or full disk) must not end the loop
+            log.exception("retention purge failed; trying again in %.0f s", every)
+        await asyncio.sleep(every)

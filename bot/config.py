@@ -6,6 +6,7 @@ the fix, and only the CLI turns that into an exit code.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -16,9 +17,11 @@ from bot.flowspec.library import default_flows_dir
 from bot.handover.desk import DeskSettings, parse_hours
 from bot.text.languages import LANGUAGES
 
-__all__ = ["Settings"]
+__all__ = ["Settings", "check_retention_days"]
 
 DEFAULT_DB = Path("data") / "bot.sqlite3"
+#: Days kept before the purge deletes idle sessions, closed handovers, stale messages.
+DEFAULT_RETENTION_DAYS = 30.0
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,7 @@ class Settings:
     sqlite_sync: str = "NORMAL"
     log_level: str = "INFO"
     flows_poll_seconds: float = 2.0
+    retention_days: float = DEFAULT_RETENTION_DAYS
     telegram_token: str | None = None
     telegram_api_base_url: str | None = None
     telegram_file_base_url: str | None = None
@@ -75,6 +79,7 @@ class Settings:
             sqlite_sync=sync,
             log_level=(text("BOT_LOG_LEVEL") or "INFO").upper(),
             flows_poll_seconds=number("BOT_FLOWS_POLL_SECONDS", 2.0),
+            retention_days=check_retention_days(text("BOT_RETENTION_DAYS"), "BOT_RETENTION_DAYS"),
             telegram_token=text("TELEGRAM_BOT_TOKEN"),
             telegram_api_base_url=text("TELEGRAM_API_BASE_URL"),
             telegram_file_base_url=text("TELEGRAM_FILE_BASE_URL"),
@@ -91,6 +96,19 @@ class Settings:
                 timezone=text("BOT_TIMEZONE") or "Europe/London",
             ),
         )
+
+
+def check_retention_days(raw: str | None, name: str) -> float:
+    """A positive, finite number of days (``name`` is what the person set: a variable or flag)."""
+    if raw is None:
+        return DEFAULT_RETENTION_DAYS
+    try:
+        days = float(raw)
+    except ValueError:
+        days = math.nan
+    if not (math.isfinite(days) and days > 0):
+        raise ConfigError(f"{name} must be a positive number of days (e.g. 30), not {raw!r}")
+    return days
 
 
 def check_language(code: str | None) -> str | None:

@@ -5,6 +5,7 @@
      +-- FlowError            a flow file cannot be used
      |    +-- FlowLoadError   one or more problems, each with path:line and a hint
      +-- StorageError         the SQLite store failed or holds data from a newer version
+     |    +-- StorageUnavailable  the database cannot be opened, prepared or written at start-up
      +-- TransportError       a chat platform refused or could not be reached
      |    +-- DeliveryRefused refused for good (blocked, empty text, bad chat): never retried
      +-- TranslationError     offline machine translation is unavailable for a pair
@@ -25,6 +26,7 @@ __all__ = [
     "FlowLoadError",
     "Problem",
     "StorageError",
+    "StorageUnavailable",
     "TranslationError",
     "TransportError",
 ]
@@ -40,6 +42,11 @@ class ConfigError(BotError):
 
 class StorageError(BotError):
     """The database could not be used."""
+
+
+class StorageUnavailable(StorageError):
+    """The database cannot be used at all (opening it failed): one line naming the path,
+    what is wrong and what to do. The CLI exits 2 on it, as for other start-up faults."""
 
 
 class TransportError(BotError):

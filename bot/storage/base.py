@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Protocol
 
 from bot.engine.events import Handover
@@ -11,7 +12,7 @@ from bot.engine.session import Session
 from bot.handover.model import QueueEntry, Volunteer
 from bot.messages import Inbound, Outbound
 
-__all__ = ["PendingMessage", "Store", "TurnRecord", "TurnState"]
+__all__ = ["PendingMessage", "Purged", "Store", "TurnRecord", "TurnState"]
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,22 @@ class PendingMessage:
     message: Outbound = field(compare=False)
 
 
+@dataclass(frozen=True)
+class Purged:
+    """What a retention purge deleted, by kind: counts only, never whose or what."""
+
+    sessions: int = 0  # idle past the retention period
+    handovers: int = 0  # closed, with no activity in the period
+    offers: int = 0  # of those handovers: which volunteers were shown them
+    undelivered: int = 0  # outbox messages the platform never took in the period
+    update_ids: int = 0  # past both the period and the redelivery window
+    wal_cleared: bool = True  # False: a reader kept the old pages in the WAL for now
+
+    @property
+    def total(self) -> int:
+        return self.sessions + self.handovers + self.offers + self.undelivered + self.update_ids
+
+
 class Store(Protocol):
     async def load_session(self, chat_key: str) -> Session | None: ...
 
@@ -74,7 +91,14 @@ class Store(Protocol):
         ...
 
     async def forget(self, chat_key: str) -> None:
-        """Delete everything stored about one chat."""
+        """Delete everything stored about one chat, also from the disk: no copy may stay
+        readable in the database file or its journal once this returns."""
+        ...
+
+    async def purge(self, older_than: timedelta) -> Purged:
+        """Delete what is older than the retention period (idle sessions, closed handovers
+        and their offers, undelivered messages, update ids past the redelivery window), and
+        scrub it from the disk as :meth:`forget` does."""
         ...
 
     async def close(self) -> None: ...

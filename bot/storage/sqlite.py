@@ -14,22 +14,25 @@ import asyncio
 import contextlib
 import json
 import logging
+import sqlite3
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
 from bot.engine.session import Session
-from bot.errors import StorageError
+from bot.errors import StorageError, StorageUnavailable
 from bot.flowspec.model import Priority
 from bot.handover.model import QueueEntry, Volunteer
 from bot.handover.model import Status as HandoverStatus
 from bot.messages import Inbound, Outbound, OutButton
-from bot.storage.base import PendingMessage, TurnRecord, TurnState
+from bot.storage.base import PendingMessage, Purged, TurnRecord, TurnState
 from bot.storage.batching import Batcher
+from bot.storage.faults import explain_open_failure
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]
 
@@ -181,7 +184,8 @@ MIGRATIONS: tuple[str, ...] = (
     # (Telegram's getUpdates offset, a webhook's 200), and leaves in the transaction of the
     # turn that handled it, so a crash at any moment leaves it either here (handled after
     # the restart) or handled. A turn may also record messages of a burst that were read
-    # and answered together with it (also_read: a JSON array of update ids).
+    # and answered together with it (also_read: a JSON array of update ids). A /forget
+    # leaves the inbox alone: what waits there was sent after it, is answered, and leaves.
     """
     CREATE TABLE inbox (
         seq         INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -234,6 +238,13 @@ log = logging.getLogger(__name__)
 PROCESSED_KEEP_SECONDS = 2 * 24 * 3600
 #: Sent replies leave the outbox in batches, this long after the first of a batch was sent.
 SENT_DELETE_DELAY_SECONDS = 0.05
+#: Clearing the WAL after a forget or purge: tries, how long each waits for readers (it
+#: holds the write lock meanwhile, so short), and the first pause between tries (doubling).
+WAL_CLEAR_TRIES = 5
+WAL_CLEAR_WAIT_MS = 200
+WAL_CLEAR_PAUSE_SECONDS = 0.1
+#: Tables with indexes on chat keys or update ids (rebuilt by the scrub after a delete).
+_KEYED_TABLES = ("sessions", "outbox", "processed_updates", "handovers", "inbox")
 
 
 def _encode(message: Outbound) -> str:
@@ -278,13 +289,16 @@ class SqliteStore:
     async def open(cls, path: str | Path, *, synchronous: str = "NORMAL",
                    clock: Callable[[], float] = time.time) -> SqliteStore:
         shown = str(path)
-        if shown != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
         try:
+            if shown != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                # A plain connection first: aiosqlite reports a failed connect from its thread,
+                # possibly after asyncio.run closed the loop (a stray traceback on exit).
+                await asyncio.to_thread(lambda: sqlite3.connect(shown).close())
             # isolation_level=None: we issue BEGIN/COMMIT ourselves, one transaction per turn.
             conn = await aiosqlite.connect(shown, isolation_level=None)
         except Exception as exc:  # sqlite3.Error or OSError, from a thread
-            raise StorageError(f"cannot open the database at {shown}: {exc}") from exc
+            raise StorageUnavailable(explain_open_failure(Path(path), exc)) from exc
         store = cls(conn, shown, clock)
         try:
             await store._setup(synchronous)
@@ -300,6 +314,8 @@ class SqliteStore:
             await self._conn.execute("PRAGMA journal_mode=WAL")
             await self._conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
             await self._conn.execute("PRAGMA busy_timeout=5000")
+            # Deleted rows are overwritten with zeros, not left readable in free space.
+            await self._conn.execute("PRAGMA secure_delete=ON")
             async with self._conn.execute("PRAGMA user_version") as cursor:
                 row = await cursor.fetchone()
             version = int(row[0]) if row else 0
@@ -311,10 +327,20 @@ class SqliteStore:
                 # executescript runs the whole migration (triggers hold ';' inside) in one go.
                 await self._conn.executescript(
                     f"BEGIN IMMEDIATE; {MIGRATIONS[number]}; PRAGMA user_version={number + 1}; COMMIT;")
-        except StorageError:
-            raise
+            await self._check_writable()
+        except StorageError as exc:
+            raise StorageUnavailable(str(exc)) from exc
         except Exception as exc:
-            raise StorageError(f"cannot prepare the database at {self.path}: {exc}") from exc
+            raise StorageUnavailable(explain_open_failure(Path(self.path), exc)) from exc
+
+    async def _check_writable(self) -> None:
+        """Fail at start-up, not on the first turn, when the file opens but cannot be written
+        (a read-only file, or a database already migrated on a read-only disk)."""
+        try:
+            await self._conn.executescript("BEGIN IMMEDIATE; DELETE FROM sessions WHERE 0;")
+        finally:
+            with contextlib.suppress(sqlite3.Error):
+                await self._conn.execute("ROLLBACK")  # nothing was written either way
 
     async def close(self) -> None:
         await self._receives.idle()
@@ -323,6 +349,10 @@ class SqliteStore:
         self._closing.set()
         while self._deleting is not None and not self._deleting.done():
             await self._deleting
+        if self.path != ":memory:":
+            # Everything into the main file, the WAL emptied: a stopped bot leaves one file.
+            with contextlib.suppress(sqlite3.Error):
+                await self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         await self._conn.close()
 
     async def load_session(self, chat_key: str) -> Session | None:
@@ -466,12 +496,78 @@ class SqliteStore:
         rows = await self._conn.execute_fetchall(query + " ORDER BY id", args)
         return [PendingMessage(int(r[0]), _decode(r[1])) for r in rows if int(r[0]) not in self._sent]
 
-    async def prune_processed(self, older_than: float = PROCESSED_KEEP_SECONDS) -> None:
-        await self._conn.execute("DELETE FROM processed_updates WHERE at < ?",
-                                 (self.clock() - older_than,))
+    # -- privacy on disk: forget, the retention purge, and scrubbing what they deleted ------
 
     async def forget(self, chat_key: str) -> None:
+        """Delete everything about the chat, then scrub it from the file and its WAL."""
+        await self._drop_sent_now()  # a relay to a volunteer may carry the person's words
         await self._conn.execute("INSERT INTO forget_requests (chat_key) VALUES (?)", (chat_key,))
+        await self._scrub()
+
+    async def purge(self, older_than: timedelta) -> Purged:
+        """Delete what is older than the retention period; see :meth:`Store.purge`."""
+        await self._drop_sent_now()
+        now = self.clock()
+        cutoff = now - older_than.total_seconds()
+        sessions = await self._delete("DELETE FROM sessions WHERE updated_at < ?", cutoff)
+        rows = await self._conn.execute_fetchall(_OLD_CLOSED_HANDOVERS, (cutoff,))
+        old = json.dumps([int(row[0]) for row in rows])
+        offers = await self._delete(
+            "DELETE FROM offers WHERE handover_id IN (SELECT value FROM json_each(?))", old)
+        handovers = await self._delete(
+            "DELETE FROM handovers WHERE id IN (SELECT value FROM json_each(?)) "
+            "AND status = 'closed'", old)
+        # Rows still in the outbox this old were never delivered (sent rows leave it at once):
+        # a message the platform refused for the whole retention period never will be taken,
+        # and keeping it would keep what it says about the person.
+        undelivered = await self._delete(
+            "DELETE FROM outbox WHERE created_at < ? AND id NOT IN (SELECT value FROM json_each(?))",
+            cutoff, json.dumps(sorted(self._sent)))
+        if undelivered:
+            log.warning("retention purge: dropped %d message(s) that could not be delivered in "
+                        "%.0f days", undelivered, older_than.total_seconds() / 86400)
+        # Update ids guard against a platform's redelivery: never dropped inside that window.
+        keep = max(older_than.total_seconds(), PROCESSED_KEEP_SECONDS)
+        updates = await self._delete("DELETE FROM processed_updates WHERE at < ?", now - keep)
+        # Always, even when nothing was due: it also finishes a clear-up a reader held up.
+        cleared = await self._scrub()
+        return Purged(sessions, handovers, offers, undelivered, updates, wal_cleared=cleared)
+
+    async def _delete(self, sql: str, *args: Any) -> int:
+        cursor = await self._conn.execute(sql, args)
+        return max(cursor.rowcount, 0)
+
+    async def _drop_sent_now(self) -> None:
+        """Delete sent replies now rather than after the batching moment, so the scrub that
+        follows also removes them from the disk."""
+        batch = sorted(self._sent)
+        if batch:
+            await self._conn.execute(
+                "DELETE FROM outbox WHERE id IN (SELECT value FROM json_each(?))",
+                (json.dumps(batch),))
+            self._sent.difference_update(batch)
+
+    async def _scrub(self) -> bool:
+        """Make deleted rows unreadable on disk; False when the WAL could not be cleared.
+
+        secure_delete zeroes a deleted row, but a page rebuilt when the b-tree rebalances
+        keeps stale bytes of the cells that left it in its free gap; in index pages that
+        left deleted chat keys in the file (found by scanning it), and rebuilding the
+        indexes drops them. The WAL still holds every earlier version of each page: a
+        truncating checkpoint copies the current pages into the file and empties it.
+        """
+        await self._conn.executescript("".join(f"REINDEX {t};" for t in _KEYED_TABLES))
+        if self.path == ":memory:":
+            return True
+        for attempt in range(WAL_CLEAR_TRIES):
+            if await asyncio.to_thread(_truncate_wal, self.path):
+                return True
+            if attempt + 1 < WAL_CLEAR_TRIES:
+                await asyncio.sleep(WAL_CLEAR_PAUSE_SECONDS * 2 ** attempt)
+        log.warning("could not clear the write-ahead log of %s after %d tries: another connection "
+                    "kept reading it; deleted data stays in %s-wal until the next clear-up",
+                    self.path, WAL_CLEAR_TRIES, self.path)
+        return False
 
     async def handovers(self, chat_key: str) -> list[dict[str, str | None]]:
         """Handovers recorded for a chat (the volunteer queue builds on this table)."""
@@ -641,6 +737,31 @@ _RECEIVE = """
     ORDER BY key
     RETURNING update_id
 """
+
+#: Closed handovers whose last sign of life (created, taken, either side heard) is older
+#: than the cutoff.
+_OLD_CLOSED_HANDOVERS = """
+    SELECT id FROM handovers WHERE status = 'closed'
+      AND max(created_at, coalesce(assigned_at, 0), coalesce(user_seen_at, 0),
+              coalesce(volunteer_seen_at, 0)) < ?
+"""
+
+
+def _truncate_wal(path: str) -> bool:
+    """One truncating checkpoint on a connection of its own (in a worker thread), so its
+    short busy timeout applies to it alone. True when the WAL is empty now."""
+    try:
+        conn = sqlite3.connect(path, isolation_level=None)
+        try:
+            conn.execute(f"PRAGMA busy_timeout={WAL_CLEAR_WAIT_MS}")
+            busy, frames, copied = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return False  # locked by another writer: the caller tries again
+    # (busy, frames in the WAL, frames copied): busy means a reader still uses old frames.
+    return bool(busy == 0 and frames == copied)
+
 
 _VOLUNTEER_COLUMNS = "chat_key, name, languages, queues, available"
 _ENTRY_COLUMNS = ("id, chat_key, flow, queue, priority, summary, language, created_at, status, "
