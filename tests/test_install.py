@@ -181,3 +181,16 @@ def test_the_runtime_install_stays_small(installed: Installed) -> None:
     assert installed.install_mb <= MAX_INSTALL_MB, (
         f"pip install . adds {installed.install_mb:.0f} MB to an empty virtual environment "
         f"(goal: at most {MAX_INSTALL_MB} MB); see the dependencies in pyproject.toml")
+
+
+def test_the_dockerfile_copies_what_this_test_installs_and_execs_python() -> None:
+    """The steps above stand in for the image only while the Dockerfile does the same."""
+    lines = [line.strip() for line in (ROOT / "Dockerfile").read_text(encoding="utf-8").splitlines()
+             if line.strip() and not line.lstrip().startswith("#")]
+    copied = {name for line in lines if line.startswith("COPY ") for name in line.split()[1:-1]}
+    assert copied == set(DOCKERFILE_COPIES)
+    assert any(line.startswith("RUN pip install /src") for line in lines)  # not editable
+    assert "USER bot" in lines and "WORKDIR /data" in lines
+    # Exec form (a JSON list): python is PID 1 and gets SIGTERM itself, no shell in between.
+    assert 'ENTRYPOINT ["python", "-m", "bot"]' in lines and 'CMD ["run"]' in lines
+    assert "STOPSIGNAL SIGTERM" in lines
