@@ -194,3 +194,21 @@ def test_the_dockerfile_copies_what_this_test_installs_and_execs_python() -> Non
     # Exec form (a JSON list): python is PID 1 and gets SIGTERM itself, no shell in between.
     assert 'ENTRYPOINT ["python", "-m", "bot"]' in lines and 'CMD ["run"]' in lines
     assert "STOPSIGNAL SIGTERM" in lines
+
+
+def _readme_command(section: str) -> str:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = text.split(f"\n## {section}\n", 1)[1].split("```sh\n", 1)[1].split("\n```", 1)[0]
+    return block.strip()
+
+
+def test_the_readme_commands_install_into_a_virtual_environment_and_ci_runs_the_test_one() -> None:
+    """System pip refuses installs on Debian 12 and Ubuntu 23.04+ (PEP 668): both set-up
+    commands make and activate a virtual environment first, and CI runs the test one as is."""
+    venv = "python3 -m venv .venv && . .venv/bin/activate && "
+    start, test = _readme_command("Start"), _readme_command("Test")
+    assert start == venv + "pip install -e . && python -m bot chat"
+    assert test == venv + "pip install -e '.[dev]' && scripts/check"
+    ci = [line for line in (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+          if line and not line.startswith("#")]
+    assert ci[-1] == test
