@@ -1,27 +1,41 @@
-# A non-root image that serves Telegram, with its SQLite file on a volume.
+# A non-root image that serves Telegram, with its SQLite file and models on a volume.
 #   docker build -t helpbot .
 #   docker run -e TELEGRAM_BOT_TOKEN=... -v helpbot-data:/data helpbot
+# tests/test_install.py does these steps without Docker (no engine runs on the project's
+# machines): pip install of the same copied files, then the bot as an unprivileged user from
+# a folder holding only the data.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
     BOT_DB_PATH=/data/bot.sqlite3 \
-    BOT_FLOWS_DIR=/app/flows
+    ARGOS_PACKAGES_DIR=/data/argos-packages
 
-RUN groupadd --system bot && useradd --system --gid bot --home-dir /app --shell /usr/sbin/nologin bot
+RUN groupadd --system bot \
+    && useradd --system --gid bot --home-dir /data --no-create-home --shell /usr/sbin/nologin bot
 
-WORKDIR /app
-COPY pyproject.toml README.md ./
-COPY bot ./bot
-RUN pip install .
-COPY flows ./flows
-COPY locales ./locales
+# The flows and catalogs are installed inside the package (bot/_shipped links to flows/ and
+# locales/, and the build copies them), so the source is not kept. A charity's own edited
+# copies go on a volume, named by BOT_FLOWS_DIR and BOT_LOCALES_DIR.
+COPY pyproject.toml README.md /src/
+COPY bot /src/bot
+COPY flows /src/flows
+COPY locales /src/locales
+RUN pip install /src && rm -rf /src
 
 RUN mkdir -p /data && chown bot:bot /data
 VOLUME ["/data"]
+WORKDIR /data
 USER bot
 
-# Refuse to start on broken flows rather than serve them.
+# Refuse to build on broken flows rather than serve them.
 RUN python -m bot validate
-CMD ["python", "-m", "bot", "run"]
+
+# Exec form: python is PID 1 and receives `docker stop`'s SIGTERM itself (no shell between);
+# the bot's own handler stops it gracefully. Arguments after the image name replace `run`:
+#   docker run --rm -it -v helpbot-data:/data helpbot chat
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["python", "-m", "bot"]
+CMD ["run"]

@@ -1,15 +1,15 @@
-"""Offline translation latency: live (through argostranslate + CTranslate2) vs cache hit.
+"""Offline translation latency: live (CTranslate2 + SentencePiece on an .argosmodel) vs cache hit.
 
     python bench/bench_translation.py [--sentences 300] [--threads 1]
     python bench/bench_translation.py --model PATH.argosmodel --source en --target fa
 
 By default a tiny hand-weighted model is built on the spot (tests/support/tiny_argos.py),
-so the run needs no download; its live latency is the FLOOR of the real pipeline (argos
+so the run needs no download; its live latency is the FLOOR of the real pipeline (SentencePiece
 tokenising, sentence splitting, CTranslate2 beam search, masking, the hop to the worker
 thread), not the speed of a real model. Pass ``--model`` to time a real .argosmodel.
 
 Everything is measured in the same run on the same sentences:
-  direct   argostranslate's translate() called on this thread (no masking, no thread hop)
+  direct   the loaded package's translate() called on this thread (no masking, no thread hop)
   live     ArgosTranslator.translate(): cache miss, one worker thread, masking
   cached   ArgosTranslator.translate() again on the same sentences: cache hit
 """
@@ -82,7 +82,7 @@ async def run(args: argparse.Namespace, work: Path) -> None:
     try:
         start = time.perf_counter()
         await translator.warm_up()
-        print(f"argostranslate import + model load (warm_up): "
+        print(f"CTranslate2 import + model load (warm_up): "
               f"{(time.perf_counter() - start) * 1e3:.1f} ms")
         texts = sentences(args.sentences)
 
@@ -114,7 +114,7 @@ async def run(args: argparse.Namespace, work: Path) -> None:
         p_cached = report("cached", cached)
         print(f"ratio: a live translation (p50) costs {p_live / p_cached:,.0f}x a cache hit; "
               f"live - direct (thread hop + masking) = {(p_live - p_direct) * 1e3:+.3f} ms "
-              f"on argos's {p_direct * 1e3:.3f} ms")
+              f"on the direct {p_direct * 1e3:.3f} ms")
         example = texts[0]
         print(f"example: {example!r} -> "
               f"{await translator.translate(example, args.source, args.target)!r}")
@@ -132,7 +132,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-translation-") as tmp:
         work = Path(tmp)
-        # argostranslate creates folders under $HOME when first imported: keep them in tmp.
+        # Keep anything written under $HOME (and the default packages folder) in tmp.
         for var in ("XDG_DATA_HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME"):
             os.environ[var] = str(work / var.lower())
         os.environ["ARGOS_PACKAGES_DIR"] = str(work / "packages")

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bot.config import Settings, check_language
-from bot.errors import BotError, FlowLoadError, StorageUnavailable
+from bot.errors import BotError, FlowLoadError, MissingFolderError, StorageUnavailable
 from bot.flowspec.library import load_library
 
 if TYPE_CHECKING:
@@ -328,6 +328,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             else settings.log_level
         logging.basicConfig(level=level, stream=sys.stderr,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        # A folder that is not there would leave the bot silent or English-only: say so first.
+        if args.command in ("chat", "run"):
+            settings.require_folders()
+        elif args.command == "locales" or (args.command == "validate" and not args.paths):
+            settings.require_folders(locales=False)  # locales import may create the folder
         if args.command == "validate":
             return _validate(args.paths, settings)
         if args.command == "chat":
@@ -349,6 +354,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
         return 1
+    except MissingFolderError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except BotError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -12,23 +12,30 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bot.errors import ConfigError
+from bot._shipped import shipped_dir
+from bot.errors import ConfigError, MissingFolderError
 from bot.flowspec.library import default_flows_dir
 from bot.handover.desk import DeskSettings, parse_hours
 from bot.text.languages import LANGUAGES
 
-__all__ = ["Settings", "check_retention_days"]
+__all__ = ["Settings", "check_retention_days", "default_locales_dir"]
 
 DEFAULT_DB = Path("data") / "bot.sqlite3"
 #: Days kept before the purge deletes idle sessions, closed handovers, stale messages.
 DEFAULT_RETENTION_DAYS = 30.0
 
 
+def default_locales_dir() -> Path:
+    """The shipped catalogs: locales/ at the repository root in a checkout or an editable
+    install, the copy inside the package once installed (see bot/_shipped)."""
+    return shipped_dir("locales")
+
+
 @dataclass(frozen=True)
 class Settings:
     db_path: Path = DEFAULT_DB
     flows_dir: Path = field(default_factory=default_flows_dir)
-    locales_dir: Path = field(default_factory=lambda: default_flows_dir().parent / "locales")
+    locales_dir: Path = field(default_factory=default_locales_dir)
     argos_packages_dir: Path = Path("data") / "argos-packages"
     translation_timeout: float = 10.0
     sqlite_sync: str = "NORMAL"
@@ -73,7 +80,7 @@ class Settings:
         return cls(
             db_path=Path(text("BOT_DB_PATH") or DEFAULT_DB),
             flows_dir=Path(text("BOT_FLOWS_DIR") or default_flows_dir()),
-            locales_dir=Path(text("BOT_LOCALES_DIR") or default_flows_dir().parent / "locales"),
+            locales_dir=Path(text("BOT_LOCALES_DIR") or default_locales_dir()),
             argos_packages_dir=Path(text("ARGOS_PACKAGES_DIR") or Path("data") / "argos-packages"),
             translation_timeout=number("BOT_TRANSLATION_TIMEOUT", 10.0),
             sqlite_sync=sync,
@@ -96,6 +103,24 @@ class Settings:
                 timezone=text("BOT_TIMEZONE") or "Europe/London",
             ),
         )
+
+    def require_folders(self, *, flows: bool = True, locales: bool = True) -> None:
+        """Raise MissingFolderError, in one line, for the first folder asked for that is not
+        there: the variable that names it, or the shipped copy when none is set."""
+        wanted = [("BOT_FLOWS_DIR", self.flows_dir, default_flows_dir(), "flow files")] if flows else []
+        if locales:
+            wanted.append(("BOT_LOCALES_DIR", self.locales_dir, default_locales_dir(),
+                           "translation catalogs"))
+        for variable, path, shipped, what in wanted:
+            if path.is_dir():
+                continue
+            if path == shipped:
+                raise MissingFolderError(
+                    f"the shipped {what} are missing ({path}): reinstall the bot, or set "
+                    f"{variable} to a folder of {what}")
+            raise MissingFolderError(
+                f"{variable}={path}: no such folder; set {variable} to your folder of {what}, "
+                "or unset it to use the shipped ones")
 
 
 def check_retention_days(raw: str | None, name: str) -> float:

@@ -2,6 +2,7 @@
 
     BotError
      +-- ConfigError          bad or missing setting (env var, CLI flag)
+     |    +-- MissingFolderError  a folder the bot reads (flows, catalogs) is not there
      +-- FlowError            a flow file cannot be used
      |    +-- FlowLoadError   one or more problems, each with path:line and a hint
      +-- StorageError         the SQLite store failed or holds data from a newer version
@@ -24,6 +25,7 @@ __all__ = [
     "DeliveryRefused",
     "FlowError",
     "FlowLoadError",
+    "MissingFolderError",
     "Problem",
     "StorageError",
     "StorageUnavailable",
@@ -38,6 +40,10 @@ class BotError(Exception):
 
 class ConfigError(BotError):
     """A setting is missing or malformed; the message says which and how to fix it."""
+
+
+class MissingFolderError(ConfigError):
+    """A folder the bot must read is not there; the message names the variable and the path."""
 
 
 class StorageError(BotError):

@@ -127,3 +127,28 @@ def test_piped_chat_walks_claim_refused_to_its_handover_on_shipped_flows(tmp_pat
     flow, queue, priority, summary = rows[0]
     assert (flow, queue, priority) == ("claim_refused", "legal", "deadline")
     assert "Letter sent: In the last 7 days" in summary
+
+
+def test_shipped_folders_are_the_repository_root_folders_in_a_checkout() -> None:
+    from bot.config import Settings, default_locales_dir
+    from bot.flowspec.library import default_flows_dir
+
+    assert default_flows_dir() == ROOT / "flows"
+    assert default_locales_dir() == ROOT / "locales"
+    settings = Settings.from_env({})
+    assert (settings.flows_dir, settings.locales_dir) == (ROOT / "flows", ROOT / "locales")
+
+
+@pytest.mark.parametrize("variable", ["BOT_FLOWS_DIR", "BOT_LOCALES_DIR"])
+def test_a_missing_folder_is_named_in_one_line(tmp_path: Path, variable: str) -> None:
+    missing = tmp_path / "nowhere"
+    result = run_bot("chat", "--db", str(tmp_path / "bot.sqlite3"), stdin="hi\n",
+                     env={variable: str(missing)})
+    assert result.returncode == 2
+    assert result.stdout == ""
+    line = result.stderr.strip()
+    assert "\n" not in line and line.startswith(f"error: {variable}={missing}: no such folder")
+    assert not (tmp_path / "bot.sqlite3").exists()
+    if variable == "BOT_FLOWS_DIR":
+        validate = run_bot("validate", env={variable: str(missing)})
+        assert (validate.returncode, validate.stderr.strip()) == (2, line)

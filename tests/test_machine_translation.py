@@ -1,14 +1,10 @@
-"""Offline machine translation through the REAL argostranslate + CTranslate2 + SentencePiece.
+"""Offline machine translation through the REAL CTranslate2 + SentencePiece, on .argosmodel files.
 
-No mocks of argos: every translation runs a tiny hand-weighted model built by
-tests/support/tiny_argos.py and installed into a temporary packages directory. The network
-is blocked for the whole module (Python-level sockets and name resolution; loopback is
-allowed) and every test asserts that nothing even tried to reach it.
-
-argostranslate creates its data/config/cache folders when ``argostranslate.settings`` is
-first imported, and onnxruntime (imported by argostranslate.sbd -> minisbd) writes a device
-id under $XDG_CACHE_HOME: the module fixture points every XDG/ARGOS variable at a temporary
-directory BEFORE argostranslate is imported, and restores the environment afterwards.
+No mocks: every translation runs a tiny hand-weighted model built by
+tests/support/tiny_argos.py (a real .argosmodel package) and installed into a temporary
+packages directory. The network is blocked for the whole module (Python-level sockets and
+name resolution; loopback is allowed) and every test asserts that nothing even tried to
+reach it; $XDG_*_HOME and ARGOS_PACKAGES_DIR point at temporary folders meanwhile.
 """
 
 from __future__ import annotations
@@ -27,9 +23,9 @@ from pathlib import Path
 import pytest
 
 from bot.errors import TranslationError
-from bot.translation import argos as mt
 from bot.translation.argos import INSTALL_HINT, ArgosTranslator, OfflineSentencizer
 from bot.translation.argos_models import InstalledModel, install_models, list_models
+from bot.translation.argos_package import ArgosPackage, Pivot
 from bot.translation.base import MachineTranslator, Quality
 from bot.translation.masking import mask_protected, unmask_protected
 from tests.support.offline import NetworkGuard
@@ -93,55 +89,19 @@ def test_tiny_model_is_a_real_argos_package(tmp_path: Path) -> None:
     assert (metadata["from_code"], metadata["to_code"]) == ("en", "fa")
 
 
-def test_argostranslate_keeps_its_files_in_the_temp_home(offline_argos: NetworkGuard) -> None:
-    import argostranslate.settings as settings
-    import minisbd.models
-
-    home = offline_argos.home
-    for path in (settings.data_dir, settings.config_dir, settings.cache_dir,
-                 settings.package_data_dir, Path(minisbd.models.cache_dir)):
-        assert Path(path).is_relative_to(home), (
-            f"{path} is outside {home}: argostranslate was imported before this module set "
-            "XDG_*_HOME (another test imported it first?)"
-        )
-
-
 # --------------------------------------------------------------------------- translating
 
 
-async def test_translates_through_real_argostranslate(translator: ArgosTranslator) -> None:
+async def test_translates_through_real_ctranslate2(translator: ArgosTranslator) -> None:
     import ctranslate2
 
     assert isinstance(translator, MachineTranslator)
     assert await translator.translate("hello friend", "en", "fa") == "سلام دوست"
     assert await translator.translate("I need a lawyer", "en", "fa") == "I need a وکیل"
-    # The real stack ran: argos PackageTranslation holding a CTranslate2 Translator.
+    # The real stack ran: the package's CTranslate2 Translator and the offline splitter.
     step = translator._translations[("en", "fa")]
     assert isinstance(step.translator, ctranslate2.Translator)
     assert isinstance(step.sentencizer, OfflineSentencizer)
-
-
-async def test_network_splitter_is_replaced_before_languages_load(
-    translator: ArgosTranslator,
-) -> None:
-    import argostranslate.sbd
-    import argostranslate.translate
-
-    await translator.translate("hello", "en", "fa")
-    for module in (argostranslate.translate, argostranslate.sbd):
-        assert module.MiniSBDSentencizer is OfflineSentencizer
-        assert module.StanzaSentencizer is OfflineSentencizer
-        assert module.SpacySentencizerSmall is OfflineSentencizer
-
-
-def test_minisbd_would_download_and_the_guard_catches_it(offline_argos: NetworkGuard) -> None:
-    """Proves the trap is real and the guard works: argos's own splitter fetches a model."""
-    import minisbd
-
-    with pytest.raises(OSError, match="blocked"):
-        minisbd.SBDetect("en", use_gpu=False)
-    assert any("github" in attempt for attempt in offline_argos.attempts)
-    offline_argos.attempts.clear()
 
 
 async def test_placeholders_urls_phones_and_emails_survive(translator: ArgosTranslator) -> None:
@@ -154,12 +114,10 @@ async def test_placeholders_urls_phones_and_emails_survive(translator: ArgosTran
     assert await translator.translate(text, "en", "fa") == expected
 
 
-def test_argos_itself_turns_underscores_into_spaces(packages_dir: Path) -> None:
-    """Why masking is needed: the argos SentencePiece decoder replaces '_' by ' '."""
-    from argostranslate.package import Package
-
-    pkg = Package(list_models(packages_dir)[0].path)
-    assert pkg.tokenizer.decode(pkg.tokenizer.encode("{first_name}")).strip() == "{first name}"
+def test_the_decoder_turns_underscores_into_spaces(packages_dir: Path) -> None:
+    """Why masking is needed: the decoder, as argostranslate's, replaces '_' by ' '."""
+    pkg = ArgosPackage(list_models(packages_dir)[0].path, OfflineSentencizer())
+    assert pkg.translate("{first_name} hello") == "{first name} سلام"
 
 
 async def test_sentences_paragraphs_and_outer_whitespace(translator: ArgosTranslator) -> None:
@@ -245,11 +203,7 @@ async def test_dari_is_a_draft_via_the_persian_model(
     assert (back.text, back.via_model) == ("hello friend", "fa")
 
 
-async def test_pivots_through_english_with_argos_composite(
-    tmp_path: Path, archives: dict[str, Path]
-) -> None:
-    import argostranslate.translate
-
+async def test_pivots_through_english(tmp_path: Path, archives: dict[str, Path]) -> None:
     packages = tmp_path / "pivot"
     install_models([archives["fa_en"], archives["en_ur"]], packages)
     t = ArgosTranslator(packages)
@@ -258,8 +212,9 @@ async def test_pivots_through_english_with_argos_composite(
             ("fa", "en"), ("prs", "en"), ("en", "ur"), ("fa", "ur"), ("prs", "ur"),
         }
         assert await t.translate("سلام دوست", "fa", "ur") == "ہیلو دوست"
-        assert isinstance(t._argos_translation(("fa", "en", "ur")),
-                          argostranslate.translate.CompositeTranslation)
+        pivot = t._argos_translation(("fa", "en", "ur"))
+        assert isinstance(pivot, Pivot)
+        assert [(p.from_code, p.to_code) for p in pivot.steps] == [("fa", "en"), ("en", "ur")]
     finally:
         t.close()
 
@@ -267,7 +222,7 @@ async def test_pivots_through_english_with_argos_composite(
 async def test_each_translator_uses_its_own_directory(
     tmp_path: Path, archives: dict[str, Path]
 ) -> None:
-    """argos's global cache is keyed 'en-fa' only; two directories must not share models."""
+    """argostranslate's global cache was keyed 'en-fa' only; two directories must not share models."""
     other = build_tiny_model(tmp_path, "en", "fa", {"hello": "درود"})
     first, second = ArgosTranslator(tmp_path / "a"), ArgosTranslator(tmp_path / "b")
     install_models([archives["en_fa"]], tmp_path / "a")
@@ -295,17 +250,31 @@ async def test_timeout_raises_translation_error_and_worker_recovers(packages_dir
         t.close()
 
 
-async def test_translation_finishing_after_timeout_still_fills_cache(packages_dir: Path) -> None:
+async def test_translation_finishing_after_timeout_still_fills_cache(
+    packages_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     t = ArgosTranslator(packages_dir, timeout=0.2)
+    started, release = threading.Event(), threading.Event()
+    load = t._argos_translation
+
+    def slow_load(path: tuple[str, ...]) -> ArgosPackage | Pivot:
+        started.set()
+        release.wait(10)
+        return load(path)
+
+    # White-box: hold the job in the worker before the model loads, so it has STARTED
+    # (cannot be cancelled) when the caller gives up.
+    monkeypatch.setattr(t, "_argos_translation", slow_load)
     try:
-        # White-box: hold the lock the worker takes before loading argos, so the job has
-        # STARTED (cannot be cancelled) when the caller gives up.
-        with mt._patch_lock, pytest.raises(TranslationError, match="longer than"):
+        with pytest.raises(TranslationError, match="longer than"):
             await t.translate("hello friend", "en", "fa")
+        assert started.is_set()
+        release.set()
         await asyncio.wrap_future(t._executor.submit(lambda: None))  # let the job finish
         late = await t.translate_detailed("hello friend", "en", "fa")
         assert (late.text, late.cached) == ("سلام دوست", True)
     finally:
+        release.set()
         t.close()
 
 
@@ -324,13 +293,17 @@ async def test_warm_up_loads_models_in_the_worker(translator: ArgosTranslator) -
 
 def test_nothing_loads_at_import_or_construction(tmp_path: Path, packages_dir: Path) -> None:
     code = (
-        "import sys\n"
+        "import asyncio, sys\n"
         "from bot.translation.argos import ArgosTranslator\n"
         f"t = ArgosTranslator({str(packages_dir)!r})\n"
         "assert t.supports('en', 'fa') and not t.supports('en', 'ur')\n"
-        "heavy = [m for m in sys.modules if m.split('.')[0] in "
-        "('argostranslate', 'ctranslate2', 'onnxruntime', 'minisbd', 'sentencepiece')]\n"
-        "assert not heavy, heavy\n"
+        "def loaded(*names): return sorted({m.split('.')[0] for m in sys.modules} & set(names))\n"
+        "assert not loaded('ctranslate2', 'sentencepiece'), loaded('ctranslate2', 'sentencepiece')\n"
+        "assert asyncio.run(t.translate('hello', 'en', 'fa')) == 'سلام'\n"
+        "assert loaded('ctranslate2', 'sentencepiece') == ['ctranslate2', 'sentencepiece']\n"
+        "# translating needs neither argostranslate nor its network sentence splitter\n"
+        "assert not loaded('argostranslate', 'minisbd', 'onnxruntime'), loaded('argostranslate')\n"
+        "t.close()\n"
     )
     env = {**os.environ, "HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path),
            "XDG_CONFIG_HOME": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path)}
@@ -444,6 +417,9 @@ def test_invalid_files_are_refused(tmp_path: Path, archives: dict[str, Path]) ->
         _zip(tmp_path / "nocodes.argosmodel", {"p/metadata.json": "{}", "p/model/model.bin": "x",
                                                 "p/sentencepiece.model": "x"}):
             "from_code/to_code",
+        _zip(tmp_path / "bpe.argosmodel", {
+            "p/metadata.json": json.dumps({"from_code": "en", "to_code": "fa"}),
+            "p/model/model.bin": "x", "p/bpe.model": "x"}): "tokenized with bpe.model",
         _zip(tmp_path / "nomodel.argosmodel", {
             "p/metadata.json": json.dumps({"from_code": "en", "to_code": "fa"}),
             "p/sentencepiece.model": "x"}): "model.bin",

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bot._shipped import shipped_dir
 from bot.errors import FlowLoadError, Problem
 from bot.flowspec.model import Flow, HandoverStep
 from bot.flowspec.parse import parse_flow
@@ -28,8 +29,9 @@ _NO_EXTRA: Mapping[str, str] = {}
 
 
 def default_flows_dir() -> Path:
-    """flows/ beside the package: the repository's flows, or the copy baked into an image."""
-    return Path(__file__).resolve().parents[2] / "flows"
+    """The shipped flows: flows/ at the repository root in a checkout or an editable install,
+    the copy inside the package once installed (see bot/_shipped)."""
+    return shipped_dir("flows")
 
 
 @dataclass(frozen=True)

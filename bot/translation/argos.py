@@ -1,38 +1,31 @@
-"""Offline machine translation with argostranslate: no text ever leaves the server.
+"""Offline machine translation with Argos models: no text ever leaves the server.
 
     MachineTranslator (Protocol)      what the localizer needs: translate / available_pairs / supports
-     +-- ArgosTranslator              argostranslate + CTranslate2 models from a packages directory
+     +-- ArgosTranslator              .argosmodel packages (CTranslate2 + SentencePiece) from a directory
 
 Bot language codes are mapped to argos model codes: ``prs`` (Dari) is served by the Persian
 ``fa`` model, and such a result is a DRAFT that needs review (``Translation.via_model ==
 'fa'``); Pashto (``ps``) has no model at all, so ``supports()`` is False and Pashto needs
 human-written catalogs.
 
-What argostranslate (argos-translate-lt 1.12.1) would do wrong, and what is done instead:
+Models are run by bot/translation/argos_package.py with CTranslate2 and SentencePiece
+directly; argostranslate itself is not installed. What it would have done wrong, and what
+is done instead:
 
-* ``translate()`` splits sentences with MiniSBD, which on first use DOWNLOADS an ONNX model
-  from GitHub (``minisbd.models.get_model_file`` -> ``urllib.request.urlretrieve``), even with
-  a translation model installed; offline it fails. Before any package loads, the sentencizer
-  classes that ``argostranslate.translate.PackageTranslation`` instantiates
-  (``MiniSBDSentencizer``, ``StanzaSentencizer``, ``SpacySentencizerSmall``, looked up as
-  globals of ``argostranslate.translate`` and ``argostranslate.sbd``) are replaced by
-  :class:`OfflineSentencizer`, a small punctuation splitter, and every translation built
-  here is also given one explicitly.
-* ``get_installed_languages()`` reads the package directories fixed at import
-  (``settings.package_dirs``), keeps translations in a module-global list keyed only by
-  ``"from-to"`` (a second directory would silently reuse the first one's model) and crashes
-  on a folder without metadata.json. So each ArgosTranslator builds its own small graph of
-  ``argostranslate.translate.PackageTranslation`` objects from ITS packages directory, and
-  pivots through English with argostranslate's own ``CompositeTranslation``.
-* ``get_available_packages()`` is never called (offline it retries for about 50 s).
+* Its ``translate()`` splits sentences with MiniSBD, which on first use DOWNLOADS an ONNX
+  model (offline it fails) and needs onnxruntime. :class:`OfflineSentencizer` here is a
+  small punctuation splitter that needs neither.
+* Its ``get_installed_languages()`` reads package directories fixed at import, keeps
+  translations in a module-global list keyed only by ``"from-to"`` and crashes on a folder
+  without metadata.json. Each ArgosTranslator reads ITS packages directory, and pivots
+  through English itself.
 * The SentencePiece decoder turns ``_`` into spaces and models mangle URLs and numbers:
   placeholders ``{name}``, URLs, e-mail addresses and phone numbers are masked as ``[N]``
   before translating and restored after; a mask the model lost makes the call fail rather
   than send a message without its phone number.
-* CTranslate2 stops decoding at 256 tokens (argostranslate does not raise the limit), which
-  silently cuts a long sentence: the splitter also cuts runs longer than
-  ``MAX_SENTENCE_CHARS`` at a space.
-* A missing pair makes argostranslate raise AttributeError; it is checked first here.
+* CTranslate2 stops decoding at 256 tokens, which silently cuts a long sentence: the
+  splitter also cuts runs longer than ``MAX_SENTENCE_CHARS`` at a space.
+* A missing pair is checked first and named, with how to install a model.
 
 Model work runs in ONE dedicated worker thread (one CTranslate2 call at a time was faster
 than two on small machines), off the event loop, under a timeout.
@@ -49,10 +42,10 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from bot.errors import TranslationError
 from bot.translation.argos_models import list_models
+from bot.translation.argos_package import ArgosPackage, Pivot
 from bot.translation.base import CacheStats, Translation
 from bot.translation.masking import mask_protected, unmask_protected
 
@@ -63,7 +56,6 @@ __all__ = [
     "MAX_SENTENCE_CHARS",
     "ArgosTranslator",
     "OfflineSentencizer",
-    "install_offline_sentencizer",
 ]
 
 ARGOS_MODEL_FOR: dict[str, str | None] = {
@@ -74,7 +66,7 @@ ARGOS_MODEL_FOR: dict[str, str | None] = {
     "hi": "hi",
     "ps": None,  # Pashto: no model exists; human-written catalogs only
 }
-"""Bot language code -> argostranslate model code (None: no model exists)."""
+"""Bot language code -> Argos model code (None: no model exists)."""
 
 PIVOT = "en"
 DEFAULT_TIMEOUT = 10.0
@@ -91,14 +83,12 @@ _SENTENCE_END = re.compile(r"(?<=[.!?؟।۔…])\s+")
 class OfflineSentencizer:
     """Sentence splitter that needs no model and no network.
 
-    Stands in for argostranslate's sentencizers (same ``split_sentences`` method, same
-    constructor argument). Splits after . ! ? ؟ (Arabic) । (Devanagari) ۔ (Urdu) and
-    cuts runs longer than ``MAX_SENTENCE_CHARS`` at a space, so CTranslate2's 256-token
-    decoding limit cannot silently truncate a sentence.
+    Stands in for argostranslate's MiniSBD (same ``split_sentences`` method). Splits after
+    . ! ? ؟ (Arabic) । (Devanagari) ۔ (Urdu) and cuts runs longer than ``MAX_SENTENCE_CHARS``
+    at a space, so CTranslate2's 256-token decoding limit cannot silently truncate a sentence.
     """
 
-    def __init__(self, pkg: object | None = None, max_chars: int = MAX_SENTENCE_CHARS) -> None:
-        self.pkg = pkg
+    def __init__(self, max_chars: int = MAX_SENTENCE_CHARS) -> None:
         self.max_chars = max_chars
 
     def split_sentences(self, text: str) -> list[str]:
@@ -119,39 +109,16 @@ class OfflineSentencizer:
         return "OfflineSentencizer"
 
 
-_SENTENCIZER_NAMES = ("MiniSBDSentencizer", "StanzaSentencizer", "SpacySentencizerSmall")
-_patch_lock = threading.Lock()
-
-
-def install_offline_sentencizer() -> None:
-    """Make every argostranslate translation in this process split sentences offline.
-
-    ``argostranslate.translate.PackageTranslation.__init__`` instantiates the sentencizer
-    class named by ``settings.chunk_type`` from its module globals; MiniSBD's would download
-    a model on first use. Idempotent; imports argostranslate (so call it lazily).
-    """
-    with _patch_lock:
-        import argostranslate.sbd as argos_sbd
-        import argostranslate.translate as argos_translate
-
-        for module in (argos_translate, argos_sbd):
-            for name in _SENTENCIZER_NAMES:
-                if getattr(module, name, None) is not OfflineSentencizer:
-                    setattr(module, name, OfflineSentencizer)
-
-
 # --------------------------------------------------------------------------- translator
 
 
 def _default_packages_dir() -> Path:
+    """ARGOS_PACKAGES_DIR, else where argostranslate keeps its packages (XDG data folder)."""
     env = os.environ.get("ARGOS_PACKAGES_DIR")
     if env:
         return Path(env)
-    # Also honours ~/.config/argos-translate/settings.json. Importing the settings module
-    # creates argostranslate's data/config/cache folders under $HOME (or $XDG_*_HOME).
-    from argostranslate import settings
-
-    return Path(settings.package_data_dir)
+    data_home = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(data_home) / "argos-translate" / "packages"
 
 
 def _model_code(code: str) -> str | None:
@@ -163,10 +130,10 @@ def _model_code(code: str) -> str | None:
 
 
 class ArgosTranslator:
-    """MachineTranslator backed by argostranslate models installed in ``packages_dir``.
+    """MachineTranslator backed by Argos models installed in ``packages_dir``.
 
     Nothing is loaded at construction. ``supports()``/``available_pairs()`` only read the
-    packages' metadata.json; argostranslate is imported and models are loaded in the worker
+    packages' metadata.json; CTranslate2 is imported and models are loaded in the worker
     thread on the first translation (or ``await warm_up()`` at start-up).
     """
 
@@ -192,7 +159,7 @@ class ArgosTranslator:
         self._lock = threading.Lock()  # guards everything below
         self._pairs: frozenset[tuple[str, str]] | None = None
         self._model_paths: dict[tuple[str, str], Path] = {}
-        self._translations: dict[tuple[str, str], Any] = {}  # argos ITranslation objects
+        self._translations: dict[tuple[str, str], ArgosPackage] = {}
         self._cache: OrderedDict[tuple[str, str, str], str] = OrderedDict()
         self._cache_size = cache_size
         self._hits = 0
@@ -347,7 +314,7 @@ class ArgosTranslator:
         return done
 
     def _translate_blocking(self, text: str, path: tuple[str, ...]) -> str:
-        """Runs in the worker thread: mask, translate with argos, unmask."""
+        """Runs in the worker thread: mask, translate, unmask."""
         stripped = text.strip()
         lead, trail = text[: len(text) - len(text.lstrip())], text[len(text.rstrip()) :]
         masked, spans = mask_protected(stripped)
@@ -357,19 +324,16 @@ class ArgosTranslator:
             raise
         except Exception as exc:  # third-party errors are wrapped at the adapter
             raise TranslationError(
-                f"argostranslate failed for {'->'.join(path)}: {type(exc).__name__}: {exc}"
+                f"offline translation failed for {'->'.join(path)}: {type(exc).__name__}: {exc}"
             ) from exc
         return lead + unmask_protected(str(raw), spans) + trail
 
-    def _argos_translation(self, path: tuple[str, ...]) -> Any:
-        """The argostranslate ITranslation for an argos path, built on first use.
+    def _argos_translation(self, path: tuple[str, ...]) -> ArgosPackage | Pivot:
+        """The loaded package (or pivot through English) for an argos path, built on first use.
 
         Runs in the worker thread: loading a real model takes about a second, and it happens
         outside ``self._lock`` so the event loop is never blocked on it.
         """
-        install_offline_sentencizer()
-        from argostranslate import translate as argos_translate
-
         self._installed_pairs()
         steps = []
         for pair in itertools.pairwise(path):
@@ -379,44 +343,17 @@ class ArgosTranslator:
             if step is None:
                 if model_path is None:
                     raise TranslationError(f"model {pair[0]}->{pair[1]} is no longer installed")
-                step = self._load_package_translation(model_path)
+                # Threads: CTranslate2's intra_threads; 1 suits a shared 2-core box.
+                step = ArgosPackage(model_path, OfflineSentencizer(), threads=self._threads)
                 with self._lock:
                     step = self._translations.setdefault(pair, step)
             steps.append(step)
-        if len(steps) == 1:
-            return steps[0]
-        return argos_translate.CompositeTranslation(steps[0], steps[1])
-
-    def _load_package_translation(self, model_path: Path) -> Any:
-        import ctranslate2
-        from argostranslate import package as argos_package
-        from argostranslate import settings as argos_settings
-        from argostranslate import translate as argos_translate
-
-        pkg = argos_package.Package(model_path)
-        step = argos_translate.PackageTranslation(
-            argos_translate.Language(pkg.from_code, pkg.from_name),
-            argos_translate.Language(pkg.to_code, pkg.to_name),
-            pkg,
-        )
-        step.sentencizer = OfflineSentencizer(pkg)
-        # argos would create this lazily with intra_threads from ARGOS_INTRA_THREADS read at
-        # import (default 0 = one per core). Creating it here sets the thread count, and
-        # loads the model now rather than inside someone's first translation.
-        options: dict[str, Any] = {
-            "device": argos_settings.device,
-            "inter_threads": 1,
-            "intra_threads": self._threads,
-        }
-        if argos_settings.compute_type != "auto":
-            options["compute_type"] = argos_settings.compute_type
-        step.translator = ctranslate2.Translator(str(pkg.package_path / "model"), **options)
-        return step
+        return steps[0] if len(steps) == 1 else Pivot(steps)
 
     # -- lifecycle ----------------------------------------------------------------------
 
     async def warm_up(self) -> None:
-        """Import argostranslate and load every installed model now, in the worker thread."""
+        """Import CTranslate2 and load every installed model now, in the worker thread."""
 
         def load() -> None:
             for pair in self._installed_pairs():

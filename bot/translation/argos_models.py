@@ -4,9 +4,11 @@ Backs ``python -m bot models install PATH...`` and ``python -m bot models list``
 
 An ``.argosmodel`` is a zip archive holding ONE top-level folder with ``metadata.json``
 (``from_code``, ``to_code``, ``package_version``...), a CTranslate2 model in ``model/`` and
-a tokenizer (``sentencepiece.model`` or ``bpe.model``). Models are downloaded by a person
-on a machine with internet access (https://www.argosopentech.com/argospm/index/) and copied
-to the server; nothing here touches the network.
+a SentencePiece tokenizer (``sentencepiece.model``; packages tokenized with ``bpe.model``
+instead are refused: bot/translation/argos_package.py runs SentencePiece models only).
+Models are downloaded by a person on a machine with internet access
+(https://www.argosopentech.com/argospm/index/) and copied to the server; nothing here
+touches the network.
 
 We unzip into the packages directory ourselves rather than calling
 ``argostranslate.package.install_from_path``: that function always extracts into the global
@@ -37,7 +39,7 @@ __all__ = ["MAX_MODEL_BYTES", "InstalledModel", "install_models", "list_models"]
 MAX_MODEL_BYTES = 4 * 1024**3
 """Refuse archives that would unpack to more than this (real models are 100-300 MB)."""
 
-_TOKENIZERS = ("sentencepiece.model", "bpe.model")
+_TOKENIZER = "sentencepiece.model"
 _HIDDEN_PREFIX = "."  # temporary folders of an install in progress; never listed
 
 
@@ -122,8 +124,11 @@ def _inspect(path: Path) -> _Archive:
                 raise _refuse(path, "metadata.json has no from_code/to_code")
             if f"{folder}/model/model.bin" not in members:
                 raise _refuse(path, f"{folder}/model/model.bin (the CTranslate2 model) is missing")
-            if not any(f"{folder}/{tok}" in members for tok in _TOKENIZERS):
-                raise _refuse(path, f"{folder} has no sentencepiece.model or bpe.model")
+            if f"{folder}/{_TOKENIZER}" not in members:
+                if f"{folder}/bpe.model" in members:
+                    raise _refuse(path, "it is tokenized with bpe.model; only SentencePiece "
+                                        "models (sentencepiece.model) are supported")
+                raise _refuse(path, f"{folder}/{_TOKENIZER} (the tokenizer) is missing")
     except zipfile.BadZipFile as exc:
         raise _refuse(path, f"the zip archive is damaged ({exc})") from exc
     return _Archive(path=path, folder=folder, metadata=metadata)
@@ -137,7 +142,7 @@ def _read_model(folder: Path) -> InstalledModel | None:
     if not isinstance(metadata, dict) or metadata.get("type", "translate") != "translate":
         return None
     codes = _codes(metadata)
-    if codes is None:
+    if codes is None or not (folder / _TOKENIZER).is_file():
         return None
     return InstalledModel(
         from_code=codes[0],
@@ -153,8 +158,8 @@ def _read_model(folder: Path) -> InstalledModel | None:
 def list_models(packages_dir: str | os.PathLike[str]) -> list[InstalledModel]:
     """Translation models installed in ``packages_dir``, sorted by pair then folder name.
 
-    Folders without a readable metadata.json, non-translation packages and hidden folders
-    (an install in progress) are skipped. A missing directory holds no models.
+    Folders without a readable metadata.json or a sentencepiece.model, non-translation
+    packages and hidden folders (an install in progress) are skipped. A missing directory holds no models.
     """
     root = Path(packages_dir)
     if not root.is_dir():

@@ -1,5 +1,6 @@
-"""A network guard for tests: only loopback may be reached, and argostranslate is kept
-in temporary folders. Used by every test module that runs real offline translation."""
+"""A network guard for tests: only loopback may be reached, and $XDG_*_HOME and the default
+ARGOS_PACKAGES_DIR are temporary folders. Used by every test module that runs real offline
+translation, which must neither reach the network nor write under the real home."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ class NetworkGuard:
     """Refuses and records every attempt to reach a non-loopback address."""
 
     def __init__(self, home: Path) -> None:
-        self.home = home  # the temporary $XDG_*_HOME parent for argostranslate
+        self.home = home  # the temporary $XDG_*_HOME parent
         self.attempts: list[str] = []
 
     @staticmethod
@@ -71,9 +72,7 @@ class NetworkGuard:
 
 @pytest.fixture(scope="session")
 def offline_argos(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NetworkGuard]:
-    """Temporary XDG/ARGOS dirs and a blocked network, set before argostranslate loads.
-
-    One for the whole session: argostranslate reads its folders once, at import."""
+    """Temporary XDG/ARGOS dirs and a blocked network, for the whole session."""
     home = tmp_path_factory.mktemp("argos-home")
     guard = NetworkGuard(home)
     with pytest.MonkeyPatch.context() as mp:
@@ -81,9 +80,6 @@ def offline_argos(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NetworkG
             mp.setenv(var, str(home / var.lower()))
         mp.setenv("ARGOS_PACKAGES_DIR", str(home / "default-packages"))
         guard.install(mp)
-        import argostranslate.settings
-        import argostranslate.translate  # noqa: F401  (imports sbd -> minisbd -> onnxruntime)
-
         yield guard
 
 
