@@ -88,7 +88,7 @@ async def telegram(api: FakeBotApi, tmp_path: Path) -> AsyncIterator[Desk]:
     made = await open_desk(tmp_path / "bot.sqlite3", transport)
     yield made
     await made.store.close()
-    await transport.stop()
+    await transport.close()
 
 
 def texts(api: FakeBotApi, chat_id: int) -> list[str]:
