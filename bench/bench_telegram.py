@@ -35,7 +35,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -180,8 +180,15 @@ def ptb_echo(poll_timeout: float, same_reply: bool = False, pool: int | None = N
 def echo_handler(transport: TelegramTransport) -> InboundHandler:
     """(b) The transport's counterpart of the echo bot."""
 
-    async def handle(inbound: Inbound) -> None:
-        await transport.send(Outbound(inbound.chat_key, inbound.text or inbound.command or "?"))
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def handle(batch: Sequence[Inbound]) -> None:
+        # Like the intake: take the batch, answer each message in its own task.
+        for inbound in batch:
+            task = asyncio.create_task(transport.send(
+                Outbound(inbound.chat_key, inbound.text or inbound.command or "?")))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
 
     return handle
 
@@ -198,6 +205,7 @@ def transport_runner(factory: HandlerFactory, poll_timeout: float) -> BotRunner:
         finally:
             await transport.stop()
             await asyncio.wait_for(task, 15)
+            await transport.close()
 
     return run
 
@@ -237,7 +245,7 @@ async def bench_full_bot(*, users: int, messages: int, poll_timeout: float) -> R
     """(c) The whole bot: dispatcher, engine, catalogs, localizer and one SQLite transaction
     per turn on a temporary file, replying through TelegramTransport.
 
-    The per-chat rate limit is off here: a closed loop of 50 messages per chat IS a flood,
+    The intake's flood control is off here: a closed loop of 50 messages per chat IS a flood,
     and the limit would (rightly) answer it with silence.
     """
     from bot.app import load_catalog_set
@@ -245,6 +253,7 @@ async def bench_full_bot(*, users: int, messages: int, poll_timeout: float) -> R
     from bot.dispatcher import Dispatcher
     from bot.flowspec.library import default_flows_dir, load_library
     from bot.i18n.localizer import Localizer
+    from bot.intake import Intake
     from bot.storage.sqlite import SqliteStore
 
     library = load_library([default_flows_dir()])
@@ -255,9 +264,8 @@ async def bench_full_bot(*, users: int, messages: int, poll_timeout: float) -> R
             dispatchers: list[Dispatcher] = []
 
             def with_dispatcher(transport: TelegramTransport) -> InboundHandler:
-                dispatchers.append(Dispatcher(store, lambda: library, localizer, transport,
-                                              rate_limit=False))
-                return dispatchers[-1].handle
+                dispatchers.append(Dispatcher(store, lambda: library, localizer, transport))
+                return Intake(store, dispatchers[-1], flood_control=False).accept
 
             result = await bench_transport(with_dispatcher, users=users, messages=messages,
                                            label="full-bot", poll_timeout=poll_timeout)

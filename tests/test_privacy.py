@@ -113,8 +113,7 @@ async def test_forget_leaves_nothing_in_the_file_or_its_wal(tmp_path: Path, flow
         localizer = Localizer(CatalogSet())
         desk = HandoverDesk(store, localizer, None, DeskSettings(hours="00:00-00:00"))
         transport = MemoryTransport()
-        chat = Chat(Dispatcher(store, lambda: library, localizer, transport, desk=desk,
-                               rate_limit=False), transport)
+        chat = Chat(Dispatcher(store, lambda: library, localizer, transport, desk=desk), transport)
         await store.add_volunteer(VOLUNTEER)
         await chat.say(VOLUNTEER.chat_key, "/available")
         await reach(chat)
