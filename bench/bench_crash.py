@@ -24,8 +24,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.support.bot_process import BotProcess, Person, processed_count  # noqa: E402
-from tests.support.fake_bot_api import FakeBotApi  # noqa: E402
+from tests.support.bot_process import BotProcess, Person, processed_count
+from tests.support.fake_bot_api import FakeBotApi
 
 WELCOME = "Welcome. Please choose your language."
 
