@@ -24,6 +24,10 @@ BUTTONS_MAX = WHATSAPP_LIST_ROWS_MAX
 QUESTION_TEXT_MAX = WHATSAPP_INTERACTIVE_BODY_CHARS
 #: Plain messages longer than this are split by the transport; flows stay below it.
 SAY_TEXT_MAX = TELEGRAM_TEXT_MAX
+#: What a phone shows without much scrolling. Every English flow text stays below it
+#: (tests/test_content.py), and a transport that joins a turn's messages into one stops
+#: joining there, so texts split by meaning arrive as separate, readable messages.
+PHONE_MESSAGE_CHARS = 600
 
 
 def button_label_max(button_count: int) -> int:

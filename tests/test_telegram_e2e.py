@@ -84,7 +84,10 @@ async def test_whole_flow_by_taps_to_the_handover(bot: Bot) -> None:
     await bot.until(chat, "When was the refusal letter sent?")
     bot.tap(chat, "In the last 7 days")
     queued = await bot.until(chat, "You are in the queue to talk to a volunteer.")
-    assert "I am asking a volunteer to join this chat now" in bot.texts(chat)[-2]
+    # The volunteer notice comes first; the information to read while waiting follows it,
+    # each text its own message (joined only up to a phone screen), then the queue notice.
+    assert any("I am asking a volunteer to join this chat now" in text
+               for text in bot.texts(chat)[-6:-1])
     assert "No volunteer is online right now" in queued["text"]
     assert len(bot.api.calls_to("answerCallbackQuery")) == 4
     conn = sqlite3.connect(bot.db)

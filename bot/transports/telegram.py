@@ -63,7 +63,7 @@ from telegram.ext import ApplicationBuilder
 from telegram.warnings import PTBDeprecationWarning, PTBUserWarning
 
 from bot.errors import DeliveryRefused, TransportError
-from bot.limits import TELEGRAM_CALLBACK_DATA_MAX_BYTES, TELEGRAM_TEXT_MAX
+from bot.limits import PHONE_MESSAGE_CHARS, TELEGRAM_CALLBACK_DATA_MAX_BYTES, TELEGRAM_TEXT_MAX
 from bot.messages import Inbound, InboundKind, Outbound
 from bot.transports.base import InboundHandler
 
@@ -255,8 +255,9 @@ class TelegramTransport:
             self._initialized = False
             await self._app.shutdown()
 
-    #: Join a turn's messages (Telegram delivers about one message a second per chat).
-    merge_up_to = TELEGRAM_TEXT_MAX
+    #: Join a turn's short messages (Telegram delivers about one message a second per chat),
+    #: but only up to a phone screen: a turn of several long texts stays several messages.
+    merge_up_to = PHONE_MESSAGE_CHARS
 
     def owns(self, chat_key: str) -> bool:
         return chat_key.startswith("telegram:")
