@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -49,8 +48,8 @@ class Bot:
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Path]:
-    yield tmp_path / "bot.sqlite3"
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "bot.sqlite3"
 
 
 async def test_saved_messages_are_answered_after_a_crash_in_order(db: Path,
