@@ -62,6 +62,19 @@ def test_broken_file_without_snapshot_refuses_to_start(flows: Path) -> None:
         LiveLibrary([flows])
 
 
+def half_that_parses(flows: Path, path: Path, full: str, *, before: str) -> str:
+    """The longest start of ``full``, cut at a line before ``before``, that still loads."""
+    cuts = [i + 1 for i, ch in enumerate(full[:full.index(before)]) if ch == "\n"]
+    for cut in reversed(cuts[len(cuts) // 3:]):
+        path.write_text(full[:cut], encoding="utf-8")
+        try:
+            load_library([flows])
+        except FlowLoadError:
+            continue
+        return full[:cut]
+    raise AssertionError(f"no start of {path.name} before {before!r} loads")
+
+
 def test_a_half_saved_file_goes_live_only_once_it_stops_changing(tmp_path: Path) -> None:
     flows = tmp_path / "flows"
     shutil.copytree(default_flows_dir(), flows)
@@ -69,9 +82,10 @@ def test_a_half_saved_file_goes_live_only_once_it_stops_changing(tmp_path: Path)
     good = live.current
     path = flows / "claim_refused.yaml"
     full = path.read_text(encoding="utf-8")
-    # An editor still writing: the first 1,500 characters happen to be a valid flow
-    # (without its handover), so a reload taken now would serve it.
-    path.write_text(full[:1500], encoding="utf-8")
+    # An editor still writing: the file cut at a line before its handover step happens to
+    # be a valid flow (without the handover), so a reload taken now would serve it.
+    path.write_text(half_that_parses(flows, path, full, before="  - id: urgent_handover"),
+                    encoding="utf-8")
     assert load_library([flows]).flows["claim_refused"].step("urgent_handover") is None
     assert live.poll() is None
     assert live.current is good
