@@ -128,6 +128,7 @@ async def run_bot(settings: Settings, transport: Transport, *, db_path: Path | N
         _spawn(transport.stop())
 
     signals = _on_stop_signals(loop, stop)
+    input_ended = False
     background = [asyncio.create_task(flows.watch(settings.flows_poll_seconds)),
                   asyncio.create_task(dispatcher.keep_flushing(flush_every)),
                   asyncio.create_task(keep_purging(store, timedelta(days=settings.retention_days)))]
@@ -143,6 +144,7 @@ async def run_bot(settings: Settings, transport: Transport, *, db_path: Path | N
         await dispatcher.flush_outbox()
         if not stop_signal.is_set():
             await transport.run(accept)
+            input_ended = not stop_signal.is_set()
     finally:
         started = loop.time()
         for sig in signals:
@@ -154,13 +156,11 @@ async def run_bot(settings: Settings, transport: Transport, *, db_path: Path | N
                 await task
         with contextlib.suppress(Exception):
             await transport.stop()
-        if stop_signal.is_set():
-            left = await intake.stop(limits.STOP_TURNS_SECONDS)
-            if left:
-                log.info("stopping: %d message(s) wait in the database for the next start", left)
-        else:  # the input ended (the console): answer everything first
+        if input_ended:  # the console's input ended: answer everything first
             await intake.drain()
-            await intake.stop(limits.STOP_TURNS_SECONDS)
+        left = await intake.stop(limits.STOP_TURNS_SECONDS)
+        if left:
+            log.info("stopping: %d message(s) wait in the database for the next start", left)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(dispatcher.flush_outbox(), limits.STOP_SEND_SECONDS)
         with contextlib.suppress(Exception):
