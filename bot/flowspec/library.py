@@ -16,6 +16,7 @@ from bot.flowspec.parse import parse_flow
 from bot.flowspec.validate import (
     FIRST_CONTACT_FLOW,
     MAIN_MENU_FLOW,
+    outranked_by,
     validate_flow,
     validate_library,
 )
@@ -32,6 +33,10 @@ def default_flows_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "flows"
 
 
+#: The pools of words a flow may own, matched the same way (whole words inside a message).
+KEYWORDS, SAFEGUARDING, DISTRESS = "keywords", "safeguarding", "distress"
+
+
 @dataclass(frozen=True)
 class FlowLibrary:
     flows: dict[str, Flow]
@@ -40,7 +45,11 @@ class FlowLibrary:
     _commands: dict[str, Flow] = field(default_factory=dict, compare=False, repr=False)
     _keywords: dict[str, Flow] = field(default_factory=dict, compare=False, repr=False)
     _safeguarding: dict[str, Flow] = field(default_factory=dict, compare=False, repr=False)
-    _sorted: dict[tuple[int, bool], tuple[Mapping[str, str], list[tuple[str, Flow]]]] = field(
+    _distress: dict[str, Flow] = field(default_factory=dict, compare=False, repr=False)
+    #: flow id -> every flow id that outranks it, directly or through a chain.
+    _outranked_by: dict[str, frozenset[str]] = field(default_factory=dict, compare=False,
+                                                     repr=False)
+    _sorted: dict[tuple[int, str], tuple[Mapping[str, str], list[tuple[str, Flow]]]] = field(
         default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -51,6 +60,9 @@ class FlowLibrary:
                 self._keywords[normalize(keyword)] = flow
             for phrase in flow.safeguarding:
                 self._safeguarding[normalize(phrase)] = flow
+            for word in flow.distress:
+                self._distress[normalize(word)] = flow
+        self._outranked_by.update(outranked_by(self.flows))
 
     def get(self, flow_id: str) -> Flow | None:
         return self.flows.get(flow_id)
@@ -88,42 +100,62 @@ class FlowLibrary:
 
         Only flows listed in the menu match inside a sentence: 'I want to quit my job'
         must not start the stop flow, whose keywords count only as the whole message.
-        The longest keyword wins ('no money' beats 'money'); a tie goes to the flow
-        higher in the menu. ``extra`` maps normalised keywords in other languages to flows.
+        A flow that ``outranks`` another wins over it ('my asylum claim was refused' is
+        about the refusal, not about how asylum works); otherwise the longest keyword
+        wins ('no money' beats 'money'), and a tie goes to the flow higher in the menu.
+        ``extra`` maps normalised keywords in other languages to flows.
         """
-        folded = f" {normalize(text)} "
-        for padded, flow in self._candidates(extra):
-            if padded in folded:
-                return flow
-        return None
+        return self._best(text, KEYWORDS, extra)
 
     def flow_for_safeguarding(self, text: str, extra: Mapping[str, str] = _NO_EXTRA) -> Flow | None:
         """The flow with a safeguarding phrase found as whole words anywhere in the message.
 
         Looked for in every message at every step, before anything else: a person who writes
         about ending their life in the middle of a form must see crisis numbers at once.
-        ``extra`` maps normalised phrases in other languages to flow ids.
+        Several flows may own phrases (suicide, violence now, a medical emergency, ...); when
+        one message holds phrases of several, the order their ``outranks`` lists give decides,
+        then the longest phrase. ``extra`` maps normalised phrases in other languages to flow ids.
         """
         if not self._safeguarding and not extra:
             return None
-        folded = f" {normalize(text)} "
-        for padded, flow in self._candidates(extra, safeguarding=True):
-            if padded in folded:
-                return flow
-        return None
+        return self._best(text, SAFEGUARDING, extra)
 
-    def _candidates(self, extra: Mapping[str, str], *,
-                    safeguarding: bool = False) -> list[tuple[str, Flow]]:
-        """Menu keywords (or safeguarding phrases) in matching order, longest first, padded
-        with spaces to match whole words; built once per catalog, not per message."""
-        cache_key = (id(extra), safeguarding)
+    def flow_for_distress(self, text: str, extra: Mapping[str, str] = _NO_EXTRA) -> Flow | None:
+        """The flow with a distress word ('scared', 'police', 'help') inside the message.
+
+        Asked only for a message nothing else understood at the main menu or when idle, so
+        that a frightened person's first words lead somewhere useful rather than to
+        "Sorry, I did not understand".
+        """
+        if not self._distress and not extra:
+            return None
+        return self._best(text, DISTRESS, extra)
+
+    def _best(self, text: str, pool: str, extra: Mapping[str, str]) -> Flow | None:
+        folded = f" {normalize(text)} "
+        found: dict[str, Flow] = {}  # in matching order: longest phrase first
+        for padded, flow in self._candidates(extra, pool):
+            if flow.id not in found and padded in folded:
+                found[flow.id] = flow
+        for flow_id, flow in found.items():
+            if not self._outranked_by.get(flow_id, frozenset()) & found.keys():
+                return flow
+        return next(iter(found.values()), None)  # only a cycle (refused by validation)
+
+    def _candidates(self, extra: Mapping[str, str], pool: str) -> list[tuple[str, Flow]]:
+        """A pool's phrases in matching order, longest first, padded with spaces to match
+        whole words; built once per catalog, not per message. Keywords count inside a
+        sentence only for flows in the menu."""
+        cache_key = (id(extra), pool)
         cached = self._sorted.get(cache_key)
         if cached is not None and cached[0] is extra:
             return cached[1]
-        own = self._safeguarding if safeguarding else self._keywords
+        own = {KEYWORDS: self._keywords, SAFEGUARDING: self._safeguarding,
+               DISTRESS: self._distress}[pool]
         pairs = list(own.items())
         pairs += [(k, f) for k, fid in extra.items() if (f := self.flows.get(fid)) is not None]
-        candidates = [(k, f) for k, f in pairs if k and (safeguarding or f.menu_order is not None)]
+        candidates = [(k, f) for k, f in pairs
+                      if k and (pool != KEYWORDS or f.menu_order is not None)]
         candidates.sort(key=lambda p: (-len(p[0]), p[1].menu_order or 0, p[1].id))
         padded = [(f" {k} ", f) for k, f in candidates]
         self._sorted[cache_key] = (extra, padded)
