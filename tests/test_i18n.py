@@ -160,3 +160,14 @@ async def test_dari_drafts_through_the_persian_model_and_pashto_falls_back(
     assert [b.label for b in dari.buttons] == ["بله", "نه"]
     pashto = await localizer.render(QUESTION, CHAT, "ps")  # no model, no catalog: English
     assert pashto.language == "en" and pashto.text == "Do you need help?"
+
+
+def test_a_stale_word_list_still_works_but_a_stale_message_does_not() -> None:
+    sources = {"safety.safeguarding": "kill myself, want to die", "safety.heard": "Call 999."}
+    entries = [Entry("safety.safeguarding", "fa", "خودم را بکشم", "kill myself", Status.NEEDS_REVIEW,
+                     "fa.yaml", 1),
+               Entry("safety.heard", "fa", "با 999 تماس بگیرید.", "Call 999 now.", Status.NEEDS_REVIEW,
+                     "fa.yaml", 5)]
+    catalogs = CatalogSet(entries, sources)
+    assert catalogs.safeguarding() == {"خودم را بکشم": "safety"}
+    assert catalogs.lookup("safety.heard", "fa", "Call 999.") is None

@@ -22,7 +22,7 @@ from bot.flowspec.validate import (
 )
 from bot.text.normalize import normalize
 
-__all__ = ["FlowLibrary", "default_flows_dir", "flow_files", "load_library"]
+__all__ = ["FlowLibrary", "default_flows_dir", "flow_files", "in_folder_context", "load_library"]
 
 
 _NO_EXTRA: Mapping[str, str] = {}
@@ -178,6 +178,32 @@ def flow_files(paths: Sequence[Path]) -> list[Path]:
         else:
             files.append(path)
     return files
+
+
+def in_folder_context(paths: Sequence[Path], flows_dir: Path) -> list[Path]:
+    """What to load to check ``paths`` as the bot would use them.
+
+    A flow links to other flows, so a single file is checked together with the folder it
+    belongs to: its own folder when that is a flows folder (it holds the main menu),
+    otherwise ``flows_dir``, where the file takes the place of the flow file of the same
+    name (a draft checked before it is saved into the live folder). Folders are taken
+    as they are; no paths means ``flows_dir``.
+    """
+    if not paths:
+        return [flows_dir]
+    named = [p for p in paths if not p.is_dir()]
+    chosen: list[Path] = list(paths)
+    replaced = {p.stem for p in named}
+    seen = {p.resolve() for p in flow_files(chosen)}
+    for file in named:
+        folder = file.parent
+        if not (folder / f"{MAIN_MENU_FLOW}.yaml").is_file():
+            folder = flows_dir
+        for other in flow_files([folder]):
+            if other.stem not in replaced and other.resolve() not in seen:
+                seen.add(other.resolve())
+                chosen.append(other)
+    return chosen
 
 
 def _display(path: Path) -> str:
