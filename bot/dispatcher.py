@@ -137,7 +137,8 @@ class Dispatcher:
                 turn = self._slow_down(session, gate)
             else:
                 turn = resume(self.library(), session, inbound, self.localizer.aliases,
-                              self.localizer.keyword_aliases(), self.localizer.safeguarding_aliases())
+                              self.localizer.keyword_aliases(), self.localizer.safeguarding_aliases(),
+                              self.localizer.distress_aliases())
             handed_over = await self._commit_and_send(chat_key, turn, update_id)
             if handed_over and self.desk is not None:
                 queued = await self.desk.queued(chat_key, turn.session.language)
