@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 
 from bot import limits
 from bot.engine.events import Event, Forget, Handover, Say
-from bot.engine.runtime import Turn, reprompt, resume
+from bot.engine.runtime import Turn, reprompt, resume, takes_while_queued
 from bot.engine.session import Session
 from bot.engine.system_text import SYSTEM_TEXT
 from bot.errors import DeliveryRefused, TransportError
@@ -126,7 +126,10 @@ class Dispatcher:
                 result = await self.desk.volunteer_turn(inbound, state.volunteer)
                 return await self._commit_desk(chat_key, result, update_id)
             if self.desk is not None and state.entry is not None:
-                desk_result = await self.desk.user_turn(inbound, state.entry)
+                flows = state.session is None or takes_while_queued(
+                    self.library(), state.session, inbound, self.localizer.keyword_aliases(),
+                    self.localizer.safeguarding_aliases())
+                desk_result = await self.desk.user_turn(inbound, state.entry, for_flows=flows)
                 if desk_result is not None:
                     elsewhere = await self._commit_desk(chat_key, desk_result, update_id)
                     if not desk_result.run_engine:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bot.engine.events import Handover, LanguageSet, Say
-from bot.engine.runtime import Turn, reprompt, resume
+from bot.engine.runtime import Turn, reprompt, resume, takes_while_queued
 from bot.engine.session import Session
 from bot.flowspec.library import FlowLibrary, load_library
 from bot.messages import Inbound, InboundKind
@@ -268,3 +268,20 @@ def test_a_topic_named_in_the_first_message_opens_once_the_language_is_chosen(
     assert plain.session.pending is None
     assert say_keys(tap(plain.session, library, plain, 0)) == ["choose_language.privacy",
                                                                "main_menu.choose"]
+
+
+def test_takes_while_queued_keeps_flows_for_taps_commands_crises_and_flows_in_progress(
+        library: FlowLibrary) -> None:
+    idle = in_menu(library)
+    mid_flow = text(idle, library, "refused").session
+
+    def takes(session: Session, typed: str) -> bool:
+        return takes_while_queued(library, session, Inbound.from_text(CHAT, typed))
+
+    assert not takes(idle, "my letter says I must leave on Friday")
+    assert not takes(idle, "person")  # already waiting for one: not a second place in the queue
+    assert takes(idle, "I want to kill myself")
+    assert takes(idle, "menu") and takes(idle, "stop") and takes(idle, "/menu")
+    assert takes(mid_flow, "1")
+    assert takes_while_queued(library, idle, Inbound(CHAT, InboundKind.BUTTON, button="3.0"))
+    assert not takes_while_queued(library, idle, Inbound(CHAT, InboundKind.MEDIA, media="photo"))

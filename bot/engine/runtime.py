@@ -36,7 +36,7 @@ from bot.text.detect import guess_languages
 from bot.text.languages import DEFAULT_LANGUAGE, LANGUAGES, hinted_language
 from bot.text.normalize import normalize, normalize_label, parse_number
 
-__all__ = ["Aliases", "Turn", "reprompt", "resume"]
+__all__ = ["Aliases", "Turn", "reprompt", "resume", "takes_while_queued"]
 
 #: For a localisation key, the same text in every other language (to match typed answers).
 Aliases = Callable[[str], Sequence[str]]
@@ -310,6 +310,28 @@ def _topic_named(library: FlowLibrary, text: str, words: _Words) -> Flow | None:
     if found is None or found.id in (library.main_menu, library.first_contact):
         return None
     return found
+
+
+def takes_while_queued(library: FlowLibrary, session: Session, inbound: Inbound,
+                       keyword_aliases: KeywordAliases | None = None,
+                       safeguarding_aliases: KeywordAliases | None = None) -> bool:
+    """Whether the flows answer this message from a person waiting for a volunteer.
+
+    Taps, commands, a message in the middle of a flow (the person went on using the bot),
+    safeguarding phrases (crisis numbers come first, always) and whole-message interrupts
+    that do not hand over ('menu', 'stop', 'language') go to the flows. Anything else
+    typed or sent while idle is for the volunteer: the desk keeps it and says the person
+    is still in the queue, instead of showing the main menu again.
+    """
+    if inbound.kind not in (InboundKind.TEXT, InboundKind.MEDIA) or session.flow is not None:
+        return True
+    text = inbound.text if inbound.kind is InboundKind.TEXT else ""
+    if not text:
+        return False
+    if library.flow_for_safeguarding(text, safeguarding_aliases or {}) is not None:
+        return True
+    interrupt = library.interrupt_for(text, keyword_aliases or {})
+    return interrupt is not None and not any(isinstance(s, HandoverStep) for s in interrupt.steps)
 
 
 def reprompt(library: FlowLibrary, session: Session) -> Turn:
