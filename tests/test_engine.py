@@ -281,6 +281,7 @@ def test_takes_while_queued_keeps_flows_for_taps_commands_crises_and_flows_in_pr
     assert not takes(idle, "my letter says I must leave on Friday")
     assert not takes(idle, "person")  # already waiting for one: not a second place in the queue
     assert takes(idle, "I want to kill myself")
+    assert takes(idle, "they are taking me to the airport")
     assert takes(idle, "menu") and takes(idle, "stop") and takes(idle, "/menu")
     assert takes(mid_flow, "1")
     assert takes_while_queued(library, idle, Inbound(CHAT, InboundKind.BUTTON, button="3.0"))
