@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from bot.config import Settings, check_language
 from bot.errors import BotError, FlowLoadError, MissingFolderError, StorageUnavailable
-from bot.flowspec.library import load_library
+from bot.flowspec.library import in_folder_context, load_library
 
 if TYPE_CHECKING:
     from bot.i18n.localizer import Localizer
@@ -82,7 +82,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _validate(paths: Sequence[Path], settings: Settings) -> int:
-    targets = list(paths) or [settings.flows_dir]
+    # A single file links to other flows: it is checked with the folder it belongs to.
+    targets = in_folder_context(paths, settings.flows_dir)
     try:
         library = load_library(targets)
     except FlowLoadError as exc:
@@ -92,6 +93,13 @@ def _validate(paths: Sequence[Path], settings: Settings) -> int:
         return 1
     steps = sum(len(f.steps) for f in library.flows.values())
     print(f"OK: {len(library.flows)} flows, {steps} steps, {len(library.strings())} texts.")
+    # Valid, but a changed English text leaves its translations stale: say which, and where.
+    from bot.i18n.catalog import load_catalogs
+    from bot.i18n.locales_tools import check_catalogs, expected_sources, stale_warnings
+
+    catalogs, _ = load_catalogs(settings.locales_dir, expected_sources(library))
+    for line in stale_warnings(check_catalogs(library, catalogs)):
+        print(line)
     return 0
 
 
@@ -159,9 +167,11 @@ def _locales(args: argparse.Namespace, settings: Settings) -> int:
     if args.locales_command == "check":
         coverage = check_catalogs(library, catalogs, problems)
         print(coverage.grid())
-        for language, keys in sorted(coverage.stale.items()):
-            print(f"\n{language}: {len(keys)} stale (English changed since translation): "
-                  + ", ".join(keys[:10]) + (" ..." if len(keys) > 10 else ""))
+        stale = coverage.stale_keys()
+        if stale:
+            print(f"\n{len(stale)} key(s) stale (English changed since translation):")
+            for key, codes in stale.items():
+                print(f"  {key}: {', '.join(codes)}")
         for language, keys in sorted(coverage.missing.items()):
             print(f"\n{language}: {len(keys)} missing: " + ", ".join(keys[:10])
                   + (" ..." if len(keys) > 10 else ""))

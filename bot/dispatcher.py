@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 
 from bot import limits
 from bot.engine.events import Forget, Handover, Param, Say
-from bot.engine.runtime import Turn, reprompt, resume
+from bot.engine.runtime import Turn, reprompt, resume, takes_while_queued
 from bot.engine.session import Session
 from bot.engine.system_text import SYSTEM_TEXT
 from bot.errors import DeliveryRefused, TransportError
@@ -188,7 +188,10 @@ class Dispatcher:
                 result = await self.desk.volunteer_turn(inbound, state.volunteer)
                 return await self._commit_desk(chat_key, result, update_id)
             if self.desk is not None and state.entry is not None:
-                desk_result = await self.desk.user_turn(inbound, state.entry)
+                flows = state.session is None or takes_while_queued(
+                    self.library(), state.session, inbound, self.localizer.keyword_aliases(),
+                    self.localizer.safeguarding_aliases())
+                desk_result = await self.desk.user_turn(inbound, state.entry, for_flows=flows)
                 if desk_result is not None:
                     elsewhere = await self._commit_desk(chat_key, desk_result, update_id)
                     if not desk_result.run_engine:
@@ -196,7 +199,8 @@ class Dispatcher:
                     update_id = None  # recorded with the desk's part of this turn
             session = self._new_session() if state.session is None else state.session
             turn = resume(self.library(), session, inbound, self.localizer.aliases,
-                          self.localizer.keyword_aliases(), self.localizer.safeguarding_aliases())
+                          self.localizer.keyword_aliases(), self.localizer.safeguarding_aliases(),
+                          self.localizer.distress_aliases())
             if also_read:
                 read = Say("system.burst_read", SYSTEM_TEXT["system.burst_read"],
                            {"count": Param(str(len(also_read) + 1))})

@@ -11,6 +11,9 @@ A case file (tests/conversations/*.yaml) is a list of cases::
         - {command: /human, expect: [...]}
         - {media: sticker, expect: [system.media, ...]}
 
+``desk: true`` runs the case with the volunteer desk (no volunteer online, hours around
+the clock), so what a person sees while waiting in the queue is checked too.
+
 ``tap: N`` taps the Nth button of the last question. ``expect`` lists the keys of the
 messages sent, in order, with ``handover:<queue>:<priority>`` where the chat was handed
 to a person. Assertions are on keys, not text, so one case covers every language.
@@ -30,6 +33,7 @@ import yaml
 from bot.dispatcher import Dispatcher
 from bot.flowspec.library import FlowLibrary
 from bot.flowspec.model import AskStep, EndStep, GotoStep, HandoverStep
+from bot.handover.desk import DeskSettings, HandoverDesk
 from bot.i18n.localizer import Localizer
 from bot.messages import Inbound, InboundKind, Outbound
 from bot.storage.sqlite import SqliteStore
@@ -96,8 +100,11 @@ async def run_case(case: dict[str, Any], library: FlowLibrary, db_path: Path,
     work as they do in the bot. ``languages`` collects the language every message was sent in."""
     store = await SqliteStore.open(db_path)
     transport = MemoryTransport()
-    dispatcher = Dispatcher(store, lambda: library, localizer or shipped_localizer(library), transport,
-                            default_language=case.get("lang"))
+    localizer = localizer or shipped_localizer(library)
+    desk = HandoverDesk(store, localizer, None, DeskSettings(hours="00:00-00:00")) \
+        if case.get("desk") else None
+    dispatcher = Dispatcher(store, lambda: library, localizer, transport,
+                            default_language=case.get("lang"), desk=desk)
     chat = "test:case"
     actual: list[list[str]] = []
     last_question: Outbound | None = None
@@ -160,6 +167,8 @@ def write_expectations(file: Path, updates: dict[str, list[list[str]]]) -> None:
         lines.append(f"- name: {_scalar(case['name'])}")
         if case.get("lang"):
             lines.append(f"  lang: {case['lang']}")
+        if case.get("desk"):
+            lines.append("  desk: true")
         lines.append("  turns:")
         for turn in case["turns"]:
             kind = next(k for k in TURN_KINDS if k in turn)
@@ -169,7 +178,7 @@ def write_expectations(file: Path, updates: dict[str, list[list[str]]]) -> None:
 
 
 def _scalar(value: Any, *, in_braces: bool = False) -> str:
-    if in_braces and isinstance(value, str) and any(ch in value for ch in ",[]{}#:'\""):
+    if in_braces and isinstance(value, str) and any(ch in value for ch in ",[]{}#:?'\""):
         # Inside {send: ...} a comma or bracket would end the text: write it JSON-quoted,
         # which YAML reads as a double-quoted string.
         return json.dumps(value, ensure_ascii=False)

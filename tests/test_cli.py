@@ -152,3 +152,49 @@ def test_a_missing_folder_is_named_in_one_line(tmp_path: Path, variable: str) ->
     if variable == "BOT_FLOWS_DIR":
         validate = run_bot("validate", env={variable: str(missing)})
         assert (validate.returncode, validate.stderr.strip()) == (2, line)
+
+
+def test_validate_one_file_checks_it_with_the_other_flows_of_its_folder(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The README's own example: links to other flows are checked against the folder."""
+    assert main(["validate", str(ROOT / "flows" / "claim_refused.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("OK: ") and "warning" not in out
+
+
+def test_a_draft_elsewhere_is_checked_in_place_of_its_flow_and_names_stale_translations(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    shipped = (ROOT / "flows" / "claim_refused.yaml").read_text(encoding="utf-8")
+    draft = tmp_path / "claim_refused.yaml"
+    draft.write_text(shipped.replace('"More than 14 days ago"', '"Over 14 days ago"'),
+                     encoding="utf-8")
+    assert main(["validate", str(draft)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("OK: ")
+    [warning] = [line for line in out.splitlines() if line.startswith("warning:")]
+    assert warning.startswith("warning: claim_refused.letter_when.older: the English changed")
+    assert "stale in ps, prs, fa, ur, hi" in warning
+    linking = (ROOT / "flows" / "urgent_help.yaml").read_text(encoding="utf-8")
+    assert "flow:talk_to_person" in linking
+    broken = tmp_path / "broken" / "urgent_help.yaml"
+    broken.parent.mkdir()
+    broken.write_text(linking.replace("flow:talk_to_person", "flow:talk_to_persn"), encoding="utf-8")
+    assert main(["validate", str(broken)]) == 1
+    out = capsys.readouterr().out
+    assert "there is no flow called 'talk_to_persn'" in out and "did you mean 'flow:talk_to_person'" in out
+    assert "is missing" not in out  # the other flows came from the flows folder
+
+
+def test_locales_check_lists_each_stale_key_with_its_languages(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    for file in (ROOT / "flows").glob("*.yaml"):
+        text = file.read_text(encoding="utf-8")
+        (flows / file.name).write_text(text.replace('"More than 14 days ago"', '"Over 14 days ago"'),
+                                       encoding="utf-8")
+    monkeypatch.setenv("BOT_FLOWS_DIR", str(flows))
+    assert main(["locales", "check"]) == 0  # stale is reported, not fatal
+    out = capsys.readouterr().out
+    assert "1 key(s) stale (English changed since translation):" in out
+    assert "  claim_refused.letter_when.older: ps, prs, fa, ur, hi" in out

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bot.engine.events import Handover, LanguageSet, Say
-from bot.engine.runtime import Turn, reprompt, resume
+from bot.engine.runtime import Turn, reprompt, resume, takes_while_queued
 from bot.engine.session import Session
 from bot.flowspec.library import FlowLibrary, load_library
 from bot.messages import Inbound, InboundKind
@@ -210,3 +210,54 @@ def test_buttons_and_media_never_trigger_safeguarding(lib: FlowLibrary) -> None:
     media = resume(lib, menu.session, Inbound(CHAT, InboundKind.MEDIA, media="photo",
                                               text="want to die"))
     assert say_keys(media) == ["system.media", "main_menu.choose"]
+
+
+# -- first words, topics named in a first message, waiting in the queue (issue 10) --------
+
+def test_distress_words_lead_somewhere_at_the_menu_but_never_hijack_a_question(
+        library: FlowLibrary) -> None:
+    menu = text(in_menu(library), library, "hello")
+    for typed in ("help", "Help me!", "please help me", "i am scared", "Police", "I'm so afraid"):
+        assert say_keys(text(menu.session, library, typed)) == ["get_help.here", "get_help.need"], typed
+    assert say_keys(text(in_menu(library), library, "i am scared")) == ["get_help.here",
+                                                                       "get_help.need"]  # idle
+    asked = text(menu.session, library, "refused")
+    assert asked.session.step == "appeal_right"
+    turn = text(asked.session, library, "I am scared of the police")
+    assert say_keys(turn) == ["system.not_understood", "claim_refused.appeal_right"]
+
+
+def test_a_topic_named_in_the_first_message_opens_once_the_language_is_chosen(
+        library: FlowLibrary) -> None:
+    first = text(Session(), library, "Hello, my asylum claim was refused")
+    assert say_keys(first) == ["choose_language.pick"]
+    assert first.session.pending == "claim_refused"
+    assert Session.from_json(first.session.to_json()) == first.session  # stored, and small
+    assert '"pending":"claim_refused"' in first.session.to_json()
+    chosen = tap(first.session, library, first, 0)
+    assert say_keys(chosen)[:2] == ["choose_language.privacy", "claim_refused.intro"]
+    assert chosen.session.pending is None and '"pending"' not in chosen.session.to_json()
+    again = resume(library, chosen.session, Inbound(CHAT, InboundKind.COMMAND, command="menu"))
+    assert say_keys(again) == ["main_menu.choose"]  # used once, then forgotten
+    plain = text(Session(), library, "hello")
+    assert plain.session.pending is None
+    assert say_keys(tap(plain.session, library, plain, 0)) == ["choose_language.privacy",
+                                                               "main_menu.choose"]
+
+
+def test_takes_while_queued_keeps_flows_for_taps_commands_crises_and_flows_in_progress(
+        library: FlowLibrary) -> None:
+    idle = in_menu(library)
+    mid_flow = text(idle, library, "refused").session
+
+    def takes(session: Session, typed: str) -> bool:
+        return takes_while_queued(library, session, Inbound.from_text(CHAT, typed))
+
+    assert not takes(idle, "my letter says I must leave on Friday")
+    assert not takes(idle, "person")  # already waiting for one: not a second place in the queue
+    assert takes(idle, "I want to kill myself")
+    assert takes(idle, "they are taking me to the airport")
+    assert takes(idle, "menu") and takes(idle, "stop") and takes(idle, "/menu")
+    assert takes(mid_flow, "1")
+    assert takes_while_queued(library, idle, Inbound(CHAT, InboundKind.BUTTON, button="3.0"))
+    assert not takes_while_queued(library, idle, Inbound(CHAT, InboundKind.MEDIA, media="photo"))

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bot.errors import FlowLoadError
-from bot.flowspec.library import load_library
+from bot.flowspec.library import FlowLibrary, load_library
 from bot.flowspec.model import AskStep, GotoStep, Priority
 from bot.flowspec.parse import parse_flow
 from bot.flowspec.strict_yaml import YamlSyntaxError, load_yaml
@@ -241,3 +241,81 @@ def test_safeguarding_phrases_are_a_list_and_belong_to_one_flow(tmp_path: Path) 
     text = str(info.value)
     assert "safeguarding phrase 'Kill myself' is also in flow 'one'" in text
     assert "safeguarding phrase '!!!' has no words" in text
+
+
+def _write_flows(folder: Path, flows: dict[str, str]) -> None:
+    for name, head in flows.items():
+        (folder / f"{name}.yaml").write_text(
+            f"spec_version: 1\nid: {name}\ntitle: T\n{head}\nsteps:\n  - id: a\n    say: hi\n",
+            encoding="utf-8")
+
+
+def test_outranks_names_existing_flows_never_itself_and_never_in_a_circle(tmp_path: Path) -> None:
+    _write_flows(tmp_path, {"one": "outranks: [two, nope]", "two": "outranks: [three]",
+                            "three": "outranks: [one, three]"})
+    with pytest.raises(FlowLoadError) as info:
+        load_library([tmp_path])
+    text = "\n".join(str(p) for p in info.value.problems)
+    assert "'outranks' names 'nope', and there is no flow called that" in text
+    assert "flow 'three' cannot outrank itself" in text
+    assert "'outranks' goes round in a circle back to 'one'" in text
+    [bad] = problems_of(GOOD.replace("title:", "outranks: [Not An Id]\ntitle:", 1))
+    assert "'outranks' names 'Not An Id', which is not a flow id" in bad
+
+
+def test_distress_words_are_a_list_and_belong_to_one_flow(tmp_path: Path) -> None:
+    [problem] = problems_of(GOOD.replace("title:", "distress: scared\ntitle:", 1))
+    assert "'distress' must be a list of words" in problem
+    _write_flows(tmp_path, {"one": "distress: [Scared, '!!']", "two": "distress: [scared]"})
+    with pytest.raises(FlowLoadError) as info:
+        load_library([tmp_path])
+    text = "\n".join(str(p) for p in info.value.problems)
+    assert "distress word 'scared' is also in flow 'one'" in text
+    assert "distress word '!!' has no words" in text
+
+
+MENU_FLOWS = {
+    "asylum": "menu: 30\nkeywords: [asylum claim, asylum]",
+    "refused": "menu: 20\nkeywords: [refused]\noutranks: [asylum]",
+    "urgent": "menu: 10\nkeywords: [no food]",
+    "help_me": "keywords: [help me]\ndistress: [scared, police]",
+    "sos_a": "safeguarding: [kill myself]\noutranks: [sos_b]",
+    "sos_b": "safeguarding: [hitting me now]\noutranks: [sos_c]",
+    "sos_c": "safeguarding: [taking me to the airport]",
+}
+
+
+def _library(flows: dict[str, str]) -> FlowLibrary:
+    parsed = {}
+    for name, head in flows.items():
+        flow, problems = parse_flow(f"spec_version: 1\nid: {name}\ntitle: T\n{head}\nsteps:\n"
+                                    "  - id: a\n    say: hi\n", f"{name}.yaml")
+        assert flow is not None and problems == []
+        parsed[name] = flow
+    return FlowLibrary(parsed)
+
+
+def test_a_flow_that_outranks_another_wins_whatever_the_keyword_lengths() -> None:
+    library = _library(MENU_FLOWS)
+    found = library.flow_for_keywords("my asylum claim was refused")
+    assert found is not None and found.id == "refused"  # 'asylum claim' is longer
+    found = library.flow_for_keywords("my asylum claim, I have no food")
+    assert found is not None and found.id == "asylum"  # no ranking between them: longest
+    urdu = {"پناہ کی درخواست": "asylum", "مسترد": "refused"}
+    found = library.flow_for_keywords("میری پناہ کی درخواست مسترد ہو گئی", urdu)
+    assert found is not None and found.id == "refused"
+
+
+def test_safeguarding_precedence_is_transitive_and_distress_is_its_own_pool() -> None:
+    library = _library(MENU_FLOWS)
+
+    def sos(text: str) -> str | None:
+        found = library.flow_for_safeguarding(text)
+        return found.id if found else None
+    assert sos("they are taking me to the airport and I will kill myself") == "sos_a"  # a > b > c
+    assert sos("they are taking me to the airport, he is hitting me now") == "sos_b"
+    assert sos("they are taking me to the airport") == "sos_c"
+    assert sos("I am scared of the police") is None
+    distress = library.flow_for_distress("I am scared of the POLICE")
+    assert distress is not None and distress.id == "help_me"
+    assert library.flow_for_keywords("I am scared") is None  # not a keyword: help_me is not in the menu

@@ -58,10 +58,11 @@ def texts(messages: list[Outbound], chat: str) -> list[str]:
 
 
 async def make_desk(db: Path, *, translator: ArgosTranslator | None = None,
-                    hours: str = ALWAYS, shift: list[float] | None = None) -> Desk:
+                    hours: str = ALWAYS, shift: list[float] | None = None,
+                    extra_flows: list[Path] | None = None) -> Desk:
     shift = shift if shift is not None else [0.0]
     store = await SqliteStore.open(db, clock=lambda: time.time() + shift[0])
-    library = load_library([FIXTURES])
+    library = load_library([FIXTURES, *(extra_flows or [])])
     localizer = Localizer(CatalogSet(), translator)
     desk = HandoverDesk(store, localizer, translator,
                         DeskSettings(offer_delay_seconds=120, volunteer_timeout_seconds=600,
@@ -473,3 +474,83 @@ def test_volunteers_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert "unknown language(s) xx" in capsys.readouterr().err
     assert main(["volunteers", "remove", "12345", "--db", db]) == 0
     assert main(["volunteers", "remove", "12345", "--db", db]) == 1
+
+
+SAFETY_FLOW = """\
+spec_version: 1
+id: safety
+title: Are you safe?
+safeguarding: [kill myself]
+steps:
+  - id: heard
+    say: Call 999. Samaritans 116 123.
+  - id: offer
+    ask: A volunteer now?
+    buttons:
+      - {id: person, label: Yes, next: call}
+      - {id: menu, label: No, next: MENU}
+  - id: call
+    handover: {queue: safeguarding, priority: crisis, summary: "safety words"}
+    next: END
+"""
+
+
+async def test_typing_while_waiting_is_kept_for_the_volunteer_and_says_the_place(
+        tmp_path: Path, translator: ArgosTranslator) -> None:
+    made = await make_desk(tmp_path / "bot.sqlite3", translator=translator)
+    try:
+        await hand_over(made, "test:first")  # someone else is ahead in the queue
+        await hand_over(made)
+        replies = await made.send(USER, "سلام دوست")  # Persian, while waiting
+        [notice] = replies
+        assert notice.key == "handover.still_waiting"
+        assert "Your place in the queue: 2." in notice.text
+        assert "they will see what you wrote here" in notice.text
+        assert [b.label.strip("\u2068\u2069") for b in notice.buttons] == ["Leave the queue"]
+        await made.send(USER, "my letter\nsays Friday")
+        entry = await made.store.open_entry(USER)
+        assert entry is not None and entry.status is Status.WAITING
+        assert entry.summary == ("Asked for a person\nWhile waiting, the person wrote:"
+                                 "\n- سلام دوست\n- my letter says Friday")
+        assert [m.key for m in await made.send(USER, "menu")] == ["main_menu.choose"]  # flows
+        await made.send(USER, "2")  # a topic that hands over again: that is a new place
+        replaced = await made.store.queue_entry(entry.id)
+        assert replaced is not None and replaced.status is Status.CLOSED
+    finally:
+        await made.store.close()
+
+
+async def test_the_volunteer_card_shows_what_was_written_while_waiting_translated(
+        tmp_path: Path, translator: ArgosTranslator) -> None:
+    made = await make_desk(tmp_path / "bot.sqlite3", translator=translator)
+    try:
+        await made.store.add_volunteer(EN)
+        await hand_over(made)
+        await made.send(USER, "سلام دوست")
+        await made.send(EN.chat_key, "/available")
+        made.later(500)
+        await made.dispatcher.tick()
+        [card] = [t for t in texts(await made.send(EN.chat_key, "/take"), EN.chat_key)
+                  if t.startswith("You are now in chat")]
+        assert ("From the conversation: Asked for a person\nWhile waiting, the person wrote:\n"
+                "- سلام دوست\n[machine translation, may be wrong]: hello friend") in card
+    finally:
+        await made.store.close()
+
+
+async def test_crisis_words_while_waiting_still_get_the_crisis_reply_first(tmp_path: Path) -> None:
+    safety = tmp_path / "safety.yaml"
+    safety.write_text(SAFETY_FLOW, encoding="utf-8")
+    made = await make_desk(tmp_path / "bot.sqlite3", extra_flows=[safety])
+    try:
+        await hand_over(made)
+        replies = await made.send(USER, "I cannot wait, I will kill myself")
+        assert [m.key for m in replies] == ["safety.heard", "safety.offer"]
+        crisis = await made.tap(USER, replies[-1].buttons[0].callback)
+        assert [m.key for m in crisis] == ["handover.queued"]
+        [entry] = await made.store.entries(Status.WAITING)
+        assert entry.priority.value == "crisis"  # the new place replaced the old one
+        left = await made.send(USER, "/leave")
+        assert [m.key for m in left] == ["handover.left"]
+    finally:
+        await made.store.close()

@@ -43,6 +43,12 @@ def test_parse_number(typed: str, number: int | None) -> None:
     ("नमस्ते, मुझे मदद चाहिए", ["hi"]),
     ("زه مرسته غواړم", ["ps"]),
     ("مجھے مدد چاہیے", ["ur"]),
+    ("میری پناہ کی درخواست مسترد ہو گئی", ["ur"]),  # ہ (heh goal) is Urdu's everyday h
+    ("کیس مسترد ہوا", ["ur"]),
+    ("رپورٹ", ["ur"]),  # ٹ
+    ("ډېر ښه", ["ps"]),
+    ("زما ټیلیفون", ["ps"]),  # Pashto ټ, not Urdu ٹ
+    ("درخواست پناهندگی من رد شد", ["fa", "prs", "ps", "ur"]),
     ("سلام", ["fa", "prs", "ps", "ur"]),
     ("hello", ["en"]),
     ("1234 !!", []),
@@ -160,3 +166,27 @@ async def test_dari_drafts_through_the_persian_model_and_pashto_falls_back(
     assert [b.label for b in dari.buttons] == ["بله", "نه"]
     pashto = await localizer.render(QUESTION, CHAT, "ps")  # no model, no catalog: English
     assert pashto.language == "en" and pashto.text == "Do you need help?"
+
+
+def test_each_catalog_is_guessed_as_its_own_language_or_left_open() -> None:
+    """The letters of every shipped translation point to its language, never another one
+    (short texts without telling letters are left to the person to confirm)."""
+    catalogs, _ = load_catalogs(Path(__file__).resolve().parents[1] / "locales")
+    open_guess = ["fa", "prs", "ps", "ur"]
+    family = {"ps": ["ps"], "prs": ["fa"], "fa": ["fa"], "ur": ["ur"], "hi": ["hi"]}
+    for entry in catalogs.entries.values():
+        if entry.key.endswith((".keywords", ".safeguarding", ".distress")):
+            continue  # word lists mix romanised words in
+        guess = guess_languages(entry.text)
+        assert guess == open_guess or guess[:1] == family[entry.language][:1], (entry.key, guess)
+
+
+def test_a_stale_word_list_still_works_but_a_stale_message_does_not() -> None:
+    sources = {"safety.safeguarding": "kill myself, want to die", "safety.heard": "Call 999."}
+    entries = [Entry("safety.safeguarding", "fa", "خودم را بکشم", "kill myself", Status.NEEDS_REVIEW,
+                     "fa.yaml", 1),
+               Entry("safety.heard", "fa", "با 999 تماس بگیرید.", "Call 999 now.", Status.NEEDS_REVIEW,
+                     "fa.yaml", 5)]
+    catalogs = CatalogSet(entries, sources)
+    assert catalogs.safeguarding() == {"خودم را بکشم": "safety"}
+    assert catalogs.lookup("safety.heard", "fa", "Call 999.") is None

@@ -169,7 +169,8 @@ def test_hand_written_encoders_cover_every_field() -> None:
 
     from bot.storage.sqlite import _decode, _encode
 
-    session = Session(language="fa", flow="f", step="s", token=3, answers={"a": "b"}, started=True)
+    session = Session(language="fa", flow="f", step="s", token=3, answers={"a": "b"}, started=True,
+                      pending="claim_refused")
     assert set(json.loads(session.to_json())) - {"v"} == {f.name for f in fields(Session)}
     message = Outbound(CHAT, "x", (OutButton("1.0", "Yes", "k"),), "fa", True, "k", 3, {"m": "1"})
     encoded = json.loads(_encode(message))

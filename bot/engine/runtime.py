@@ -36,7 +36,7 @@ from bot.text.detect import guess_languages
 from bot.text.languages import DEFAULT_LANGUAGE, LANGUAGES, hinted_language
 from bot.text.normalize import normalize, normalize_label, parse_number
 
-__all__ = ["Aliases", "Turn", "reprompt", "resume"]
+__all__ = ["Aliases", "Turn", "reprompt", "resume", "takes_while_queued"]
 
 #: For a localisation key, the same text in every other language (to match typed answers).
 Aliases = Callable[[str], Sequence[str]]
@@ -84,6 +84,13 @@ class _Run:
 
     # -- control ------------------------------------------------------------------------
     def start_flow(self, flow: Flow | None) -> None:
+        pending = self.session.pending
+        if pending is not None and (flow is None or flow.id != self.library.first_contact):
+            # The topic the first message named, now that the language is chosen: instead
+            # of the main menu the language question leads to. Used once, then forgotten.
+            self.session = self.session.evolve(pending=None)
+            if flow is not None and flow.id == self.library.main_menu:
+                flow = self.library.get(pending) or flow
         if flow is None or not flow.steps:
             self.end()
             return
@@ -271,12 +278,60 @@ def _match_language(text: str) -> int | None:
 
 def resume(library: FlowLibrary, session: Session, inbound: Inbound,
            aliases: Aliases = _no_aliases, keyword_aliases: KeywordAliases | None = None,
-           safeguarding_aliases: KeywordAliases | None = None) -> Turn:
-    """Advance one chat by one message. Pure: same inputs, same outputs."""
+           safeguarding_aliases: KeywordAliases | None = None,
+           distress_aliases: KeywordAliases | None = None) -> Turn:
+    """Advance one chat by one message. Pure: same inputs, same outputs.
+
+    The alias maps hold the words of every language (from the catalogs), normalised, each
+    leading to a flow id: ``keyword_aliases`` for keywords, ``safeguarding_aliases`` for
+    safeguarding phrases, ``distress_aliases`` for distress words."""
     run = _Run(library, session)
-    _dispatch(run, inbound, aliases, keyword_aliases if keyword_aliases is not None else {},
-              safeguarding_aliases if safeguarding_aliases is not None else {})
+    words = _Words(keyword_aliases if keyword_aliases is not None else {},
+                   safeguarding_aliases if safeguarding_aliases is not None else {},
+                   distress_aliases if distress_aliases is not None else {})
+    _dispatch(run, inbound, aliases, words)
     return Turn(run.session, tuple(run.events))
+
+
+@dataclass(frozen=True)
+class _Words:
+    keywords: KeywordAliases
+    safeguarding: KeywordAliases
+    distress: KeywordAliases
+
+
+def _topic_named(library: FlowLibrary, text: str, words: _Words) -> Flow | None:
+    """The flow a message asks for by its words: a keyword as the whole message, a menu
+    topic's keyword inside it, else a distress word ('help', 'scared', 'police') inside it.
+    The main menu and the language question are not topics."""
+    found = (library.flow_named_by(text, words.keywords)
+             or library.flow_for_keywords(text, words.keywords)
+             or library.flow_for_distress(text, words.distress))
+    if found is None or found.id in (library.main_menu, library.first_contact):
+        return None
+    return found
+
+
+def takes_while_queued(library: FlowLibrary, session: Session, inbound: Inbound,
+                       keyword_aliases: KeywordAliases | None = None,
+                       safeguarding_aliases: KeywordAliases | None = None) -> bool:
+    """Whether the flows answer this message from a person waiting for a volunteer.
+
+    Taps, commands, a message in the middle of a flow (the person went on using the bot),
+    safeguarding phrases (crisis numbers come first, always) and whole-message interrupts
+    that do not hand over ('menu', 'stop', 'language') go to the flows. Anything else
+    typed or sent while idle is for the volunteer: the desk keeps it and says the person
+    is still in the queue, instead of showing the main menu again.
+    """
+    if inbound.kind not in (InboundKind.TEXT, InboundKind.MEDIA) or session.flow is not None:
+        return True
+    text = inbound.text if inbound.kind is InboundKind.TEXT else ""
+    if not text:
+        return False
+    if library.flow_for_safeguarding(text, safeguarding_aliases or {}) is not None:
+        return True
+    interrupt = library.interrupt_for(text, keyword_aliases or {})
+    return interrupt is not None and not any(isinstance(s, HandoverStep) for s in interrupt.steps)
 
 
 def reprompt(library: FlowLibrary, session: Session) -> Turn:
@@ -290,11 +345,11 @@ def reprompt(library: FlowLibrary, session: Session) -> Turn:
     return Turn(run.session, tuple(run.events))
 
 
-def _dispatch(run: _Run, inbound: Inbound, aliases: Aliases, keyword_aliases: KeywordAliases,
-              safeguarding_aliases: KeywordAliases) -> None:
+def _dispatch(run: _Run, inbound: Inbound, aliases: Aliases, words: _Words) -> None:
     library = run.library
+    keyword_aliases = words.keywords
     typed = inbound.text if inbound.kind is InboundKind.TEXT else ""
-    safety = library.flow_for_safeguarding(typed, safeguarding_aliases) if typed else None
+    safety = library.flow_for_safeguarding(typed, words.safeguarding) if typed else None
     if safety is not None:
         # Before anything else, even the first-contact language question: crisis numbers
         # first (again, if said again inside the safety flow: better repeated than "I did
@@ -309,7 +364,10 @@ def _dispatch(run: _Run, inbound: Inbound, aliases: Aliases, keyword_aliases: Ke
         # First contact, whatever was sent: offer the languages first. If the letters typed
         # (or the platform) suggest a language, ask in it and name it, to be confirmed by a tap:
         # Dari and Persian share a script, so a guess is never taken as the answer.
-        run.session = run.session.evolve(started=True)
+        # A topic the message names ("my claim was refused", "help me") is kept, to be
+        # opened once the language is chosen.
+        topic = _topic_named(library, typed, words) if typed else None
+        run.session = run.session.evolve(started=True, pending=topic.id if topic else None)
         hint = hinted_language(inbound.language_hint)
         guesses = (guess_languages(typed) if typed else []) or ([hint] if hint else [])
         if guesses and guesses[0] != DEFAULT_LANGUAGE:
@@ -362,9 +420,8 @@ def _dispatch(run: _Run, inbound: Inbound, aliases: Aliases, keyword_aliases: Ke
         run.start_flow(interrupt)
         return
     if where is None:
-        # Idle: a keyword starts its flow, anything else shows the main menu.
-        found = (library.flow_named_by(text, keyword_aliases)
-                 or library.flow_for_keywords(text, keyword_aliases))
+        # Idle: a keyword (or a distress word) starts its flow, anything else shows the menu.
+        found = _topic_named(library, text, words)
         run.start_flow(found) if found is not None else run.main_menu()
         return
 
@@ -386,10 +443,16 @@ def _dispatch(run: _Run, inbound: Inbound, aliases: Aliases, keyword_aliases: Ke
         run.choose(flow, step, index)
         return
     if isinstance(step, MenuStep):
-        found = (library.flow_named_by(text, keyword_aliases)
-                 or library.flow_for_keywords(text, keyword_aliases))
+        # Keywords first; then, for words nothing else understood, distress words: "help
+        # me", "I am scared", "police" lead somewhere useful, never to "not understood".
+        found = _topic_named(library, text, words)
         if found is not None:
             run.start_flow(found)
             return
+    if isinstance(step, ChooseLanguageStep) and run.session.language is None:
+        # Still at the first question: a topic named now is opened after it too.
+        topic = _topic_named(library, text, words)
+        if topic is not None:
+            run.session = run.session.evolve(pending=topic.id)
     run.system("system.not_understood")
     run.reprompt()

@@ -24,14 +24,19 @@ class Session:
     #: the flow ends, so nothing a person typed outlives the conversation it was for.
     answers: dict[str, str] = field(default_factory=dict)
     started: bool = False  # has this chat seen the first-contact flow
+    #: A topic (flow id) the first message named, started once the language is chosen
+    #: instead of the main menu. Only a flow id: what the person wrote is not kept.
+    pending: str | None = None
 
     def evolve(self, **changes: Any) -> Session:
         return replace(self, **changes)
 
     def to_json(self) -> str:
-        data = {"v": SESSION_FORMAT, "language": self.language, "flow": self.flow,
-                "step": self.step, "token": self.token, "answers": self.answers,
-                "started": self.started}
+        data: dict[str, Any] = {"v": SESSION_FORMAT, "language": self.language, "flow": self.flow,
+                                "step": self.step, "token": self.token, "answers": self.answers,
+                                "started": self.started}
+        if self.pending is not None:  # rare and short-lived: stored only while it is set
+            data["pending"] = self.pending
         return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
     @classmethod

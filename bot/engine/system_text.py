@@ -32,6 +32,8 @@ SYSTEM_TEXT: dict[str, str] = {
     "will reply here as soon as they can.",
     "handover.out_of_hours": "Volunteers are here {hours} (UK time). Your place is kept, and "
     "someone will reply here then. If you are in danger, call 999.",
+    "handover.still_waiting": "You are still in the queue to talk to a volunteer. Your place in "
+    "the queue: {position}. {wait} When a volunteer joins, they will see what you wrote here.",
     "handover.leave_button": "Leave the queue",
     "handover.left": "You have left the queue. Send any message to see the menu again.",
     "handover.joined": "A volunteer has joined this chat. Write your message here. "

@@ -17,12 +17,13 @@ from bot.flowspec.parse import parse_flow
 from bot.flowspec.validate import (
     FIRST_CONTACT_FLOW,
     MAIN_MENU_FLOW,
+    outranked_by,
     validate_flow,
     validate_library,
 )
 from bot.text.normalize import normalize
 
-__all__ = ["FlowLibrary", "default_flows_dir", "flow_files", "load_library"]
+__all__ = ["FlowLibrary", "default_flows_dir", "flow_files", "in_folder_context", "load_library"]
 
 
 _NO_EXTRA: Mapping[str, str] = {}
@@ -34,6 +35,10 @@ def default_flows_dir() -> Path:
     return shipped_dir("flows")
 
 
+#: The pools of words a flow may own, matched the same way (whole words inside a message).
+KEYWORDS, SAFEGUARDING, DISTRESS = "keywords", "safeguarding", "distress"
+
+
 @dataclass(frozen=True)
 class FlowLibrary:
     flows: dict[str, Flow]
@@ -42,7 +47,11 @@ class FlowLibrary:
     _commands: dict[str, Flow] = field(default_factory=dict, compare=False, repr=False)
     _keywords: dict[str, Flow] = field(default_factory=dict, compare=False, repr=False)
     _safeguarding: dict[str, Flow] = field(default_factory=dict, compare=False, repr=False)
-    _sorted: dict[tuple[int, bool], tuple[Mapping[str, str], list[tuple[str, Flow]]]] = field(
+    _distress: dict[str, Flow] = field(default_factory=dict, compare=False, repr=False)
+    #: flow id -> every flow id that outranks it, directly or through a chain.
+    _outranked_by: dict[str, frozenset[str]] = field(default_factory=dict, compare=False,
+                                                     repr=False)
+    _sorted: dict[tuple[int, str], tuple[Mapping[str, str], list[tuple[str, Flow]]]] = field(
         default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -53,6 +62,9 @@ class FlowLibrary:
                 self._keywords[normalize(keyword)] = flow
             for phrase in flow.safeguarding:
                 self._safeguarding[normalize(phrase)] = flow
+            for word in flow.distress:
+                self._distress[normalize(word)] = flow
+        self._outranked_by.update(outranked_by(self.flows))
 
     def get(self, flow_id: str) -> Flow | None:
         return self.flows.get(flow_id)
@@ -90,42 +102,62 @@ class FlowLibrary:
 
         Only flows listed in the menu match inside a sentence: 'I want to quit my job'
         must not start the stop flow, whose keywords count only as the whole message.
-        The longest keyword wins ('no money' beats 'money'); a tie goes to the flow
-        higher in the menu. ``extra`` maps normalised keywords in other languages to flows.
+        A flow that ``outranks`` another wins over it ('my asylum claim was refused' is
+        about the refusal, not about how asylum works); otherwise the longest keyword
+        wins ('no money' beats 'money'), and a tie goes to the flow higher in the menu.
+        ``extra`` maps normalised keywords in other languages to flows.
         """
-        folded = f" {normalize(text)} "
-        for padded, flow in self._candidates(extra):
-            if padded in folded:
-                return flow
-        return None
+        return self._best(text, KEYWORDS, extra)
 
     def flow_for_safeguarding(self, text: str, extra: Mapping[str, str] = _NO_EXTRA) -> Flow | None:
         """The flow with a safeguarding phrase found as whole words anywhere in the message.
 
         Looked for in every message at every step, before anything else: a person who writes
         about ending their life in the middle of a form must see crisis numbers at once.
-        ``extra`` maps normalised phrases in other languages to flow ids.
+        Several flows may own phrases (suicide, violence now, a medical emergency, ...); when
+        one message holds phrases of several, the order their ``outranks`` lists give decides,
+        then the longest phrase. ``extra`` maps normalised phrases in other languages to flow ids.
         """
         if not self._safeguarding and not extra:
             return None
-        folded = f" {normalize(text)} "
-        for padded, flow in self._candidates(extra, safeguarding=True):
-            if padded in folded:
-                return flow
-        return None
+        return self._best(text, SAFEGUARDING, extra)
 
-    def _candidates(self, extra: Mapping[str, str], *,
-                    safeguarding: bool = False) -> list[tuple[str, Flow]]:
-        """Menu keywords (or safeguarding phrases) in matching order, longest first, padded
-        with spaces to match whole words; built once per catalog, not per message."""
-        cache_key = (id(extra), safeguarding)
+    def flow_for_distress(self, text: str, extra: Mapping[str, str] = _NO_EXTRA) -> Flow | None:
+        """The flow with a distress word ('scared', 'police', 'help') inside the message.
+
+        Asked only for a message nothing else understood at the main menu or when idle, so
+        that a frightened person's first words lead somewhere useful rather than to
+        "Sorry, I did not understand".
+        """
+        if not self._distress and not extra:
+            return None
+        return self._best(text, DISTRESS, extra)
+
+    def _best(self, text: str, pool: str, extra: Mapping[str, str]) -> Flow | None:
+        folded = f" {normalize(text)} "
+        found: dict[str, Flow] = {}  # in matching order: longest phrase first
+        for padded, flow in self._candidates(extra, pool):
+            if flow.id not in found and padded in folded:
+                found[flow.id] = flow
+        for flow_id, flow in found.items():
+            if not self._outranked_by.get(flow_id, frozenset()) & found.keys():
+                return flow
+        return next(iter(found.values()), None)  # only a cycle (refused by validation)
+
+    def _candidates(self, extra: Mapping[str, str], pool: str) -> list[tuple[str, Flow]]:
+        """A pool's phrases in matching order, longest first, padded with spaces to match
+        whole words; built once per catalog, not per message. Keywords count inside a
+        sentence only for flows in the menu."""
+        cache_key = (id(extra), pool)
         cached = self._sorted.get(cache_key)
         if cached is not None and cached[0] is extra:
             return cached[1]
-        own = self._safeguarding if safeguarding else self._keywords
+        own = {KEYWORDS: self._keywords, SAFEGUARDING: self._safeguarding,
+               DISTRESS: self._distress}[pool]
         pairs = list(own.items())
         pairs += [(k, f) for k, fid in extra.items() if (f := self.flows.get(fid)) is not None]
-        candidates = [(k, f) for k, f in pairs if k and (safeguarding or f.menu_order is not None)]
+        candidates = [(k, f) for k, f in pairs
+                      if k and (pool != KEYWORDS or f.menu_order is not None)]
         candidates.sort(key=lambda p: (-len(p[0]), p[1].menu_order or 0, p[1].id))
         padded = [(f" {k} ", f) for k, f in candidates]
         self._sorted[cache_key] = (extra, padded)
@@ -153,6 +185,32 @@ def flow_files(paths: Sequence[Path]) -> list[Path]:
         else:
             files.append(path)
     return files
+
+
+def in_folder_context(paths: Sequence[Path], flows_dir: Path) -> list[Path]:
+    """What to load to check ``paths`` as the bot would use them.
+
+    A flow links to other flows, so a single file is checked together with the folder it
+    belongs to: its own folder when that is a flows folder (it holds the main menu),
+    otherwise ``flows_dir``, where the file takes the place of the flow file of the same
+    name (a draft checked before it is saved into the live folder). Folders are taken
+    as they are; no paths means ``flows_dir``.
+    """
+    if not paths:
+        return [flows_dir]
+    named = [p for p in paths if not p.is_dir()]
+    chosen: list[Path] = list(paths)
+    replaced = {p.stem for p in named}
+    seen = {p.resolve() for p in flow_files(chosen)}
+    for file in named:
+        folder = file.parent
+        if not (folder / f"{MAIN_MENU_FLOW}.yaml").is_file():
+            folder = flows_dir
+        for other in flow_files([folder]):
+            if other.stem not in replaced and other.resolve() not in seen:
+                seen.add(other.resolve())
+                chosen.append(other)
+    return chosen
 
 
 def _display(path: Path) -> str:

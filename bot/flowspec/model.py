@@ -207,6 +207,12 @@ class Flow:
     interrupt: bool = False
     #: Phrases looked for inside every message, at any step: finding one starts this flow.
     safeguarding: tuple[str, ...] = ()
+    #: Words looked for inside a message nothing else understood at the main menu (or when
+    #: idle): a frightened person's first words start this flow instead of "not understood".
+    distress: tuple[str, ...] = ()
+    #: Flows this one wins over when one message holds words of both (keywords, distress
+    #: words or safeguarding phrases); transitive, so a chain orders a whole set of flows.
+    outranks: tuple[str, ...] = ()
     _index: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:

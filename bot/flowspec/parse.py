@@ -40,7 +40,7 @@ IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 ID_HINT = "use lower-case letters, digits and _ only, starting with a letter (at most 32)"
 
 FLOW_KEYS = ("spec_version", "id", "title", "menu", "keywords", "command", "interrupt",
-             "safeguarding", "steps", "description")
+             "safeguarding", "distress", "outranks", "steps", "description")
 STEP_KINDS = ("say", "ask", "menu", "choose_language", "handover", "goto", "end", "forget")
 STEP_KEYS = (*STEP_KINDS, "id", "buttons", "save", "next", "note")
 BUTTON_KEYS = ("id", "label", "next")
@@ -124,6 +124,12 @@ def parse_flow(text: str, path: str) -> tuple[Flow | None, list[Problem]]:
         menu_order = None
     keywords = _string_list(out, data, "keywords")
     safeguarding = _string_list(out, data, "safeguarding")
+    distress = _string_list(out, data, "distress")
+    outranks = _string_list(out, data, "outranks")
+    for other in outranks:
+        if not IDENTIFIER.match(other):
+            out.add(data.line_of("outranks"), f"'outranks' names '{other}', which is not a flow id",
+                    "write flow ids, e.g. outranks: [asylum_process]")
     command = data.get("command")
     if command is not None and (not isinstance(command, str) or not IDENTIFIER.match(command)):
         out.add(data.line_of("command"), "'command' must be a command name such as human",
@@ -149,7 +155,7 @@ def parse_flow(text: str, path: str) -> tuple[Flow | None, list[Problem]]:
     flow = Flow(
         id=flow_id, path=path, spec_version=version, title=title, steps=tuple(steps),
         menu_order=menu_order, keywords=tuple(keywords), command=command, interrupt=interrupt,
-        safeguarding=tuple(safeguarding),
+        safeguarding=tuple(safeguarding), distress=tuple(distress), outranks=tuple(outranks),
     )
     return flow, out.problems
 

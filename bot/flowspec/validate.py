@@ -29,7 +29,8 @@ from bot.flowspec.model import (
 from bot.flowspec.required import FIRST_CONTACT_FLOW, MAIN_MENU_FLOW, required_flow_problems
 from bot.text.normalize import normalize
 
-__all__ = ["FIRST_CONTACT_FLOW", "MAIN_MENU_FLOW", "validate_flow", "validate_library"]
+__all__ = ["FIRST_CONTACT_FLOW", "MAIN_MENU_FLOW", "outranked_by", "validate_flow",
+           "validate_library"]
 
 # Looser than model.PLACEHOLDER on purpose: it also catches {Bad Names} to report them.
 _PLACEHOLDER = re.compile(r"(?<!\{)\{([^{}]*)\}(?!\})")
@@ -237,6 +238,7 @@ def validate_library(flows: Mapping[str, Flow], folder: str | None = None) -> li
         problems.append(Problem(flow.path, 1, f"safeguarding phrase '{phrase}' is also in "
                                 f"flow '{other.id}' ({other.path})",
                                 "a phrase can start one flow only"))
+    problems.extend(_word_list_problems(flows))
     menu = [f for f in flows.values() if f.menu_order is not None]
     if len(menu) > limits.BUTTONS_MAX:
         problems.append(Problem(menu[0].path, 1, f"{len(menu)} flows have a 'menu' position; the "
@@ -263,3 +265,58 @@ def _claimed_twice(flows: Mapping[str, Flow],
             other = owners.setdefault(key, flow)
             if other is not flow:
                 yield flow, shown, other
+
+
+def outranked_by(flows: Mapping[str, Flow]) -> dict[str, frozenset[str]]:
+    """For each flow id, every flow id that outranks it directly or through a chain
+    (A outranks B, B outranks C: A outranks C). Unknown ids are ignored here."""
+    direct: dict[str, set[str]] = {fid: set() for fid in flows}
+    for flow in flows.values():
+        for lower in flow.outranks:
+            if lower in direct:
+                direct[lower].add(flow.id)
+    closed: dict[str, frozenset[str]] = {}
+    for fid in flows:
+        seen: set[str] = set()
+        todo = list(direct[fid])
+        while todo:
+            higher = todo.pop()
+            if higher not in seen:
+                seen.add(higher)
+                todo.extend(direct.get(higher, ()))
+        closed[fid] = frozenset(seen)
+    return closed
+
+
+def _word_list_problems(flows: Mapping[str, Flow]) -> list[Problem]:
+    """Distress words (one flow each, with words in them) and 'outranks' (existing flows,
+    never in a circle, so that which flow a message starts is always decided)."""
+    problems: list[Problem] = []
+
+    def distress_words(flow: Flow) -> list[tuple[str, str]]:
+        return [(folded, word) for word in flow.distress if (folded := normalize(word))]
+
+    for flow in sorted(flows.values(), key=lambda f: f.path):
+        problems.extend(Problem(flow.path, 1, f"distress word '{word}' has no words",
+                                "write words, such as: scared")
+                        for word in flow.distress if not normalize(word))
+        for lower in flow.outranks:
+            if lower == flow.id:
+                problems.append(Problem(flow.path, 1, f"flow '{flow.id}' cannot outrank itself",
+                                        "remove it from 'outranks'"))
+            elif lower not in flows:
+                close = difflib.get_close_matches(lower, list(flows), n=1)
+                problems.append(Problem(flow.path, 1, f"'outranks' names '{lower}', and there is "
+                                        "no flow called that",
+                                        f"did you mean '{close[0]}'?" if close else
+                                        "flows: " + ", ".join(sorted(flows))))
+    for flow, word, other in _claimed_twice(flows, distress_words):
+        problems.append(Problem(flow.path, 1, f"distress word '{word}' is also in flow "
+                                f"'{other.id}' ({other.path})", "a word can start one flow only"))
+    ranks = outranked_by(flows)
+    for flow in sorted(flows.values(), key=lambda f: f.path):
+        if flow.id in ranks[flow.id]:
+            problems.append(Problem(flow.path, 1, f"'outranks' goes round in a circle back to "
+                                    f"'{flow.id}'", "flows must be in one order: remove one "
+                                    "of the 'outranks' entries"))
+    return problems

@@ -75,6 +75,7 @@ class HandoverStore(Protocol):
     async def requeue(self, handover_id: int, queue: str | None = None) -> bool: ...
     async def close_entry(self, handover_id: int, reason: str) -> bool: ...
     async def enqueue(self, messages: Sequence[Outbound]) -> list[PendingMessage]: ...
+    async def set_summary(self, handover_id: int, summary: str) -> bool: ...
 
 
 def parse_hours(text: str) -> tuple[clock_time, clock_time]:
@@ -156,15 +157,29 @@ class HandoverDesk:
         pending = await self.store.enqueue([notice])
         return pending + await self.offer()
 
-    async def user_turn(self, inbound: Inbound, entry: QueueEntry) -> DeskResult | None:
-        """A message from a person with a place in the queue; None lets the flows handle it."""
+    async def user_turn(self, inbound: Inbound, entry: QueueEntry, *,
+                        for_flows: bool = True) -> DeskResult | None:
+        """A message from a person with a place in the queue; None lets the flows handle it.
+
+        While waiting, ``for_flows`` says whether the flows answer the message (see
+        bot.engine.runtime.takes_while_queued: taps, commands, safeguarding phrases...).
+        Otherwise what the person typed is kept for the volunteer, who sees it on the
+        summary card, and they are told they are still in the queue, and their place."""
         leaving = (inbound.kind is InboundKind.BUTTON and inbound.button == LEAVE_CALLBACK) or (
             inbound.kind is InboundKind.COMMAND and inbound.command == "leave")
         if entry.status is Status.WAITING:
-            if not leaving:
+            if leaving:
+                await self.store.close_entry(entry.id, "left the queue")
+                return DeskResult([await self._say(entry, "handover.left")])
+            if for_flows:
                 return None  # flows keep running while a person waits
-            await self.store.close_entry(entry.id, "left the queue")
-            return DeskResult([await self._say(entry, "handover.left")])
+            typed = " ".join(inbound.text.split()) if inbound.kind is InboundKind.TEXT else ""
+            if typed and len(entry.summary) < _SUMMARY_KEEP_MAX:
+                mark = "" if _WAITING_NOTES in entry.summary else _WAITING_NOTES
+                room = _SUMMARY_KEEP_MAX - len(entry.summary)
+                note = typed if len(typed) <= room else typed[:room].rstrip() + " [...]"
+                await self.store.set_summary(entry.id, f"{entry.summary}{mark}\n- {note}")
+            return DeskResult([await self._queue_notice(entry, "handover.still_waiting")])
         # With a volunteer.
         volunteer = await self.store.volunteer(entry.volunteer) if entry.volunteer else None
         exiting = leaving or (inbound.kind is InboundKind.COMMAND
@@ -268,12 +283,18 @@ class HandoverDesk:
                                      "/queue shows who is still waiting.")])
         waited = max(0, round((self.clock() - choice.created_at) / 60))
         lang = language(choice.language)
+        summary, _, notes = choice.summary.partition(_WAITING_NOTES)
+        if notes:  # what the person typed while waiting, translated where needed
+            lines = [await self._relay_text(line.removeprefix("- "), choice.language,
+                                            volunteer.languages[0], for_volunteer=True)
+                     for line in notes.strip("\n").split("\n- ")]
+            summary += _WAITING_NOTES + "".join(f"\n- {line}" for line in lines)
         card = (f"You are now in chat #{choice.id}.\n"
                 f"Language: {lang.english_name} ({lang.native_name})"
                 + ("" if volunteer.speaks(choice.language) else
                    " - you do not speak it: messages come with a machine translation") + "\n"
                 f"Priority: {choice.priority.value}. Waited {waited} min.\n"
-                f"From the conversation: {choice.summary}\n\n"
+                f"From the conversation: {summary}\n\n"
                 "Type to reply. /done when finished, /release to put the chat back in the queue, "
                 "/transfer QUEUE to pass it to another team.")
         joined = await self._say(choice, "handover.joined")
@@ -428,7 +449,7 @@ class HandoverDesk:
         return _desk(volunteer.chat_key, "Waiting for you, most urgent first:\n" + "\n".join(lines)
                      + "\n\n/take ID to reply.")
 
-    async def _queue_notice(self, entry: QueueEntry) -> Outbound:
+    async def _queue_notice(self, entry: QueueEntry, key: str = "handover.queued") -> Outbound:
         waiting = await self.store.entries(Status.WAITING)
         position = next((i for i, e in enumerate(waiting, start=1) if e.id == entry.id), len(waiting))
         if not self._in_hours():
@@ -445,7 +466,7 @@ class HandoverDesk:
                 wait_key, params = "handover.wait_estimate", {"minutes": Param(f"{minutes:.0f}")}
         wait = await self.localizer.render(Say(wait_key, SYSTEM_TEXT[wait_key], params),
                                            entry.chat_key, entry.language)
-        say = Say("handover.queued", SYSTEM_TEXT["handover.queued"],
+        say = Say(key, SYSTEM_TEXT[key],
                   {"position": Param(str(position)), "wait": Param(wait.text)},
                   (Choice("handover.leave_button", SYSTEM_TEXT["handover.leave_button"],
                           LEAVE_CALLBACK),))
@@ -482,6 +503,12 @@ class HandoverDesk:
         if start == end:  # "00:00-00:00": around the clock
             return True
         return start <= now < end if start < end else (now >= start or now < end)
+
+
+#: Heads what a waiting person typed, kept in the summary for the volunteer who takes the chat.
+_WAITING_NOTES = "\nWhile waiting, the person wrote:"
+#: The summary (with what was kept) stops growing here: enough for a volunteer to read first.
+_SUMMARY_KEEP_MAX = 2000
 
 
 def _desk(chat_key: str, text: str) -> Outbound:

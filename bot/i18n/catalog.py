@@ -13,7 +13,7 @@ translation stale (and the renderer stops using it) until a translator updates i
 ``reviewed``: checked by a native speaker. ``needs_review``: written by the team, to be
 checked. ``machine``: an offline machine draft. Keywords of a flow are one entry,
 ``<flow>.keywords``, whose text is a comma-separated list; so are its safeguarding
-phrases, ``<flow>.safeguarding``.
+phrases, ``<flow>.safeguarding``, and its distress words, ``<flow>.distress``.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from bot.flowspec.strict_yaml import YamlMap, YamlSyntaxError, load_yaml
 from bot.text.languages import DEFAULT_LANGUAGE, LANGUAGES
 from bot.text.normalize import normalize
 
-__all__ = ["CatalogSet", "Entry", "Status", "catalog_file", "keywords_key", "load_catalogs",
-           "safeguarding_key"]
+__all__ = ["WORD_LIST_SUFFIXES", "CatalogSet", "Entry", "Status", "catalog_file", "distress_key",
+           "keywords_key", "load_catalogs", "safeguarding_key"]
 
 ENTRY_KEYS = ("status", "source", "text")
 
@@ -65,6 +65,14 @@ def safeguarding_key(flow_id: str) -> str:
     return f"{flow_id}.safeguarding"
 
 
+def distress_key(flow_id: str) -> str:
+    return f"{flow_id}.distress"
+
+
+#: Entries whose text is a comma-separated list of words rather than a message.
+WORD_LIST_SUFFIXES = (".keywords", ".safeguarding", ".distress")
+
+
 def catalog_file(locales_dir: Path, language: str, key: str) -> Path:
     """The file an entry belongs in: one per flow, and system.yaml for system texts."""
     return locales_dir / language / f"{key.split('.', 1)[0]}.yaml"
@@ -93,11 +101,16 @@ class CatalogSet:
         self._variants: dict[str, list[str]] = {}
         self._keywords: dict[str, str] = {}
         self._safeguarding: dict[str, str] = {}
+        self._distress: dict[str, str] = {}
         for entry in self.entries.values():
-            if not self._fresh(entry):
+            # A word list stays in use when the English list changes: its words are still
+            # that language's words (a stale safeguarding list must never fall silent because
+            # staff added one English phrase). Only messages need their English to match.
+            if not self._fresh(entry) and not entry.key.endswith(WORD_LIST_SUFFIXES):
                 continue
             for suffix, pool in ((".keywords", self._keywords),
-                                 (".safeguarding", self._safeguarding)):
+                                 (".safeguarding", self._safeguarding),
+                                 (".distress", self._distress)):
                 if entry.key.endswith(suffix):
                     flow_id = entry.key.removesuffix(suffix)
                     for word in entry.text.split(","):
@@ -134,6 +147,10 @@ class CatalogSet:
     def safeguarding(self) -> Mapping[str, str]:
         """Normalised safeguarding phrase in any language -> flow id."""
         return self._safeguarding
+
+    def distress(self) -> Mapping[str, str]:
+        """Normalised distress word in any language -> flow id."""
+        return self._distress
 
 
 def load_catalogs(locales_dir: Path, sources: Mapping[str, str] | None = None) -> tuple[

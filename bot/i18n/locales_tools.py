@@ -14,12 +14,14 @@ from bot import limits
 from bot.engine.system_text import SYSTEM_TEXT
 from bot.errors import Problem
 from bot.flowspec.library import FlowLibrary
-from bot.flowspec.model import AskStep
+from bot.flowspec.model import AskStep, Flow
 from bot.i18n.catalog import (
+    WORD_LIST_SUFFIXES,
     CatalogSet,
     Entry,
     Status,
     catalog_file,
+    distress_key,
     keywords_key,
     placeholders,
     safeguarding_key,
@@ -27,7 +29,7 @@ from bot.i18n.catalog import (
 )
 from bot.text.languages import DEFAULT_LANGUAGE, LANGUAGES
 
-__all__ = ["Coverage", "check_catalogs", "expected_sources", "write_entries"]
+__all__ = ["Coverage", "check_catalogs", "expected_sources", "stale_warnings", "write_entries"]
 
 STATES = ("reviewed", "needs_review", "machine", "missing", "stale")
 
@@ -41,6 +43,8 @@ def expected_sources(library: FlowLibrary) -> dict[str, str]:
             out[keywords_key(flow.id)] = ", ".join(flow.keywords)
         if flow.safeguarding:
             out[safeguarding_key(flow.id)] = ", ".join(flow.safeguarding)
+        if flow.distress:
+            out[distress_key(flow.id)] = ", ".join(flow.distress)
     out.update(SYSTEM_TEXT)
     return out
 
@@ -68,18 +72,57 @@ class Coverage:
     def failed(self) -> bool:
         return bool(self.problems) or any(self.missing.values())
 
+    def stale_keys(self) -> dict[str, list[str]]:
+        """key -> the languages where it is stale, in the order keys were checked."""
+        return _by_key(self.stale)
+
+    def missing_keys(self) -> dict[str, list[str]]:
+        """key -> the languages that lack it."""
+        return _by_key(self.missing)
+
     def grid(self) -> str:
         languages = [code for code in LANGUAGES if code != DEFAULT_LANGUAGE]
         groups = sorted({g for per in self.counts.values() for g in per})
+        width = max([18, *(len(g) + 2 for g in groups)])
         lines = ["each cell: reviewed / needs review / machine draft / missing / stale", "",
-                 f"{'':<18}" + "".join(f"{code:>16}" for code in languages)]
+                 f"{'':<{width}}" + "".join(f"{code:>16}" for code in languages)]
         for group in groups:
-            row = f"{group:<18}"
+            row = f"{group:<{width}}"
             for code in languages:
                 c = self.counts.get(code, {}).get(group, dict.fromkeys(STATES, 0))
                 row += f"{'/'.join(str(c[s]) for s in STATES):>16}"
             lines.append(row)
         return "\n".join(lines)
+
+
+def stale_warnings(coverage: Coverage) -> list[str]:
+    """One line per stale key naming its languages, then one per flow with untranslated
+    texts: what ``validate`` warns about and ``locales check`` lists."""
+    lines = [f"warning: {key}: the English changed since it was translated; stale in "
+             f"{', '.join(codes)} " + (
+                 "(their lists still work, without the new English words)"
+                 if key.endswith(WORD_LIST_SUFFIXES) else
+                 "(messages with it are sent in English there until it is translated again)")
+             for key, codes in coverage.stale_keys().items()]
+    by_group: dict[str, tuple[set[str], set[str]]] = {}
+    for key, codes in coverage.missing_keys().items():
+        keys, languages = by_group.setdefault(group_of(key), (set(), set()))
+        keys.add(key)
+        languages.update(codes)
+    for group, (keys, languages) in by_group.items():
+        ordered = [code for code in LANGUAGES if code in languages]
+        lines.append(f"warning: {group}: {len(keys)} text(s) not translated into "
+                     f"{', '.join(ordered)} yet (sent in English there; "
+                     "python -m bot locales export)")
+    return lines
+
+
+def _by_key(per_language: Mapping[str, list[str]]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for code in LANGUAGES:
+        for key in per_language.get(code, ()):
+            out.setdefault(key, []).append(code)
+    return out
 
 
 def check_catalogs(library: FlowLibrary, catalogs: CatalogSet,
@@ -112,27 +155,34 @@ def check_catalogs(library: FlowLibrary, catalogs: CatalogSet,
 
 
 def _keyword_clashes(library: FlowLibrary, catalogs: CatalogSet) -> list[Problem]:
-    """Typed keywords from every language share one pool: one word must lead to one flow."""
+    """Typed words from every language share one pool per kind (keywords, safeguarding
+    phrases, distress words): one word must lead to one flow."""
     from bot.text.normalize import normalize
 
-    owner: dict[str, tuple[str, str]] = {}  # keyword -> (flow id, where it was written)
-    for flow in library.flows.values():
-        for word in flow.keywords:
-            owner.setdefault(normalize(word), (flow.id, flow.path))
     problems: list[Problem] = []
-    for entry in sorted(catalogs.entries.values(), key=lambda e: (e.path, e.line)):
-        if not entry.key.endswith(".keywords"):
-            continue
-        flow_id = entry.key.removesuffix(".keywords")
-        for word in (w.strip() for w in entry.text.split(",")):
-            folded = normalize(word)
-            if not folded:
+    pools: tuple[tuple[str, Callable[[Flow], tuple[str, ...]]], ...] = (
+        (".keywords", lambda f: f.keywords), (".safeguarding", lambda f: f.safeguarding),
+        (".distress", lambda f: f.distress))
+    for suffix, own in pools:
+        owner: dict[str, tuple[str, str]] = {}  # word -> (flow id, where it was written)
+        for flow in library.flows.values():
+            for word in own(flow):
+                owner.setdefault(normalize(word), (flow.id, flow.path))
+        kind = {".keywords": "keyword", ".safeguarding": "safeguarding phrase",
+                ".distress": "distress word"}[suffix]
+        for entry in sorted(catalogs.entries.values(), key=lambda e: (e.path, e.line)):
+            if not entry.key.endswith(suffix):
                 continue
-            first = owner.setdefault(folded, (flow_id, entry.path))
-            if first[0] != flow_id:
-                problems.append(Problem(entry.path, entry.line,
-                                        f"keyword '{word}' of {flow_id} already leads to {first[0]} "
-                                        f"({first[1]})", "use it for one flow only, in every language"))
+            flow_id = entry.key.removesuffix(suffix)
+            for word in (w.strip() for w in entry.text.split(",")):
+                folded = normalize(word)
+                if not folded:
+                    continue
+                first = owner.setdefault(folded, (flow_id, entry.path))
+                if first[0] != flow_id:
+                    problems.append(Problem(
+                        entry.path, entry.line, f"{kind} '{word}' of {flow_id} already leads to "
+                        f"{first[0]} ({first[1]})", "use it for one flow only, in every language"))
     return problems
 
 

@@ -55,6 +55,10 @@ class Catalog(Protocol):
         """Normalised safeguarding phrase in some language -> flow id."""
         ...
 
+    def distress(self) -> Mapping[str, str]:
+        """Normalised distress word in some language -> flow id."""
+        ...
+
 
 class EmptyCatalog:
     """No translations: everything renders in English (or through machine translation)."""
@@ -69,6 +73,9 @@ class EmptyCatalog:
         return {}
 
     def safeguarding(self) -> Mapping[str, str]:
+        return {}
+
+    def distress(self) -> Mapping[str, str]:
         return {}
 
 
@@ -96,6 +103,9 @@ class Localizer:
 
     def safeguarding_aliases(self) -> Mapping[str, str]:
         return self.catalog.safeguarding()
+
+    def distress_aliases(self) -> Mapping[str, str]:
+        return self.catalog.distress()
 
     def system_text(self, key: str, lang: str) -> str | None:
         """A system text in the language from the catalogs, or None."""

@@ -687,6 +687,13 @@ class SqliteStore:
             "WHERE id = ? AND status != 'closed'", (reason, handover_id))
         return cursor.rowcount == 1
 
+    async def set_summary(self, handover_id: int, summary: str) -> bool:
+        """Replace a waiting chat's summary (the desk adds what the person typed meanwhile)."""
+        cursor = await self._conn.execute(
+            "UPDATE handovers SET summary = ? WHERE id = ? AND status = 'waiting'",
+            (summary, handover_id))
+        return cursor.rowcount == 1
+
     async def enqueue(self, messages: Sequence[Outbound]) -> list[PendingMessage]:
         """Queue messages outside a turn (notices from the queue's clock)."""
         if not messages:
