@@ -58,11 +58,10 @@ def texts(messages: list[Outbound], chat: str) -> list[str]:
 
 
 async def make_desk(db: Path, *, translator: ArgosTranslator | None = None,
-                    hours: str = ALWAYS, shift: list[float] | None = None,
-                    extra_flows: list[Path] | None = None) -> Desk:
+                    hours: str = ALWAYS, shift: list[float] | None = None) -> Desk:
     shift = shift if shift is not None else [0.0]
     store = await SqliteStore.open(db, clock=lambda: time.time() + shift[0])
-    library = load_library([FIXTURES, *(extra_flows or [])])
+    library = load_library([FIXTURES])
     localizer = Localizer(CatalogSet(), translator)
     desk = HandoverDesk(store, localizer, translator,
                         DeskSettings(offer_delay_seconds=120, volunteer_timeout_seconds=600,
@@ -476,25 +475,6 @@ def test_volunteers_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert main(["volunteers", "remove", "12345", "--db", db]) == 1
 
 
-SAFETY_FLOW = """\
-spec_version: 1
-id: safety
-title: Are you safe?
-safeguarding: [kill myself]
-steps:
-  - id: heard
-    say: Call 999. Samaritans 116 123.
-  - id: offer
-    ask: A volunteer now?
-    buttons:
-      - {id: person, label: Yes, next: call}
-      - {id: menu, label: No, next: MENU}
-  - id: call
-    handover: {queue: safeguarding, priority: crisis, summary: "safety words"}
-    next: END
-"""
-
-
 async def test_typing_while_waiting_is_kept_for_the_volunteer_and_says_the_place(
         tmp_path: Path, translator: ArgosTranslator) -> None:
     made = await make_desk(tmp_path / "bot.sqlite3", translator=translator)
@@ -539,13 +519,11 @@ async def test_the_volunteer_card_shows_what_was_written_while_waiting_translate
 
 
 async def test_crisis_words_while_waiting_still_get_the_crisis_reply_first(tmp_path: Path) -> None:
-    safety = tmp_path / "safety.yaml"
-    safety.write_text(SAFETY_FLOW, encoding="utf-8")
-    made = await make_desk(tmp_path / "bot.sqlite3", extra_flows=[safety])
+    made = await make_desk(tmp_path / "bot.sqlite3")  # the fixtures' safety_check flow
     try:
         await hand_over(made)
         replies = await made.send(USER, "I cannot wait, I will kill myself")
-        assert [m.key for m in replies] == ["safety.heard", "safety.offer"]
+        assert [m.key for m in replies] == ["safety_check.heard", "safety_check.offer"]
         crisis = await made.tap(USER, replies[-1].buttons[0].callback)
         assert [m.key for m in crisis] == ["handover.queued"]
         [entry] = await made.store.entries(Status.WAITING)

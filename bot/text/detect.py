@@ -15,15 +15,21 @@ Letters told apart (all in the Arabic block; each checked against the five catal
 
 from __future__ import annotations
 
+import re
+
 __all__ = ["guess_languages"]
 
 _PASHTO_ONLY = frozenset("ټډړږښګڼځڅۍې")
 _URDU_ONLY = frozenset("ٹڈڑںھہۂۃےۓ")
 
 
+#: Links say nothing about the language around them (and are long runs of Latin letters).
+_LINK = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
+
+
 def guess_languages(text: str) -> list[str]:
     """Likely languages, best first; empty when nothing can be told."""
-    letters = [c for c in text if c.isalpha()]
+    letters = [c for c in _LINK.sub(" ", text) if c.isalpha()]
     if not letters:
         return []
     if sum("\u0900" <= c <= "\u097f" for c in letters) * 2 >= len(letters):
