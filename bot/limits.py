@@ -70,3 +70,16 @@ STOP_SECONDS_MAX = 10.0
 SEND_RETRY_FIRST_SECONDS = 5.0
 SEND_RETRY_MAX_SECONDS = 120.0
 SEND_GIVE_UP_SECONDS = 15 * 60.0
+
+# The volunteer desk: what one volunteer is sent at once, however long the queue.
+#: A round of offers sends a volunteer this many offers in full, the most urgent, then one
+#: message for the rest ("and N more: /queue") that lists every crisis chat among them, a
+#: line and a Take button each (BUTTONS_MAX a message).
+DESK_OFFERS_PER_ROUND = 3
+#: /queue lists this many chats a page, most urgent first ...
+DESK_QUEUE_PAGE = 5
+#: ... except that the first page lists every crisis chat, up to this many (a line each
+#: keeps even these inside one Telegram message).
+DESK_QUEUE_FIRST_PAGE_MAX = 20
+#: Characters of a chat's summary shown on its line in /queue.
+DESK_QUEUE_SUMMARY_CHARS = 80

@@ -17,6 +17,7 @@ so no chat waits for no one; /transfer accepts only queues that someone serves.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
@@ -31,7 +32,8 @@ from bot import limits
 from bot.engine.events import Choice, Param, Say
 from bot.engine.system_text import SYSTEM_TEXT
 from bot.errors import ConfigError, TranslationError
-from bot.handover.model import ALL_QUEUES, QueueEntry, Status, Volunteer
+from bot.flowspec.model import Priority
+from bot.handover.model import ALL_QUEUES, OfferQuery, OffersOwed, QueueEntry, Status, Volunteer
 from bot.i18n.localizer import Localizer
 from bot.messages import Inbound, InboundKind, Outbound, OutButton
 from bot.storage.base import PendingMessage
@@ -47,6 +49,8 @@ log = logging.getLogger(__name__)
 #: Callback data of the desk's own buttons (never a question token, which is "<n>.<i>").
 LEAVE_CALLBACK = "leave"
 TAKE_CALLBACK_PREFIX = "vt."
+#: "vq.<page>": a page of /queue.
+QUEUE_CALLBACK_PREFIX = "vq."
 VOLUNTEER_COMMANDS = ("available", "away", "queue", "take", "done", "release", "transfer",
                       "start", "help")
 #: Commands a person may use while talking to a volunteer; everything else is passed on.
@@ -66,11 +70,32 @@ class HandoverStore(Protocol):
     async def queue_entry(self, handover_id: int) -> QueueEntry | None: ...
     async def open_entry(self, chat_key: str) -> QueueEntry | None: ...
     async def held_by(self, volunteer: str) -> QueueEntry | None: ...
-    async def entries(self, status: Status) -> list[QueueEntry]: ...
-    async def offered_to(self, volunteer: str) -> set[int]: ...
-    async def offers_of(self, handover_id: int) -> set[str]: ...
-    async def record_offer(self, handover_id: int, volunteer: str,
-                           messages: Sequence[Outbound]) -> list[PendingMessage]: ...
+    async def entries(self, status: Status) -> list[QueueEntry]:
+        """Every entry of that status, in queue order (the desk reads only the assigned)."""
+        ...
+    async def queue_position(self, handover_id: int) -> int | None:
+        """A waiting chat's place in the whole queue, 1 first; None if it is not waiting."""
+        ...
+    async def waiting_for(self, volunteer: str, *, limit: int,
+                          offset: int = 0) -> list[QueueEntry]:
+        """Waiting chats offered to the volunteer, in queue order, a page at a time."""
+        ...
+    async def waiting_counts(self, volunteer: str) -> dict[tuple[Priority, str | None], int]:
+        """Waiting chats offered to the volunteer, counted by priority and language."""
+        ...
+    async def offered_entry(self, volunteer: str, handover_id: int) -> QueueEntry | None:
+        """The chat, if it waits and was offered to the volunteer."""
+        ...
+    async def offers_owed(self, query: OfferQuery) -> OffersOwed:
+        """What a round of offers owes under the desk's rules, read in one query."""
+        ...
+    async def record_offers(self, offers: Sequence[tuple[int, str]],
+                            messages: Sequence[Outbound],
+                            settle: Sequence[tuple[int, float | None]] = (),
+                            due_by: float = 0.0) -> list[PendingMessage]:
+        """A round's offers (handover id, volunteer) and their messages, together with when
+        each chat read as due by ``due_by`` is next due (None: not unless requeued)."""
+        ...
     async def take(self, handover_id: int, volunteer: str) -> bool: ...
     async def requeue(self, handover_id: int, queue: str | None = None) -> bool: ...
     async def close_entry(self, handover_id: int, reason: str) -> bool: ...
@@ -138,6 +163,12 @@ class HandoverDesk:
         self.clock = clock
         self.flow_queues = flow_queues
         self._hours = parse_hours(self.settings.hours)
+        # Rounds of offers run one at a time, so two never read the same chats as owed.
+        self._offering = asyncio.Lock()
+        # What the last round saw: the available volunteers and the queues served. Anyone
+        # new or changed since then is owed every waiting chat they may see, not only chats
+        # due; a change in who serves what makes everyone fresh.
+        self._last_round: tuple[frozenset[Volunteer], frozenset[str] | None] | None = None
         try:
             self._zone = ZoneInfo(self.settings.timezone)
         except Exception as exc:  # ZoneInfoNotFoundError, or a malformed name
@@ -153,9 +184,9 @@ class HandoverDesk:
         if volunteers and not _served(entry.queue, volunteers):  # none at all: a desk not set up
             log.warning("chat #%s was handed to queue %r, which no registered volunteer serves; "
                         "it is offered to every volunteer instead", entry.id, entry.queue)
-        notice = await self._queue_notice(entry)
+        notice = await self._queue_notice(entry, volunteers)
         pending = await self.store.enqueue([notice])
-        return pending + await self.offer()
+        return pending + await self.offer(volunteers)
 
     async def user_turn(self, inbound: Inbound, entry: QueueEntry, *,
                         for_flows: bool = True) -> DeskResult | None:
@@ -179,7 +210,9 @@ class HandoverDesk:
                 room = _SUMMARY_KEEP_MAX - len(entry.summary)
                 note = typed if len(typed) <= room else typed[:room].rstrip() + " [...]"
                 await self.store.set_summary(entry.id, f"{entry.summary}{mark}\n- {note}")
-            return DeskResult([await self._queue_notice(entry, "handover.still_waiting")])
+            notice = await self._queue_notice(entry, await self.store.volunteers(),
+                                              "handover.still_waiting")
+            return DeskResult([notice])
         # With a volunteer.
         volunteer = await self.store.volunteer(entry.volunteer) if entry.volunteer else None
         exiting = leaving or (inbound.kind is InboundKind.COMMAND
@@ -220,6 +253,9 @@ class HandoverDesk:
         if inbound.kind is InboundKind.BUTTON and inbound.button.startswith(TAKE_CALLBACK_PREFIX):
             number = inbound.button.removeprefix(TAKE_CALLBACK_PREFIX)
             return await self._take(volunteer, number, seen)
+        if inbound.kind is InboundKind.BUTTON and inbound.button.startswith(QUEUE_CALLBACK_PREFIX):
+            page = inbound.button.removeprefix(QUEUE_CALLBACK_PREFIX)
+            return DeskResult([await self._queue_listing(volunteer, page)], seen=seen)
         if inbound.kind is InboundKind.COMMAND:
             return await self._command(volunteer, inbound.command, inbound.text.strip(), holding)
         if holding is None:
@@ -248,12 +284,12 @@ class HandoverDesk:
             await self.store.set_available(me, True)
             confirm = _desk(me, "You are available: new chats in "
                             f"{', '.join(volunteer.queues)} will be offered to you.")
-            return DeskResult([confirm], seen=seen, queued=await self.offer())
+            return DeskResult([confirm], seen=seen, queued=await self.offer(fresh={me}))
         if command == "away":
             await self.store.set_available(me, False)
             return DeskResult([_desk(me, "You are away: no new chats will be offered to you.")], seen=seen)
         if command == "queue":
-            return DeskResult([await self._queue_listing(volunteer)], seen=seen)
+            return DeskResult([await self._queue_listing(volunteer, argument)], seen=seen)
         if command == "take":
             return await self._take(volunteer, argument, seen)
         if command in ("done", "release", "transfer"):
@@ -268,13 +304,12 @@ class HandoverDesk:
         if seen is not None:
             return DeskResult([_desk(me, f"You are still in chat #{seen[0]}. /done or /release "
                                      "it first.")], seen=seen)
-        offered = await self.store.offered_to(me)
-        waiting = [e for e in await self.store.entries(Status.WAITING) if e.id in offered]
         if argument:
-            wanted = argument.lstrip("#")
-            choice = next((e for e in waiting if str(e.id) == wanted), None)
+            number = _number(argument.lstrip("#"))
+            choice = None if number is None else await self.store.offered_entry(me, number)
         else:
-            choice = waiting[0] if waiting else None
+            first = await self.store.waiting_for(me, limit=1)
+            choice = first[0] if first else None
         if choice is None:
             reason = "That chat is not waiting for you" if argument else "No chat is waiting for you"
             return DeskResult([_desk(me, f"{reason}. /queue shows what you can take.")])
@@ -326,28 +361,57 @@ class HandoverDesk:
         return DeskResult([_desk(me, f"#{entry.id} went {where}."), told], queued=await self.offer())
 
     # -- the queue's clock ----------------------------------------------------------------
-    async def offer(self) -> list[PendingMessage]:
-        """Offer waiting chats: at once to available volunteers of the queue who speak the
-        person's language, after ``offer_delay_seconds`` to the other available ones."""
+    async def offer(self, volunteers: Sequence[Volunteer] | None = None, *,
+                    fresh: Collection[str] = ()) -> list[PendingMessage]:
+        """A round of offers: waiting chats go at once to available volunteers of their
+        queue who speak the person's language, and after ``offer_delay_seconds`` to the
+        other available ones. Each volunteer is sent the most urgent few in full, then how
+        many more wait (all of them in /queue) with a line and a Take button for each crisis
+        chat among them, so a crisis is never left behind a page.
+
+        A round reads only chats due (queued, requeued, past their delay), and all waiting
+        chats only for volunteers in ``fresh`` (who just said /available) or new or changed
+        since this desk's last round. ``volunteers``: every registered one, if just read.
+        """
+        async with self._offering:
+            registered = volunteers if volunteers is not None else await self.store.volunteers()
+            return await self._offer_round(registered, set(fresh))
+
+    async def _offer_round(self, registered: Sequence[Volunteer],
+                           fresh: set[str]) -> list[PendingMessage]:
         now = self.clock()
-        volunteers = await self.store.volunteers()
-        available = [v for v in volunteers if v.available]
-        pending: list[PendingMessage] = []
+        delay = self.settings.offer_delay_seconds
+        available = tuple(v for v in registered if v.available)
+        served = _served_names(registered)
+        last = self._last_round
+        if last is None or last[1] != served:
+            fresh = {v.chat_key for v in available}
+        else:
+            fresh |= {v.chat_key for v in available if v not in last[0]}
         if not available:
-            return pending
-        for entry in await self.store.entries(Status.WAITING):
-            already = await self.store.offers_of(entry.id)
-            served = _served(entry.queue, volunteers)  # else: offered to everyone
-            for volunteer in available:
-                if volunteer.chat_key in already or (served and not volunteer.serves(entry.queue)):
-                    continue
-                if volunteer.speaks(entry.language) or now - entry.created_at >= \
-                        self.settings.offer_delay_seconds:
-                    if not served:
-                        log.info("offering #%s of unserved queue %r to %s", entry.id, entry.queue,
-                                 volunteer.chat_key)
-                    pending += await self.store.record_offer(
-                        entry.id, volunteer.chat_key, [self._offer_message(entry, volunteer, served)])
+            self._last_round = (frozenset(), served)
+            return []  # chats stay due for the next round that has someone to offer them to
+        found = await self.store.offers_owed(OfferQuery(available, now, now - delay, served,
+                                                        frozenset(fresh)))
+        owed: dict[str, list[QueueEntry]] = {}
+        for key, entry in found.owed:
+            owed.setdefault(key, []).append(entry)
+        messages: list[Outbound] = []
+        for volunteer in available:
+            chats = owed.get(volunteer.chat_key, [])
+            for entry in chats[:limits.DESK_OFFERS_PER_ROUND]:
+                is_served = served is None or entry.queue in served
+                if not is_served:
+                    log.info("offering #%s of unserved queue %r to %s", entry.id, entry.queue,
+                             volunteer.chat_key)
+                messages.append(self._offer_message(entry, volunteer, is_served))
+            messages += self._more_waiting(volunteer, chats[limits.DESK_OFFERS_PER_ROUND:])
+        # Due again when the delay ends, for the volunteers who do not speak the language.
+        settle = [(due.id, due.created_at + delay if now < due.created_at + delay else None)
+                  for due in found.due]
+        pending = await self.store.record_offers([(e.id, key) for key, e in found.owed],
+                                                 messages, settle, due_by=now)
+        self._last_round = (frozenset(available), served)
         return pending
 
     async def remove_volunteer(self, chat_key: str) -> Removal | None:
@@ -403,7 +467,8 @@ class HandoverDesk:
         """Run every few seconds: delayed offers, and chats where someone went silent."""
         now = self.clock()
         notices: list[Outbound] = []
-        registered = {v.chat_key for v in await self.store.volunteers()}
+        volunteers = await self.store.volunteers()
+        registered = {v.chat_key for v in volunteers}
         for entry in await self.store.entries(Status.ASSIGNED):
             if entry.volunteer not in registered:  # unregistered while holding it
                 notices += await self._return_to_queue(entry)
@@ -422,7 +487,7 @@ class HandoverDesk:
                     notices.append(_desk(entry.volunteer, f"#{entry.id} is closed: no reply from the "
                                          f"person for {self.settings.user_timeout_seconds / 60:.0f} min."))
         pending = await self.store.enqueue(notices)
-        return pending + await self.offer()
+        return pending + await self.offer(volunteers)
 
     # -- messages -------------------------------------------------------------------------
     def _offer_message(self, entry: QueueEntry, volunteer: Volunteer, served: bool) -> Outbound:
@@ -438,25 +503,86 @@ class HandoverDesk:
         return Outbound(volunteer.chat_key, text, (OutButton(f"{TAKE_CALLBACK_PREFIX}{entry.id}",
                                                              f"Take #{entry.id}"),), key="desk.offer")
 
-    async def _queue_listing(self, volunteer: Volunteer) -> Outbound:
-        offered = await self.store.offered_to(volunteer.chat_key)
-        waiting = [e for e in await self.store.entries(Status.WAITING) if e.id in offered]
-        if not waiting:
-            return _desk(volunteer.chat_key, "No chat is waiting for you.")
+    def _more_waiting(self, volunteer: Volunteer, chats: Sequence[QueueEntry]) -> list[Outbound]:
+        """The rest of a round for one volunteer: how many more wait, by priority, and a
+        line with a Take button for each crisis chat among them (never left to /queue)."""
+        if not chats:
+            return []
+        by_priority: dict[Priority, int] = {}
+        for entry in chats:
+            by_priority[entry.priority] = by_priority.get(entry.priority, 0) + 1
+        head = (f"And {len(chats)} more waiting for you ({_by_priority(by_priority)}): /queue "
+                "lists them, most urgent first.")
+        crisis = [e for e in chats if e.priority is Priority.CRISIS]
+        if not crisis:
+            return [_desk(volunteer.chat_key, head)]
         now = self.clock()
-        lines = [f"#{e.id} · {language(e.language).english_name} · {e.priority.value} · waiting "
-                 f"{max(0, round((now - e.created_at) / 60))} min · {e.summary[:120]}" for e in waiting]
-        return _desk(volunteer.chat_key, "Waiting for you, most urgent first:\n" + "\n".join(lines)
-                     + "\n\n/take ID to reply.")
+        messages = []
+        for start in range(0, len(crisis), limits.BUTTONS_MAX):
+            part = crisis[start:start + limits.BUTTONS_MAX]
+            lines = [head + "\n\nCrisis, answer first:" if start == 0 else
+                     "More crisis chats waiting for you:"]
+            lines += [self._line(e, now, with_queue=True) for e in part]
+            messages.append(Outbound(volunteer.chat_key, "\n".join(lines), _take_buttons(part),
+                                     key="desk"))
+        return messages
 
-    async def _queue_notice(self, entry: QueueEntry, key: str = "handover.queued") -> Outbound:
-        waiting = await self.store.entries(Status.WAITING)
-        position = next((i for i, e in enumerate(waiting, start=1) if e.id == entry.id), len(waiting))
+    def _line(self, entry: QueueEntry, now: float, *, with_queue: bool = False) -> str:
+        queue = f" · {entry.queue}" if with_queue else ""
+        return (f"#{entry.id} · {entry.priority.value} · {language(entry.language).english_name}"
+                f"{queue} · waiting {_minutes(now - entry.created_at)} min · "
+                f"{_preview(entry.summary, limits.DESK_QUEUE_SUMMARY_CHARS)}")
+
+    async def _queue_listing(self, volunteer: Volunteer, argument: str = "") -> Outbound:
+        """A summary of the chats waiting for the volunteer and a page of them, most urgent
+        first, with Take buttons; the first page holds every crisis chat."""
+        me = volunteer.chat_key
+        page = _number(argument) if argument.strip() else 1
+        if page is None or page < 1:
+            return _desk(me, "Say which page of the queue, e.g. /queue 2.")
+        counts = await self.store.waiting_counts(me)
+        total = sum(counts.values())
+        if not total:
+            return _desk(me, "No chat is waiting for you.")
+        crisis = sum(n for (priority, _), n in counts.items() if priority is Priority.CRISIS)
+        first = max(limits.DESK_QUEUE_PAGE, min(crisis, limits.DESK_QUEUE_FIRST_PAGE_MAX))
+        pages = 1 + math.ceil(max(0, total - first) / limits.DESK_QUEUE_PAGE)
+        if page > pages:
+            return _desk(me, f"The queue has {_count(pages, 'page')} for you now "
+                         f"({_count(total, 'chat')}). /queue shows the first.")
+        offset = 0 if page == 1 else first + (page - 2) * limits.DESK_QUEUE_PAGE
+        size = first if page == 1 else limits.DESK_QUEUE_PAGE
+        chats = await self.store.waiting_for(me, limit=size, offset=offset)
+        by_priority: dict[Priority, int] = {}
+        by_language: dict[str, int] = {}
+        for (priority, code), n in counts.items():
+            by_priority[priority] = by_priority.get(priority, 0) + n
+            name = language(code).english_name
+            by_language[name] = by_language.get(name, 0) + n
+        now = self.clock()
+        lines = [f"{_count(total, 'chat')} waiting for you.",
+                 f"By priority: {_by_priority(by_priority)}",
+                 "By language: " + ", ".join(f"{n} {name}" for name, n in
+                                             sorted(by_language.items(), key=lambda i: (-i[1], i[0]))),
+                 "",
+                 f"Most urgent first, {offset + 1}-{offset + len(chats)} of {total}:"]
+        lines += [self._line(e, now) for e in chats]
+        more = page < pages
+        lines += ["", "Tap Take, or /take ID, to reply."
+                  + (f" /queue {page + 1} for the next page." if more else "")]
+        # A button a line, within a question's limit, with room for "More".
+        buttons = _take_buttons(chats[:limits.BUTTONS_MAX - 1])
+        if more:
+            buttons += (OutButton(f"{QUEUE_CALLBACK_PREFIX}{page + 1}", f"More (page {page + 1})"),)
+        return Outbound(me, "\n".join(lines), buttons, key="desk")
+
+    async def _queue_notice(self, entry: QueueEntry, volunteers: Sequence[Volunteer],
+                            key: str = "handover.queued") -> Outbound:
+        position = await self.store.queue_position(entry.id) or 1  # None: taken meanwhile
         if not self._in_hours():
             wait_key = "handover.out_of_hours"
             params = {"hours": Param(self.settings.hours)}
         else:
-            volunteers = await self.store.volunteers()
             served = _served(entry.queue, volunteers)  # else every volunteer is offered it
             matching = [v for v in volunteers if v.available and (v.serves(entry.queue) or not served)]
             if not matching:
@@ -520,6 +646,36 @@ def _served(queue: str, volunteers: Sequence[Volunteer]) -> bool:
     return any(v.serves(queue) for v in volunteers)
 
 
+def _served_names(volunteers: Sequence[Volunteer]) -> frozenset[str] | None:
+    """The queues registered volunteers serve; None when one serves every queue."""
+    if any(ALL_QUEUES in v.queues for v in volunteers):
+        return None
+    return frozenset(q for v in volunteers for q in v.queues)
+
+
+def _by_priority(counts: dict[Priority, int]) -> str:
+    """'2 crisis, 5 normal': most urgent first."""
+    return ", ".join(f"{counts[p]} {p.value}" for p in sorted(counts, key=lambda p: p.rank))
+
+
+def _take_buttons(chats: Sequence[QueueEntry]) -> tuple[OutButton, ...]:
+    return tuple(OutButton(f"{TAKE_CALLBACK_PREFIX}{e.id}", f"Take #{e.id}") for e in chats)
+
+
+def _number(text: str) -> int | None:
+    """A chat or page number as typed; None unless it is one (ASCII digits, a sane size)."""
+    text = text.strip()
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 15 else None
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def _minutes(seconds: float) -> int:
+    return max(0, round(seconds / 60))
+
+
 def _preview(text: str, limit: int = 80) -> str:
     """The start of a message, on one line; invisible text spelled out (e.g. '\\u3000')."""
     if is_blank(text):
@@ -532,7 +688,7 @@ VOLUNTEER_HELP = (
     "Volunteer desk:\n"
     "/available - be offered new chats\n"
     "/away - stop being offered chats\n"
-    "/queue - chats waiting for you, most urgent first\n"
+    "/queue [PAGE] - chats waiting for you, most urgent first\n"
     "/take [ID] - take the most urgent chat, or chat ID\n"
     "/done - close the chat you are in\n"
     "/release - put it back in the queue\n"

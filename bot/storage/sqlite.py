@@ -27,7 +27,7 @@ import aiosqlite
 from bot.engine.session import Session
 from bot.errors import StorageError, StorageUnavailable
 from bot.flowspec.model import Priority
-from bot.handover.model import QueueEntry, Volunteer
+from bot.handover.model import ALL_QUEUES, DueEntry, OfferQuery, OffersOwed, QueueEntry, Volunteer
 from bot.handover.model import Status as HandoverStatus
 from bot.messages import Inbound, Outbound, OutButton
 from bot.storage.base import PendingMessage, Purged, TurnRecord, TurnState
@@ -227,6 +227,65 @@ MIGRATIONS: tuple[str, ...] = (
                    json_extract(value, '$.queue'), json_extract(value, '$.priority'),
                    json_extract(value, '$.summary'), NEW.language, NEW.at, NEW.at
             FROM json_each(NEW.handovers) ORDER BY key;
+    END;
+    """,
+    # 5: the queue at scale. Every read of the desk is one indexed query rather than a pass
+    # over the whole queue. priority_rank orders the queue (crisis, deadline, the rest);
+    # waiting_by_rank counts the waiting chats of each rank, kept by triggers, so a new
+    # chat's place is those counts minus the few queued after it. offers_due_at says when a
+    # waiting chat next needs offering: at once when queued (0) or requeued (that time),
+    # then at the end of its speakers-only delay, then never (NULL). offer_rounds records a
+    # round's offers, its messages and those times in one statement.
+    """
+    ALTER TABLE handovers ADD COLUMN priority_rank INTEGER GENERATED ALWAYS AS
+        (CASE priority WHEN 'crisis' THEN 0 WHEN 'deadline' THEN 1 ELSE 2 END) VIRTUAL;
+    ALTER TABLE handovers ADD COLUMN offers_due_at REAL DEFAULT 0;
+    DROP INDEX handovers_status;
+    CREATE INDEX handovers_order ON handovers (status, priority_rank, created_at, id);
+    -- With status in it, the chat's own index stays the planner's choice for "this chat's
+    -- waiting entry" (a turn's write), not a pass over every waiting chat.
+    DROP INDEX handovers_chat;
+    CREATE INDEX handovers_chat ON handovers (chat_key, status);
+    CREATE INDEX handovers_offers_due ON handovers (status, offers_due_at);
+    CREATE INDEX offers_volunteer ON offers (volunteer, handover_id);
+    CREATE TABLE waiting_by_rank (
+        priority_rank INTEGER PRIMARY KEY,
+        waiting       INTEGER NOT NULL
+    );
+    INSERT INTO waiting_by_rank (priority_rank, waiting)
+        SELECT rank.value, (SELECT count(*) FROM handovers
+                            WHERE status = 'waiting' AND priority_rank = rank.value)
+        FROM json_each('[0, 1, 2]') AS rank;
+    CREATE TRIGGER handovers_count_insert AFTER INSERT ON handovers
+        WHEN NEW.status = 'waiting' BEGIN
+        UPDATE waiting_by_rank SET waiting = waiting + 1 WHERE priority_rank = NEW.priority_rank;
+    END;
+    CREATE TRIGGER handovers_count_update AFTER UPDATE OF status, priority ON handovers BEGIN
+        UPDATE waiting_by_rank SET waiting = waiting - 1
+            WHERE OLD.status = 'waiting' AND priority_rank = OLD.priority_rank;
+        UPDATE waiting_by_rank SET waiting = waiting + 1
+            WHERE NEW.status = 'waiting' AND priority_rank = NEW.priority_rank;
+    END;
+    CREATE TRIGGER handovers_count_delete AFTER DELETE ON handovers
+        WHEN OLD.status = 'waiting' BEGIN
+        UPDATE waiting_by_rank SET waiting = waiting - 1 WHERE priority_rank = OLD.priority_rank;
+    END;
+    CREATE VIEW offer_rounds (offers, outbound, settle, due_by, at)
+        AS SELECT NULL, NULL, NULL, NULL, NULL WHERE 0;
+    CREATE TRIGGER offer_rounds_insert INSTEAD OF INSERT ON offer_rounds BEGIN
+        INSERT OR IGNORE INTO offers (handover_id, volunteer, offered_at)
+            SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), NEW.at
+            FROM json_each(NEW.offers);
+        INSERT INTO outbox (id, chat_key, payload, created_at)
+            SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'),
+                   json_extract(value, '$[2]'), NEW.at
+            FROM json_each(NEW.outbound) ORDER BY key;
+        -- [id, next time] of chats the round read as due by due_by; a chat requeued since
+        -- (due later than that) is left due for the next round.
+        UPDATE handovers SET offers_due_at = due.next
+            FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS next
+                  FROM json_each(NEW.settle)) AS due
+            WHERE handovers.id = due.id AND handovers.offers_due_at <= NEW.due_by;
     END;
     """,
 )
@@ -638,10 +697,37 @@ class SqliteStore:
     async def entries(self, status: HandoverStatus) -> list[QueueEntry]:
         """Entries in queue order: crisis, then deadline, then the rest; oldest first."""
         rows = await self._conn.execute_fetchall(
-            f"SELECT {_ENTRY_COLUMNS} FROM handovers WHERE status = ? ORDER BY "
-            "CASE priority WHEN 'crisis' THEN 0 WHEN 'deadline' THEN 1 ELSE 2 END, created_at, id",
+            f"SELECT {_ENTRY_COLUMNS} FROM handovers WHERE status = ? ORDER BY {_QUEUE_ORDER}",
             (status.value,))
         return [_entry(row) for row in rows]
+
+    async def queue_position(self, handover_id: int) -> int | None:
+        """A waiting chat's place in the whole queue (1: next to be taken); None if it is
+        not waiting. Costs the chats of its priority queued after it, so a chat just queued
+        costs next to nothing however long the queue."""
+        rows = await self._conn.execute_fetchall(_QUEUE_POSITION, (handover_id,))
+        return next((int(row[0]) for row in rows), None)
+
+    async def waiting_for(self, volunteer: str, *, limit: int, offset: int = 0) -> list[QueueEntry]:
+        """Waiting chats offered to the volunteer, in queue order, a page at a time."""
+        rows = await self._conn.execute_fetchall(
+            f"SELECT {_ENTRY_COLUMNS} FROM handovers h WHERE status = 'waiting' AND "
+            f"{_OFFERED_TO} ORDER BY {_QUEUE_ORDER} LIMIT ? OFFSET ?", (volunteer, limit, offset))
+        return [_entry(row) for row in rows]
+
+    async def waiting_counts(self, volunteer: str) -> dict[tuple[Priority, str | None], int]:
+        """How many chats offered to the volunteer wait, by priority and language."""
+        rows = await self._conn.execute_fetchall(
+            f"SELECT priority, language, count(*) FROM handovers h WHERE status = 'waiting' "
+            f"AND {_OFFERED_TO} GROUP BY priority, language", (volunteer,))
+        return {(Priority(row[0]), row[1]): int(row[2]) for row in rows}
+
+    async def offered_entry(self, volunteer: str, handover_id: int) -> QueueEntry | None:
+        """The chat, if it is waiting and was offered to the volunteer."""
+        rows = await self._conn.execute_fetchall(
+            f"SELECT {_ENTRY_COLUMNS} FROM handovers h WHERE id = ? AND status = 'waiting' "
+            f"AND {_OFFERED_TO}", (handover_id, volunteer))
+        return next((_entry(row) for row in rows), None)
 
     async def offered_to(self, volunteer: str) -> set[int]:
         rows = await self._conn.execute_fetchall(
@@ -653,14 +739,46 @@ class SqliteStore:
             "SELECT volunteer FROM offers WHERE handover_id = ?", (handover_id,))
         return {str(row[0]) for row in rows}
 
+    async def offers_owed(self, query: OfferQuery) -> OffersOwed:
+        """The offers a round owes, and the chats due for offering, in one query: it reads
+        only chats due (new, requeued, past their delay), and every waiting chat only for
+        volunteers in ``query.fresh``."""
+        if not query.volunteers:
+            return OffersOwed((), ())
+        # Languages and queues as ",fa,en,": instr() on them is cheaper, row by row, than
+        # json_each (names hold no commas: the volunteers table keeps them comma-separated).
+        volunteers = [[v.chat_key, f",{','.join(v.languages)},", f",{','.join(v.queues)},",
+                       ALL_QUEUES in v.queues, v.chat_key in query.fresh] for v in query.volunteers]
+        rows = await self._conn.execute_fetchall(_OFFERS_OWED, {
+            "volunteers": json.dumps(volunteers, ensure_ascii=False), "now": query.now,
+            "cutoff": query.speakers_only_after, "all_served": query.served is None,
+            "served": json.dumps(sorted(query.served or ()), ensure_ascii=False)})
+        owed = [(str(row[0]), _entry(row[1:])) for row in rows if row[0] is not None]
+        owed.sort(key=lambda pair: (*pair[1].order, pair[1].id))  # cheaper here than in SQL
+        due = tuple(DueEntry(int(row[1]), float(row[8])) for row in rows if row[0] is None)
+        return OffersOwed(tuple(owed), due)
+
+    async def record_offers(self, offers: Sequence[tuple[int, str]],
+                            messages: Sequence[Outbound],
+                            settle: Sequence[tuple[int, float | None]] = (),
+                            due_by: float = 0.0) -> list[PendingMessage]:
+        """One round, in one statement: who was shown which chat (handover id, volunteer),
+        the messages telling them, and when each chat read as due by ``due_by`` is next due
+        (handover id, time; None: not again unless requeued)."""
+        pending = [PendingMessage(self._next_id(), m) for m in messages]
+        if offers or pending or settle:
+            await self._conn.execute(
+                "INSERT INTO offer_rounds (offers, outbound, settle, due_by, at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (json.dumps([list(o) for o in offers], ensure_ascii=False),
+                 _outbound_json(pending), json.dumps([list(d) for d in settle]), due_by,
+                 self.clock()))
+        return pending
+
     async def record_offer(self, handover_id: int, volunteer: str,
                            messages: Sequence[Outbound]) -> list[PendingMessage]:
         """Remember that the volunteer was shown the chat, and queue the notice, together."""
-        pending = [PendingMessage(self._next_id(), m) for m in messages]
-        await self._conn.execute(
-            "INSERT INTO offer_writes (handover_id, volunteer, outbound, at) VALUES (?, ?, ?, ?)",
-            (handover_id, volunteer, _outbound_json(pending), self.clock()))
-        return pending
+        return await self.record_offers([(handover_id, volunteer)], messages)
 
     async def take(self, handover_id: int, volunteer: str) -> bool:
         """Assign a waiting chat. Exactly one of two volunteers racing for it gets True."""
@@ -676,7 +794,8 @@ class SqliteStore:
         """Back to waiting (released, transferred, or the volunteer went silent)."""
         cursor = await self._conn.execute(
             "UPDATE handovers SET status = 'waiting', volunteer = NULL, assigned_at = NULL, "
-            "queue = COALESCE(?, queue) WHERE id = ? AND status = 'assigned'", (queue, handover_id))
+            "queue = COALESCE(?, queue), offers_due_at = ? WHERE id = ? AND status = 'assigned'",
+            (queue, self.clock(), handover_id))
         if queue is not None:  # a new queue is offered afresh
             await self._conn.execute("DELETE FROM offers WHERE handover_id = ?", (handover_id,))
         return cursor.rowcount == 1
@@ -706,6 +825,12 @@ class SqliteStore:
             (self.clock(), _outbound_json(pending)))
         return pending
 
+
+_VOLUNTEER_COLUMNS = "chat_key, name, languages, queues, available"
+_ENTRY_COLUMN_NAMES = ("id", "chat_key", "flow", "queue", "priority", "summary", "language",
+                       "created_at", "status", "volunteer", "assigned_at", "user_seen_at",
+                       "volunteer_seen_at")
+_ENTRY_COLUMNS = ", ".join(_ENTRY_COLUMN_NAMES)
 
 #: The turn state of many chats at once, from a JSON array of [chat_key, update_id].
 _LOAD_STATES = """
@@ -754,6 +879,50 @@ _OLD_CLOSED_HANDOVERS = """
 """
 
 
+#: Queue order (migration 5's priority_rank: crisis, deadline, the rest), oldest first.
+_QUEUE_ORDER = "priority_rank, created_at, id"
+#: Of handovers h: offered to the volunteer bound here.
+_OFFERED_TO = "EXISTS (SELECT 1 FROM offers WHERE handover_id = h.id AND volunteer = ?)"
+
+#: The waiting chats of a higher or equal rank (counted by triggers), less those of its own
+#: rank queued after it.
+_QUEUE_POSITION = """
+    SELECT (SELECT sum(waiting) FROM waiting_by_rank WHERE priority_rank <= me.priority_rank)
+         - (SELECT count(*) FROM handovers AS later
+            WHERE later.status = 'waiting' AND later.priority_rank = me.priority_rank
+              AND (later.created_at, later.id) > (me.created_at, me.id))
+    FROM handovers AS me WHERE me.id = ? AND me.status = 'waiting'
+"""
+
+#: Rows (volunteer, entry...): one per offer owed, and one with no volunteer per chat due.
+#: "fresh" volunteers are paired with every waiting chat; CROSS JOIN keeps the volunteers the
+#: outer loop, so when no one is fresh that half reads nothing.
+_OFFERS_OWED = f"""
+    WITH vol (key, langs, queues, every, fresh) AS (
+        SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'),
+               json_extract(value, '$[2]'), json_extract(value, '$[3]'),
+               json_extract(value, '$[4]')
+        FROM json_each(:volunteers)),
+    due AS MATERIALIZED (
+        SELECT id FROM handovers WHERE status = 'waiting' AND offers_due_at <= :now),
+    pairs (id, key) AS (
+        SELECT due.id, vol.key FROM due CROSS JOIN vol
+        UNION
+        SELECT h.id, vol.key FROM vol CROSS JOIN handovers AS h
+        WHERE vol.fresh AND h.status = 'waiting')
+    SELECT pairs.key, {", ".join("h." + c for c in _ENTRY_COLUMN_NAMES)}
+    FROM pairs JOIN handovers AS h ON h.id = pairs.id JOIN vol ON vol.key = pairs.key
+    WHERE (vol.every OR instr(vol.queues, ',' || h.queue || ',')
+           OR NOT (:all_served OR h.queue IN (SELECT value FROM json_each(:served))))
+      AND (instr(vol.langs, ',' || coalesce(nullif(h.language, ''), 'en') || ',')
+           OR h.created_at <= :cutoff)
+      AND NOT EXISTS (SELECT 1 FROM offers WHERE handover_id = h.id AND volunteer = pairs.key)
+    UNION ALL
+    SELECT NULL, {", ".join("h." + c for c in _ENTRY_COLUMN_NAMES)}
+    FROM due JOIN handovers AS h ON h.id = due.id
+"""
+
+
 def _truncate_wal(path: str) -> bool:
     """One truncating checkpoint on a connection of its own (in a worker thread), so its
     short busy timeout applies to it alone. True when the WAL is empty now."""
@@ -768,11 +937,6 @@ def _truncate_wal(path: str) -> bool:
         return False  # locked by another writer: the caller tries again
     # (busy, frames in the WAL, frames copied): busy means a reader still uses old frames.
     return bool(busy == 0 and frames == copied)
-
-
-_VOLUNTEER_COLUMNS = "chat_key, name, languages, queues, available"
-_ENTRY_COLUMNS = ("id, chat_key, flow, queue, priority, summary, language, created_at, status, "
-                  "volunteer, assigned_at, user_seen_at, volunteer_seen_at")
 
 
 def _split(text: str) -> tuple[str, ...]:
