@@ -71,7 +71,17 @@ def test_lang_flag_skips_the_language_question(tmp_path: Path) -> None:
 def test_run_without_token_says_what_to_set() -> None:
     result = run_bot("run", env={"TELEGRAM_BOT_TOKEN": ""})
     assert result.returncode == 2
-    assert "TELEGRAM_BOT_TOKEN is not set" in result.stderr and "python -m bot chat" in result.stderr
+    assert "No platform is set up" in result.stderr and "python -m bot chat" in result.stderr
+    assert "TELEGRAM_BOT_TOKEN=123:abc python -m bot run" in result.stderr
+    assert "WHATSAPP_ACCESS_TOKEN, WHATSAPP_PHONE_NUMBER_ID" in result.stderr
+
+
+def test_run_with_whatsapp_half_set_up_names_what_is_missing() -> None:
+    result = run_bot("run", env={"TELEGRAM_BOT_TOKEN": "", "WHATSAPP_ACCESS_TOKEN": "x",
+                                 "WHATSAPP_PHONE_NUMBER_ID": "123"})
+    assert result.returncode == 1
+    assert ("WhatsApp is half set up: WHATSAPP_APP_SECRET, WHATSAPP_VERIFY_TOKEN are not set"
+            in result.stderr), result.stderr
 
 
 def _read_until(proc: subprocess.Popen[str], marker: str, deadline: float) -> str:
