@@ -41,7 +41,7 @@ import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 __all__ = ["ApiCall", "FakeBotApi"]
 
@@ -627,7 +627,8 @@ class FakeBotApi:
         path = urlsplit(target)
         segments = path.path.strip("/").split("/")
         if len(segments) >= 3 and segments[0] == "file" and segments[1].startswith("bot"):
-            return self._download(segments[1][3:], "/".join(segments[2:]))
+            # PTB percent-encodes the path (the token's ':' too), as a browser would.
+            return self._download(unquote(segments[1][3:]), unquote("/".join(segments[2:])))
         if len(segments) != 2 or not segments[0].startswith("bot"):
             return 404, {"ok": False, "error_code": 404, "description": "Not Found"}
         token, method = segments[0][3:], segments[1]
@@ -707,6 +708,8 @@ class FakeBotApi:
             described["mime_type"] = stored.mime_type
         if field_name == "document" and stored.file_name:
             described["file_name"] = stored.file_name
+        if field_name in ("voice", "audio"):
+            described["duration"] = 1
         message: JSONDict = {"message_id": message_id, "date": int(time.time()),
                              "chat": self._chat_json(chat_id, "private"), "from": self.bot_user,
                              field_name: [{**described, "width": 800, "height": 800}]

@@ -252,7 +252,8 @@ class FakeWhatsAppApi:
         """The person taps the choice titled ``title`` of the bot's last question (or of
         ``message``): a button_reply or list_reply with the id the bot gave it."""
         question = message or self.last_question(user)
-        found = [cid for cid, t in question.choices if t == title]
+        # As a person sees it: bidi isolates around digits in RTL text are invisible.
+        found = [cid for cid, t in question.choices if _visible(t) == _visible(title)]
         if not found:
             raise AssertionError(f"no choice {title!r} in {question.choices}")
         return self.reply(user, question, found[0], title)
@@ -606,6 +607,10 @@ class FakeWhatsAppApi:
                 return 131053, f"{base} cannot be sent as {kind}"
             return None
         return 100, f"unsupported message type {kind!r}"
+
+
+def _visible(text: str) -> str:
+    return text.translate({c: None for c in range(0x2066, 0x206A)})
 
 
 def _invalid_interactive(interactive: JSONDict) -> tuple[int, str] | None:
