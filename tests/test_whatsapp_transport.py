@@ -8,11 +8,17 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 import pytest
 
+from bot import limits
+from bot.dispatcher import Dispatcher
 from bot.errors import DeliveryRefused, TransportError
+from bot.flowspec.library import FlowLibrary
+from bot.i18n.localizer import Localizer
+from bot.storage.sqlite import SqliteStore
 from bot.messages import REOPEN_TEMPLATE, Attachment, Inbound, InboundKind, Outbound, OutButton
 from bot.transports.base import MediaFile
 from bot.transports.whatsapp import (
@@ -292,6 +298,29 @@ async def test_rate_limits_are_retried_then_left_to_the_dispatcher(wa: Harness,
     await transport.close()
 
 
+async def test_a_rate_limit_past_the_transports_tries_is_retried_by_the_dispatcher(
+        api: FakeWhatsAppApi, amina: FakeUser, tmp_path: Path, library: FlowLibrary) -> None:
+    async def no_wait(seconds: float) -> None:
+        return None
+
+    amina.last_wrote = api.now()
+    transport = make_transport(api, sleep=no_wait)
+    store = await SqliteStore.open(tmp_path / "bot.sqlite3")
+    now = [1000.0]
+    dispatcher = Dispatcher(store, lambda: library, Localizer(), transport, clock=lambda: now[0])
+    try:
+        api.fail_next(130429, times=3)
+        await dispatcher.handle(Inbound.from_text("whatsapp:GB.1000001", "hi", "whatsapp:w1"))
+        assert api.texts(amina) == [] and dispatcher.stats["retried"] == 1
+        now[0] += limits.SEND_RETRY_FIRST_SECONDS  # the dispatcher's own backoff
+        await dispatcher.flush_outbox()
+        assert api.texts(amina) == ["Welcome. Please choose your language."]
+        assert dispatcher.stats["sent"] == 1 and dispatcher.stats["dropped"] == 0
+    finally:
+        await transport.close()
+        await store.close()
+
+
 # ---------------------------------------------------------------------- the 24-hour window
 
 
@@ -326,6 +355,36 @@ async def test_no_free_text_outside_the_window_but_the_approved_template(
     await wa.transport.send(Outbound(key, "welcome back"))
     assert wa.api.texts(amina)[-1] == "welcome back"
     await fresh.close()
+
+
+async def test_131047_in_a_failed_status_is_the_same_as_an_answer() -> None:
+    """WhatsApp may accept a message and report the closed window only in its status."""
+    api = await FakeWhatsAppApi(window_errors="status").start()
+    amina = api.user("447700900001", "GB.1000001")
+    transport = make_transport(api)  # knows nothing of the window (as after a restart)
+    harness = Harness(api, transport)
+    task = asyncio.create_task(transport.run(harness.handler))
+    try:
+        await asyncio.wait_for(transport.running.wait(), 5)
+        api.webhook_url = harness.hook
+        amina.last_wrote = api.now() - 25 * 3600
+        joined = Outbound("whatsapp:GB.1000001", "A volunteer has joined this chat.",
+                          key="handover.joined", meta={"template": REOPEN_TEMPLATE,
+                                                       "from": "telegram:77", "handover": "9"})
+        await transport.send(joined)  # 200, then a failed status
+        [report] = await harness.inbound()
+        assert (report.kind, report.meta["code"], report.meta["from"]) == \
+            (InboundKind.UNDELIVERED, "131047", "telegram:77")
+        assert "the approved message asking them to write again was sent instead" in report.text
+        # ... and it was: the approved template went in its place.
+        await api.wait_until(lambda: api.texts(amina) == ["[template write_again]"],
+                             what="the invitation")
+        with pytest.raises(DeliveryRefused):  # now known closed: free text is not even tried
+            await transport.send(Outbound("whatsapp:GB.1000001", "hello?"))
+    finally:
+        await transport.close()
+        await asyncio.wait_for(task, 5)
+        await api.stop()
 
 
 # ---------------------------------------------------------------------- files and statuses
