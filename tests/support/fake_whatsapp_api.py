@@ -142,6 +142,7 @@ class Delivery:
 
     what: str
     status: int
+    seconds: float = 0.0  # from sending the request to the answer
 
 
 @dataclass
@@ -155,7 +156,9 @@ class FakeWhatsAppApi:
     def __init__(self, *, access_token: str = "fake-wa-token", phone_number_id: str = "109876543210",
                  app_secret: str = "fake-app-secret", verify_token: str = "fake-verify-token",
                  templates: dict[str, set[str]] | None = None, window_errors: str = "sync",
-                 retry_for: float = 60.0) -> None:
+                 retry_for: float = 60.0, webhook_workers: int = 1) -> None:
+        """``webhook_workers``: webhooks in flight at once (1 keeps them in order; Meta
+        itself sends several at once, in no promised order)."""
         self.access_token = access_token
         self.phone_number_id = phone_number_id
         self.app_secret = app_secret
@@ -164,6 +167,7 @@ class FakeWhatsAppApi:
         self.templates = templates if templates is not None else {"write_again": {"en_GB", "ps"}}
         self.window_errors = window_errors
         self.retry_for = retry_for
+        self.webhook_workers = webhook_workers
         self.webhook_url: str | None = None
         self.port = 0
         self.offset = 0.0  # added to time.time(): the server's clock
@@ -181,9 +185,9 @@ class FakeWhatsAppApi:
         self._ids = itertools.count(1)
         self._webhooks: dict[str, JSONDict] = {}  # message id -> its webhook value, to redeliver
         self._unaccepted: dict[str, SentMessage] = {}  # accepted, then failed (the window)
-        self._in_flight = False
+        self._in_flight = 0
         self._outgoing: asyncio.Queue[_Outgoing] = asyncio.Queue()
-        self._worker: asyncio.Task[None] | None = None
+        self._workers: list[asyncio.Task[None]] = []
         self._server: HTTPServer | None = None
         self._client: httpx.AsyncClient | None = None
         self._changed = asyncio.Event()
@@ -213,14 +217,16 @@ class FakeWhatsAppApi:
                                   max_body_size=200 << 20)
         self._server.add_sockets(sockets)
         self._client = httpx.AsyncClient(timeout=5.0)
-        self._worker = asyncio.ensure_future(self._deliver_all())
+        self._workers = [asyncio.ensure_future(self._deliver_all())
+                         for _ in range(self.webhook_workers)]
         return self
 
     async def stop(self) -> None:
-        if self._worker is not None:
-            self._worker.cancel()
+        for worker in self._workers:
+            worker.cancel()
+        for worker in self._workers:
             with contextlib.suppress(BaseException):
-                await self._worker
+                await worker
         if self._client is not None:
             await self._client.aclose()
         if self._server is not None:
@@ -410,11 +416,11 @@ class FakeWhatsAppApi:
     async def _deliver_all(self) -> None:
         while True:
             item = await self._outgoing.get()
-            self._in_flight = True
+            self._in_flight += 1
             try:
                 item.done.set_result(await self._deliver(item))
             finally:
-                self._in_flight = False
+                self._in_flight -= 1
                 self._changed.set()
 
     async def _deliver(self, item: _Outgoing) -> int:
@@ -425,6 +431,7 @@ class FakeWhatsAppApi:
         pause = 0.02
         for _ in range(100_000):  # bounded by the deadline first
             status = 0
+            started = loop.time()
             if self.webhook_url is not None:
                 try:
                     response = await self._client.post(
@@ -434,7 +441,7 @@ class FakeWhatsAppApi:
                     status = response.status_code
                 except httpx.HTTPError:
                     status = 0
-            self.deliveries.append(Delivery(item.what, status))
+            self.deliveries.append(Delivery(item.what, status, loop.time() - started))
             self._changed.set()
             if status == 200 or loop.time() >= deadline:
                 return status
