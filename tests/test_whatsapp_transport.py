@@ -18,8 +18,8 @@ from bot.dispatcher import Dispatcher
 from bot.errors import DeliveryRefused, TransportError
 from bot.flowspec.library import FlowLibrary
 from bot.i18n.localizer import Localizer
-from bot.storage.sqlite import SqliteStore
 from bot.messages import REOPEN_TEMPLATE, Attachment, Inbound, InboundKind, Outbound, OutButton
+from bot.storage.sqlite import SqliteStore
 from bot.transports.base import MediaFile
 from bot.transports.whatsapp import (
     WEBHOOK_PATH,
