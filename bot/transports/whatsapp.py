@@ -341,12 +341,12 @@ class WhatsAppTransport:
         if self._closed:
             return
         self._closed = True
-        for _ in range(5):  # deletions of delivered files may still be under way; bounded
-            if not self._background:
-                break
-            _, late = await asyncio.wait(set(self._background), timeout=3.0)
+        if self._background:  # deletions of delivered files, typing: within the stop's bound
+            _, late = await asyncio.wait(set(self._background), timeout=1.0)
             for task in late:
                 task.cancel()
+            if late:
+                await asyncio.wait(late, timeout=0.5)
         if self._client is not None:
             await self._client.aclose()
             self._client = None
