@@ -1,6 +1,8 @@
-# A non-root image that serves Telegram, with its SQLite file and models on a volume.
+# A non-root image that serves Telegram and/or WhatsApp, with its SQLite file and models on a
+# volume.
 #   docker build -t helpbot .
 #   docker run -e TELEGRAM_BOT_TOKEN=... -v helpbot-data:/data helpbot
+# WhatsApp's webhook: -e WHATSAPP_WEBHOOK_LISTEN=0.0.0.0 -p 127.0.0.1:8444:8444, behind HTTPS.
 # tests/test_install.py does these steps without Docker (no engine runs on the project's
 # machines): pip install of the same copied files, then the bot as an unprivileged user from
 # a folder holding only the data.

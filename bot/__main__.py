@@ -33,7 +33,8 @@ def _parser() -> argparse.ArgumentParser:
     chat.add_argument("--db", type=Path, help="SQLite file (default: BOT_DB_PATH or data/bot.sqlite3)")
     chat.add_argument("--user", default="local", help="who is chatting (separate conversations)")
 
-    sub.add_parser("run", help="serve Telegram (needs TELEGRAM_BOT_TOKEN)")
+    sub.add_parser("run", help="serve Telegram and/or WhatsApp (needs TELEGRAM_BOT_TOKEN or the "
+                   "WHATSAPP_* settings, or both)")
 
     validate = sub.add_parser("validate", help="check flow files; exit 1 listing every problem")
     validate.add_argument("paths", nargs="*", type=Path, help="files or folders (default: flows/)")
@@ -57,7 +58,9 @@ def _parser() -> argparse.ArgumentParser:
     volunteers = sub.add_parser("volunteers", help="who may answer chats handed to a person")
     volunteers_sub = volunteers.add_subparsers(dest="volunteers_command", required=True)
     add = volunteers_sub.add_parser("add", help="register (or update) a volunteer")
-    add.add_argument("id", help="Telegram user id (a number), or console:NAME for the local chat")
+    add.add_argument("id", help="Telegram user id (a number), wa:ID for WhatsApp (the phone number "
+                     "with country code, or the user id WhatsApp gives), or console:NAME for the "
+                     "local chat")
     add.add_argument("--name", required=True, help="shown to staff; never to the person")
     add.add_argument("--languages", required=True, help="comma-separated codes, e.g. en,fa,prs")
     add.add_argument("--queues", default="*", help="comma-separated queues, or * for all (default)")
@@ -120,15 +123,18 @@ def _chat(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _run(settings: Settings) -> int:
-    if not settings.telegram_token:
-        print("TELEGRAM_BOT_TOKEN is not set.\n"
-              "  Get a token from @BotFather and run: TELEGRAM_BOT_TOKEN=123:abc python -m bot run\n"
-              "  To try the bot without Telegram, use the local chat: python -m bot chat",
+    if not settings.telegram_token and not settings.whatsapp_enabled:
+        print("No platform is set up: neither TELEGRAM_BOT_TOKEN nor the WhatsApp settings are set.\n"
+              "  Telegram: get a token from @BotFather and run: "
+              "TELEGRAM_BOT_TOKEN=123:abc python -m bot run\n"
+              "  WhatsApp: set WHATSAPP_ACCESS_TOKEN, WHATSAPP_PHONE_NUMBER_ID, WHATSAPP_APP_SECRET "
+              "and WHATSAPP_VERIFY_TOKEN (see the README)\n"
+              "  To try the bot without either, use the local chat: python -m bot chat",
               file=sys.stderr)
         return 2
-    from bot.app import serve_telegram
+    from bot.app import serve
 
-    asyncio.run(serve_telegram(settings))
+    asyncio.run(serve(settings))
     return 0
 
 
@@ -214,9 +220,19 @@ def _volunteer_key(raw: str) -> str:
 
     if raw.isdigit():
         return f"telegram:{raw}"
-    if raw.startswith(("telegram:", "console:")) and raw.partition(":")[2]:
+    prefix, _, rest = raw.partition(":")
+    if prefix in ("wa", "whatsapp"):
+        # A phone number as WhatsApp writes it (digits, country code first), or a user id.
+        ident = "".join(rest.split()).removeprefix("+")
+        digits = ident.replace("-", "")
+        if digits.isdigit():  # +44 7700-900123 or 0044... -> 447700900123
+            ident = digits[2:] if digits.startswith("00") else digits
+        if ident and ident.isascii() and all(c.isalnum() or c in "._-" for c in ident):
+            return f"whatsapp:{ident}"
+    elif prefix in ("telegram", "console") and rest:
         return raw
-    raise ConfigError(f"volunteer id {raw!r}: give a Telegram user id (a number) or console:NAME")
+    raise ConfigError(f"volunteer id {raw!r}: give a Telegram user id (a number), wa:PHONE or "
+                      "wa:USER_ID for WhatsApp (e.g. wa:447700900123), or console:NAME")
 
 
 async def _volunteers(args: argparse.Namespace, settings: Settings) -> int:

@@ -15,6 +15,7 @@ from bot import limits
 from bot.config import Settings
 from bot.dispatcher import Dispatcher
 from bot.engine.system_text import COMMAND_TEXT
+from bot.errors import ConfigError
 from bot.flowspec.library import FlowLibrary
 from bot.flowspec.live import LiveLibrary
 from bot.handover.desk import HandoverDesk
@@ -30,8 +31,8 @@ from bot.translation.argos import ArgosTranslator
 from bot.translation.argos_models import list_models
 from bot.transports.base import Transport
 
-__all__ = ["PURGE_EVERY_SECONDS", "build_localizer", "command_menus", "keep_purging",
-           "load_catalog_set", "run_bot", "serve_telegram"]
+__all__ = ["PURGE_EVERY_SECONDS", "build_localizer", "build_transports", "command_menus",
+           "keep_purging", "load_catalog_set", "run_bot", "serve"]
 
 log = logging.getLogger(__name__)
 
@@ -66,21 +67,60 @@ def command_menus(localizer: Localizer) -> dict[str, list[tuple[str, str]]]:
     return menus
 
 
-async def serve_telegram(settings: Settings) -> None:
-    """Serve Telegram until stopped (SIGTERM or Ctrl-C: a graceful stop)."""
-    from bot.transports.telegram import TelegramTransport, TelegramWebhook
+def build_transports(settings: Settings) -> list[Transport]:
+    """The platforms the settings name: Telegram when its token is set, WhatsApp when its
+    four settings are."""
+    transports: list[Transport] = []
+    if settings.telegram_token:
+        from bot.transports.telegram import TelegramTransport, TelegramWebhook
 
-    assert settings.telegram_token is not None
-    webhook = None
-    if settings.telegram_webhook_url:
-        webhook = TelegramWebhook(url=settings.telegram_webhook_url,
-                                  listen=settings.telegram_webhook_listen,
-                                  port=settings.telegram_webhook_port,
-                                  secret_token=settings.telegram_webhook_secret)
-    transport = TelegramTransport(settings.telegram_token, base_url=settings.telegram_api_base_url,
-                                  base_file_url=settings.telegram_file_base_url, webhook=webhook)
-    await run_bot(settings, transport, on_start=lambda localizer: transport.set_commands(
-        command_menus(localizer)))
+        webhook = None
+        if settings.telegram_webhook_url:
+            webhook = TelegramWebhook(url=settings.telegram_webhook_url,
+                                      listen=settings.telegram_webhook_listen,
+                                      port=settings.telegram_webhook_port,
+                                      secret_token=settings.telegram_webhook_secret)
+        transports.append(TelegramTransport(
+            settings.telegram_token, base_url=settings.telegram_api_base_url,
+            base_file_url=settings.telegram_file_base_url, webhook=webhook))
+    if settings.whatsapp_enabled:
+        from bot.transports.whatsapp import DEFAULT_API_BASE_URL, ReopenTemplate, WhatsAppTransport
+
+        assert settings.whatsapp_access_token and settings.whatsapp_phone_number_id
+        assert settings.whatsapp_app_secret and settings.whatsapp_verify_token
+        template = None
+        if settings.whatsapp_reopen_template:
+            template = ReopenTemplate(settings.whatsapp_reopen_template,
+                                      dict(settings.whatsapp_template_languages))
+        transports.append(WhatsAppTransport(
+            settings.whatsapp_access_token, settings.whatsapp_phone_number_id,
+            settings.whatsapp_app_secret, settings.whatsapp_verify_token,
+            api_base_url=settings.whatsapp_api_base_url or DEFAULT_API_BASE_URL,
+            listen=settings.whatsapp_webhook_listen, port=settings.whatsapp_webhook_port,
+            reopen_template=template))
+    return transports
+
+
+async def serve(settings: Settings) -> None:
+    """Serve every configured platform in this process until stopped (SIGTERM or Ctrl-C: a
+    graceful stop). With both, one router feeds one intake and delivers each chat's
+    messages through its own platform, so volunteers on one serve people on the other."""
+    from bot.transports.router import RoutingTransport
+
+    transports = build_transports(settings)
+    if not transports:
+        raise ConfigError("no platform is set up: set TELEGRAM_BOT_TOKEN, or the WhatsApp "
+                          "settings (WHATSAPP_ACCESS_TOKEN ...), or both")
+    transport = transports[0] if len(transports) == 1 else RoutingTransport(transports)
+    telegram = next((t for t in transports if t.name == "telegram"), None)
+
+    async def set_commands(localizer: Localizer) -> None:
+        from bot.transports.telegram import TelegramTransport
+
+        if isinstance(telegram, TelegramTransport):
+            await telegram.set_commands(command_menus(localizer))
+
+    await run_bot(settings, transport, on_start=set_commands)
 
 
 async def run_bot(settings: Settings, transport: Transport, *, db_path: Path | None = None,

@@ -18,7 +18,8 @@ from bot.flowspec.library import default_flows_dir
 from bot.handover.desk import DeskSettings, parse_hours
 from bot.text.languages import LANGUAGES
 
-__all__ = ["Settings", "check_retention_days", "default_locales_dir"]
+__all__ = ["WHATSAPP_REQUIRED", "Settings", "check_retention_days", "default_locales_dir",
+           "parse_template_languages"]
 
 DEFAULT_DB = Path("data") / "bot.sqlite3"
 #: Days kept before the purge deletes idle sessions, closed handovers, stale messages.
@@ -49,7 +50,23 @@ class Settings:
     telegram_webhook_secret: str | None = None
     telegram_webhook_listen: str = "127.0.0.1"
     telegram_webhook_port: int = 8443
+    whatsapp_access_token: str | None = None
+    whatsapp_phone_number_id: str | None = None
+    whatsapp_app_secret: str | None = None
+    whatsapp_verify_token: str | None = None
+    whatsapp_api_base_url: str | None = None  # None: the Graph API's current version
+    whatsapp_webhook_listen: str = "127.0.0.1"
+    whatsapp_webhook_port: int = 8444
+    #: An approved template inviting a person to write again, and its language codes at
+    #: WhatsApp by bot language (("en", "en_GB"), ("fa", "fa") ...).
+    whatsapp_reopen_template: str | None = None
+    whatsapp_template_languages: tuple[tuple[str, str], ...] = ()
     desk: DeskSettings = field(default_factory=DeskSettings)
+
+    @property
+    def whatsapp_enabled(self) -> bool:
+        return all((self.whatsapp_access_token, self.whatsapp_phone_number_id,
+                    self.whatsapp_app_secret, self.whatsapp_verify_token))
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -77,6 +94,12 @@ class Settings:
         if webhook_url and not secret:
             raise ConfigError("TELEGRAM_WEBHOOK_URL is set but TELEGRAM_WEBHOOK_SECRET is not: "
                               "set a random secret so only Telegram can call the webhook")
+        whatsapp = {name: text(name) for name in WHATSAPP_REQUIRED}
+        missing = [name for name, value in whatsapp.items() if value is None]
+        if 0 < len(missing) < len(WHATSAPP_REQUIRED):
+            raise ConfigError(f"WhatsApp is half set up: {', '.join(missing)} "
+                              f"{'is' if len(missing) == 1 else 'are'} not set (WhatsApp needs all of "
+                              f"{', '.join(WHATSAPP_REQUIRED)}; see the README's WhatsApp section)")
         return cls(
             db_path=Path(text("BOT_DB_PATH") or DEFAULT_DB),
             flows_dir=Path(text("BOT_FLOWS_DIR") or default_flows_dir()),
@@ -94,6 +117,16 @@ class Settings:
             telegram_webhook_secret=secret,
             telegram_webhook_listen=text("TELEGRAM_WEBHOOK_LISTEN") or "127.0.0.1",
             telegram_webhook_port=int(number("TELEGRAM_WEBHOOK_PORT", 8443)),
+            whatsapp_access_token=whatsapp["WHATSAPP_ACCESS_TOKEN"],
+            whatsapp_phone_number_id=whatsapp["WHATSAPP_PHONE_NUMBER_ID"],
+            whatsapp_app_secret=whatsapp["WHATSAPP_APP_SECRET"],
+            whatsapp_verify_token=whatsapp["WHATSAPP_VERIFY_TOKEN"],
+            whatsapp_api_base_url=text("WHATSAPP_API_BASE_URL"),
+            whatsapp_webhook_listen=text("WHATSAPP_WEBHOOK_LISTEN") or "127.0.0.1",
+            whatsapp_webhook_port=int(number("WHATSAPP_WEBHOOK_PORT", 8444)),
+            whatsapp_reopen_template=text("WHATSAPP_REOPEN_TEMPLATE"),
+            whatsapp_template_languages=parse_template_languages(
+                text("WHATSAPP_REOPEN_TEMPLATE_LANGUAGES")),
             desk=DeskSettings(
                 offer_delay_seconds=number("BOT_OFFER_DELAY_SECONDS", 120),
                 volunteer_timeout_seconds=60 * number("BOT_VOLUNTEER_TIMEOUT_MINUTES", 10),
@@ -121,6 +154,30 @@ class Settings:
             raise MissingFolderError(
                 f"{variable}={path}: no such folder; set {variable} to your folder of {what}, "
                 "or unset it to use the shipped ones")
+
+
+#: WhatsApp is served when all of these are set.
+WHATSAPP_REQUIRED = ("WHATSAPP_ACCESS_TOKEN", "WHATSAPP_PHONE_NUMBER_ID", "WHATSAPP_APP_SECRET",
+                     "WHATSAPP_VERIFY_TOKEN")
+
+
+def parse_template_languages(raw: str | None) -> tuple[tuple[str, str], ...]:
+    """'en=en_GB, fa=fa' -> (("en", "en_GB"), ("fa", "fa")): the bot language each of the
+    template's translations at WhatsApp is for."""
+    if raw is None:
+        return ()
+    pairs: list[tuple[str, str]] = []
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        ours, sep, theirs = (x.strip() for x in item.partition("="))
+        if not sep or not theirs or ours not in LANGUAGES:
+            raise ConfigError(
+                f"WHATSAPP_REOPEN_TEMPLATE_LANGUAGES: {item!r} should be LANGUAGE=CODE, e.g. "
+                f"en=en_GB,fa=fa (the bot's languages are {', '.join(LANGUAGES)}; CODE is the "
+                "template's language code in WhatsApp Manager)")
+        pairs.append((ours, theirs))
+    return tuple(pairs)
 
 
 def check_retention_days(raw: str | None, name: str) -> float:

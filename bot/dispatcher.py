@@ -10,7 +10,10 @@ A reply the platform refuses for good (blocked, empty, malformed) is dropped; on
 take for now is tried again with a per-message backoff and dropped after
 ``limits.SEND_GIVE_UP_SECONDS``. Either way it never holds up other chats, and a held
 reply keeps its chat's later replies behind it. A volunteer whose message is dropped is
-told at once. ``Dispatcher.stats`` counts what happened.
+told at once. A platform that reports a failure only later (WhatsApp's failed status)
+sends an UNDELIVERED message through the intake: it is logged, counted, and the
+volunteer who wrote the message is told, in one transaction with the report leaving the
+inbox. ``Dispatcher.stats`` counts what happened.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from bot.engine.session import Session
 from bot.engine.system_text import SYSTEM_TEXT
 from bot.errors import DeliveryRefused, TransportError
 from bot.flowspec.library import FlowLibrary
-from bot.handover.desk import DeskResult, HandoverDesk
+from bot.handover.desk import DeskResult, HandoverDesk, Undelivered
 from bot.handover.model import Status as QueueStatus
 from bot.i18n.localizer import Localizer
 from bot.messages import Inbound, InboundKind, Outbound
@@ -94,8 +97,8 @@ class Dispatcher:
         #: Outbox id -> retry state of replies kept after a temporary failure.
         self._retries: dict[int, _Retry] = {}
         #: Replies "sent", "dropped" (refused for good), "retried" (a temporary failure,
-        #: kept) and "given_up" (still failing after SEND_GIVE_UP_SECONDS), for logs and
-        #: benchmarks.
+        #: kept), "given_up" (still failing after SEND_GIVE_UP_SECONDS) and "undelivered"
+        #: (accepted, then reported failed by the platform), for logs and benchmarks.
         self.stats: Counter[str] = Counter()
 
     # -- public -------------------------------------------------------------------------
@@ -133,6 +136,10 @@ class Dispatcher:
         on. Otherwise each crisis message gets its reply, and of the others the last is
         answered, with a note that the earlier ones were read too.
         """
+        reports = [m for m in messages if m.kind is InboundKind.UNDELIVERED]
+        for report in reports:  # about our messages, not from the person: each on its own
+            await self.handle(report)
+        messages = [m for m in messages if m.kind is not InboundKind.UNDELIVERED]
         if not messages:
             return
         state = await self.store.load_turn_state(messages[0].chat_key, None)
@@ -183,9 +190,15 @@ class Dispatcher:
                 log.info("duplicate update %s ignored", inbound.update_id)
                 return set()
             update_id = inbound.update_id
+            if inbound.kind is InboundKind.UNDELIVERED:
+                return await self._undelivered(inbound)
             elsewhere: set[str] = set()
-            if self.desk is not None and state.volunteer is not None:
-                result = await self.desk.volunteer_turn(inbound, state.volunteer)
+            volunteer = state.volunteer
+            if self.desk is not None and volunteer is None and inbound.alias:
+                # Registered by their other key (WhatsApp: the phone number, not the user id).
+                volunteer = await self.desk.store.volunteer(inbound.alias)
+            if self.desk is not None and volunteer is not None:
+                result = await self.desk.volunteer_turn(inbound, volunteer)
                 return await self._commit_desk(chat_key, result, update_id)
             if self.desk is not None and state.entry is not None:
                 flows = state.session is None or takes_while_queued(
@@ -210,6 +223,25 @@ class Dispatcher:
                 queued = await self.desk.queued(chat_key, turn.session.language)
                 elsewhere |= await self._send_own(chat_key, queued)
             return elsewhere
+
+    async def _undelivered(self, report: Inbound) -> set[str]:
+        """The platform could not deliver a message it had accepted: log, count, tell the
+        volunteer who wrote it. The notice and the report's leaving the inbox are one
+        transaction, so a crash neither loses the notice nor sends it twice."""
+        self.stats["undelivered"] += 1
+        meta = report.meta
+        log.warning("the platform reports message %s (%s) to %s undelivered: error %s: %s",
+                    meta.get("message_id", "?"), meta.get("key") or "unknown", report.chat_key,
+                    meta.get("code") or "?", report.text)
+        notices: list[Outbound] = []
+        if self.desk is not None:
+            lost = Undelivered(report.chat_key, meta.get("key", ""),
+                               {k: meta[k] for k in ("from", "handover") if meta.get(k)},
+                               meta.get("preview", ""), meta.get("media", ""))
+            notices = await self.desk.undelivered_notices(lost, report.text, gave_up=False)
+        record = TurnRecord(report.chat_key, None, notices, (), report.update_id)
+        pending = await self.store.commit_turn(record)
+        return await self._send_own(report.chat_key, pending)
 
     async def _commit_desk(self, chat_key: str, result: DeskResult,
                            update_id: str | None) -> set[str]:
@@ -409,7 +441,8 @@ def merge_turn(messages: list[Outbound], limit: int) -> list[Outbound]:
     for message in messages:
         last = merged[-1] if merged else None
         if (last is not None and not last.buttons and last.language == message.language
-                and last.rtl == message.rtl
+                and last.rtl == message.rtl and last.attachment is None
+                and message.attachment is None
                 and len(last.text) + 2 + len(message.text) <= limit):
             merged[-1] = replace(message, text=f"{last.text}\n\n{message.text}",
                                  key=f"{last.key}+{message.key}",

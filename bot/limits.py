@@ -17,6 +17,21 @@ WHATSAPP_REPLY_BUTTON_CHARS = 20
 WHATSAPP_LIST_ROWS_MAX = 10
 WHATSAPP_LIST_ROW_CHARS = 24
 WHATSAPP_INTERACTIVE_BODY_CHARS = 1024
+#: A text message; the label of the button that opens a list; a list row's description.
+WHATSAPP_TEXT_MAX = 4096
+WHATSAPP_LIST_BUTTON_CHARS = 20
+WHATSAPP_LIST_DESCRIPTION_CHARS = 72
+#: Media captions (Telegram's limit is the same).
+CAPTION_CHARS_MAX = 1024
+#: WhatsApp's customer-service window: free text only this long after the person's last
+#: message; outside it, only templates Meta approved.
+WHATSAPP_WINDOW_SECONDS = 24 * 3600
+#: Largest files each platform takes, in bytes, by media kind (Telegram bots download at
+#: most 20 MB and upload at most 50 MB).
+WHATSAPP_MEDIA_MAX_BYTES = {"voice": 16 << 20, "audio": 16 << 20, "photo": 5 << 20,
+                            "document": 100 << 20}
+TELEGRAM_DOWNLOAD_MAX_BYTES = 20 << 20
+TELEGRAM_UPLOAD_MAX_BYTES = 50 << 20
 
 #: A question may offer at most this many buttons (the WhatsApp list limit).
 BUTTONS_MAX = WHATSAPP_LIST_ROWS_MAX

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -71,7 +72,32 @@ def test_lang_flag_skips_the_language_question(tmp_path: Path) -> None:
 def test_run_without_token_says_what_to_set() -> None:
     result = run_bot("run", env={"TELEGRAM_BOT_TOKEN": ""})
     assert result.returncode == 2
-    assert "TELEGRAM_BOT_TOKEN is not set" in result.stderr and "python -m bot chat" in result.stderr
+    assert "No platform is set up" in result.stderr and "python -m bot chat" in result.stderr
+    assert "TELEGRAM_BOT_TOKEN=123:abc python -m bot run" in result.stderr
+    assert "WHATSAPP_ACCESS_TOKEN, WHATSAPP_PHONE_NUMBER_ID" in result.stderr
+
+
+def test_run_with_whatsapp_half_set_up_names_what_is_missing() -> None:
+    result = run_bot("run", env={"TELEGRAM_BOT_TOKEN": "", "WHATSAPP_ACCESS_TOKEN": "x",
+                                 "WHATSAPP_PHONE_NUMBER_ID": "123"})
+    assert result.returncode == 1
+    assert ("WhatsApp is half set up: WHATSAPP_APP_SECRET, WHATSAPP_VERIFY_TOKEN are not set"
+            in result.stderr), result.stderr
+
+
+def test_run_with_the_whatsapp_port_taken_says_so(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_bot("run", env={
+            "TELEGRAM_BOT_TOKEN": "", "WHATSAPP_ACCESS_TOKEN": "x", "WHATSAPP_PHONE_NUMBER_ID": "1",
+            "WHATSAPP_APP_SECRET": "s", "WHATSAPP_VERIFY_TOKEN": "v",
+            "WHATSAPP_WEBHOOK_PORT": str(port), "BOT_DB_PATH": str(tmp_path / "bot.sqlite3"),
+            "ARGOS_PACKAGES_DIR": str(tmp_path / "none")})
+    assert result.returncode == 1
+    assert f"error: could not listen for WhatsApp's webhook on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def _read_until(proc: subprocess.Popen[str], marker: str, deadline: float) -> str:

@@ -85,6 +85,18 @@ def test_check_reports_label_too_long(workspace: Path, capsys: pytest.CaptureFix
     assert "button label is 33 characters; the limit is 20" in capsys.readouterr().out
 
 
+def test_check_holds_the_whatsapp_list_opener_to_20_characters(
+        workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = workspace / "locales" / "ps"
+    folder.mkdir(parents=True)
+    (folder / "system.yaml").write_text(
+        "system.choose:\n  status: needs_review\n  source: Choose\n"
+        "  text: له دې لېست څخه یو شی وټاکئ\n", encoding="utf-8")
+    assert main(["locales", "check"]) == 1
+    assert "'system.choose': button label is 26 characters; the limit is 20" in \
+        capsys.readouterr().out
+
+
 def test_models_install_list_and_draft_with_progress(
         workspace: Path, capsys: pytest.CaptureFixture[str], no_network_attempts: NetworkGuard) -> None:
     assert main(["models", "list"]) == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from bot.engine.events import Handover
 from bot.engine.session import Session
 from bot.errors import StorageError
 from bot.flowspec.model import Priority
-from bot.messages import Outbound, OutButton
+from bot.messages import Attachment, Inbound, InboundKind, Outbound, OutButton
 from bot.storage.base import TurnRecord
 from bot.storage.sqlite import SCHEMA_VERSION, SqliteStore
 
@@ -172,8 +173,16 @@ def test_hand_written_encoders_cover_every_field() -> None:
     session = Session(language="fa", flow="f", step="s", token=3, answers={"a": "b"}, started=True,
                       pending="claim_refused")
     assert set(json.loads(session.to_json())) - {"v"} == {f.name for f in fields(Session)}
-    message = Outbound(CHAT, "x", (OutButton("1.0", "Yes", "k"),), "fa", True, "k", 3, {"m": "1"})
+    message = Outbound(CHAT, "x", (OutButton("1.0", "Yes", "k"),), "fa", True, "k", 3, {"m": "1"},
+                       Attachment("voice", "telegram:f1", "audio/ogg", "v.ogg", 120))
     encoded = json.loads(_encode(message))
     assert set(encoded) == {f.name for f in fields(Outbound)}
     assert set(encoded["buttons"][0]) == {f.name for f in fields(OutButton)}
+    assert set(encoded["attachment"]) == {f.name for f in fields(Attachment)}
     assert _decode(_encode(message)) == message
+    plain = replace(message, attachment=None)  # most messages: no attachment key at all
+    assert "attachment" not in json.loads(_encode(plain)) and _decode(_encode(plain)) == plain
+    inbound = Inbound(CHAT, InboundKind.MEDIA, text="caption", media="voice", update_id="u1",
+                      attachment=message.attachment, alias="whatsapp:4477", meta={"k": "v"})
+    assert set(json.loads(inbound.to_json())) == {f.name for f in fields(Inbound)}
+    assert Inbound.from_json(inbound.to_json()) == inbound

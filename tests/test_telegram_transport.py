@@ -6,15 +6,16 @@ import asyncio
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import httpx
 import pytest
 
-from bot.errors import TransportError
+from bot.errors import DeliveryRefused, TransportError
 from bot.limits import TELEGRAM_TEXT_MAX
-from bot.messages import Inbound, InboundKind, Outbound, OutButton
+from bot.messages import Attachment, Inbound, InboundKind, Outbound, OutButton
+from bot.transports.base import MediaFile
 from bot.transports.telegram import TelegramTransport, TelegramWebhook, split_text
 from tests.support.fake_bot_api import FakeBotApi
 
@@ -117,8 +118,49 @@ async def test_media_becomes_media_inbound(bot: Harness, api: FakeBotApi, kind: 
                                            media: str) -> None:
     update_id = api.send_media(CHAT, kind, language_code="ps")
     [inbound] = await bot.received(1)
-    assert inbound == Inbound(KEY, InboundKind.MEDIA, media=media,
-                              update_id=f"telegram:{update_id}", language_hint="ps")
+    assert replace(inbound, attachment=None) == Inbound(
+        KEY, InboundKind.MEDIA, media=media, update_id=f"telegram:{update_id}", language_hint="ps")
+    if kind in ("voice", "audio", "photo", "document", "video"):  # files a volunteer may be sent
+        assert inbound.attachment is not None and inbound.attachment.kind == media
+        assert inbound.attachment.ref.startswith("telegram:") and inbound.attachment.size
+        if kind == "photo":  # the largest size Telegram offers
+            assert inbound.attachment.ref.endswith("b")
+    else:
+        assert inbound.attachment is None
+
+
+async def test_files_are_fetched_and_sent_by_id_or_uploaded(bot: Harness, api: FakeBotApi) -> None:
+    api.send_voice(CHAT, data=b"OggS-voice-note")
+    api.send_document(CHAT, data=b"%PDF letter")
+    voice, document = await bot.received(2)
+    assert voice.attachment is not None and document.attachment is not None
+    fetched = await bot.transport.fetch(voice.attachment)
+    assert fetched == MediaFile(b"OggS-voice-note", "audio/ogg", "file_1")
+    assert (await bot.transport.fetch(document.attachment)).file_name == "letter.pdf"
+    # To another Telegram chat: by the file_id Telegram holds, nothing downloaded or uploaded.
+    downloads = len(api.calls_to("download"))
+    await bot.transport.send(Outbound("telegram:777", "#3: a voice note from the person",
+                                      attachment=voice.attachment))
+    [call] = await api.wait_for_calls("sendVoice", chat_id=777)
+    assert call.params["voice"] == voice.attachment.platform_id
+    assert call.params["caption"] == "#3: a voice note from the person"
+    assert len(api.calls_to("download")) == downloads
+    # Bytes from another platform: uploaded, as a voice note or (not playable) a document.
+    whatsapp_note = Attachment("voice", "whatsapp:m1", "audio/ogg; codecs=opus")
+    await bot.transport.send(Outbound(KEY, "", attachment=whatsapp_note),
+                             MediaFile(b"OggS-from-whatsapp", "audio/ogg; codecs=opus"))
+    [upload] = await api.wait_for_calls("sendVoice", chat_id=CHAT)
+    assert api.file_data(api.bot_messages(CHAT)[-1]["voice"]["file_id"]) == b"OggS-from-whatsapp"
+    assert "caption" not in upload.params
+    amr = Attachment("voice", "whatsapp:m2", "audio/amr")
+    await bot.transport.send(Outbound(KEY, "", attachment=amr), MediaFile(b"#!AMR", "audio/amr"))
+    await api.wait_for_calls("sendDocument", chat_id=CHAT)
+    with pytest.raises(DeliveryRefused):  # another platform's file, without its bytes
+        await bot.transport.send(Outbound(KEY, "", attachment=amr))
+    too_big = Attachment("photo", "telegram:big", "image/jpeg", size=21 << 20)
+    with pytest.raises(DeliveryRefused) as refused:
+        await bot.transport.fetch(too_big)
+    assert "20 MB" in refused.value.reason
 
 
 async def test_photo_caption_is_kept_as_text(bot: Harness, api: FakeBotApi) -> None:

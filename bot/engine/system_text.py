@@ -49,6 +49,10 @@ SYSTEM_TEXT: dict[str, str] = {
     "Send any message to start again.",
     "system.language_guess": "It looks like you write in {languages}. Please tap your language "
     "to confirm.",
+    # The button that opens a list of choices (WhatsApp shows more than 3 choices as a list).
+    "system.choose": "Choose",
+    "handover.invite": "A volunteer would like to continue your conversation. Please reply to "
+    "this message to talk with them.",
 }
 
 #: Descriptions of the bot's commands, shown by chat apps (Telegram's command menu).

@@ -1,9 +1,12 @@
 """The volunteer desk: queueing a chat, offering it to volunteers, relaying messages.
 
-Volunteers work from their own chat with the same bot. What they type is either a desk
-command (/available, /away, /queue, /take, /done, /release, /transfer) or, while they hold
-a chat, a message for the person. While a chat is held, the person's messages go to the
-volunteer and no flow runs for them. Volunteers read and write English-language desk
+Volunteers work from their own chat with the same bot (on Telegram or WhatsApp, whichever
+app the person uses). What they type is either a desk command (/available, /away, /queue,
+/take, /done, /release, /transfer, /invite) or, while they hold a chat, a message for the
+person. While a chat is held, the person's messages go to the volunteer and no flow runs
+for them. Voice notes, audio, photos and documents pass both ways as the files themselves
+(the platform holds them; the outbox holds only a reference until they are delivered).
+Volunteers read and write English-language desk
 messages; what passes between them and the person is shown as written, with an offline
 machine translation beside it, labelled, when they do not share a language.
 
@@ -35,14 +38,14 @@ from bot.errors import ConfigError, TranslationError
 from bot.flowspec.model import Priority
 from bot.handover.model import ALL_QUEUES, OfferQuery, OffersOwed, QueueEntry, Status, Volunteer
 from bot.i18n.localizer import Localizer
-from bot.messages import Inbound, InboundKind, Outbound, OutButton
+from bot.messages import RELAYED_MEDIA, REOPEN_TEMPLATE, Inbound, InboundKind, Outbound, OutButton
 from bot.storage.base import PendingMessage
 from bot.text.languages import LANGUAGES, language
 from bot.text.normalize import is_blank
 from bot.translation.base import MachineTranslator
 
-__all__ = ["RELAY_KEY", "DeskResult", "DeskSettings", "HandoverDesk", "HandoverStore", "Removal",
-           "parse_hours"]
+__all__ = ["MEDIA_KEY", "RELAY_KEY", "DeskResult", "DeskSettings", "HandoverDesk", "HandoverStore",
+           "Removal", "Undelivered", "parse_hours"]
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +55,16 @@ TAKE_CALLBACK_PREFIX = "vt."
 #: "vq.<page>": a page of /queue.
 QUEUE_CALLBACK_PREFIX = "vq."
 VOLUNTEER_COMMANDS = ("available", "away", "queue", "take", "done", "release", "transfer",
-                      "start", "help")
+                      "invite", "start", "help")
 #: Commands a person may use while talking to a volunteer; everything else is passed on.
 USER_EXIT_COMMANDS = ("leave", "stop", "forget")
 #: Outbound key of a volunteer's message to the person; its meta names the volunteer
 #: ("from") and the chat ("handover"), so a failed delivery can be reported to them.
 RELAY_KEY = "handover.relay"
+#: Outbound key of a file the person sent, passed to the volunteer; meta "handover".
+MEDIA_KEY = "desk.media"
+_MEDIA_NAMES = {"voice": "a voice note", "audio": "an audio file", "photo": "a photo",
+                "document": "a document"}
 
 
 class HandoverStore(Protocol):
@@ -137,6 +144,22 @@ class DeskResult:
     run_engine: bool = False
     #: Messages already in the outbox (offers to other volunteers) to deliver as well.
     queued: list[PendingMessage] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Undelivered:
+    """A message the platform would not deliver, as far as the sender's notice needs it."""
+
+    chat_key: str  # whom it was for
+    key: str  # its Outbound.key
+    meta: dict[str, str]  # its Outbound.meta: "from" (the volunteer), "handover" (the chat)
+    preview: str  # its text, or how it began
+    media: str = ""  # the kind of file it carried, if any
+
+    @classmethod
+    def of(cls, message: Outbound) -> Undelivered:
+        return cls(message.chat_key, message.key, dict(message.meta), message.text,
+                   message.attachment.kind if message.attachment is not None else "")
 
 
 @dataclass(frozen=True)
@@ -238,9 +261,20 @@ class HandoverDesk:
             text = await self._relay_text(inbound.text, entry.language, volunteer.languages[0],
                                           for_volunteer=True)
             result.outbound.append(_desk(volunteer.chat_key, f"#{entry.id}: {text}"))
+        elif inbound.kind is InboundKind.MEDIA and inbound.attachment is not None and \
+                inbound.attachment.kind in RELAYED_MEDIA:
+            text = f"#{entry.id}: {_MEDIA_NAMES[inbound.attachment.kind]} from the person"
+            if inbound.text.strip():  # its caption, translated like a message
+                caption = await self._relay_text(inbound.text, entry.language,
+                                                 volunteer.languages[0], for_volunteer=True)
+                text += f":\n{caption}"
+            result.outbound.append(Outbound(volunteer.chat_key, text, key=MEDIA_KEY,
+                                            meta={"handover": str(entry.id)},
+                                            attachment=inbound.attachment))
         elif inbound.kind is InboundKind.MEDIA:
             result.outbound.append(_desk(volunteer.chat_key, f"#{entry.id}: [the person sent a "
-                                         f"{inbound.media}; only text is passed on here]"))
+                                         f"{inbound.media}; only text, voice notes, photos and "
+                                         "documents are passed on here]"))
             result.outbound.append(await self._say(entry, "handover.text_only"))
         else:  # a tap on an old flow button, or another command
             result.outbound.append(await self._say(entry, "handover.with_volunteer"))
@@ -273,8 +307,19 @@ class HandoverDesk:
                                         key=RELAY_KEY, meta={"from": volunteer.chat_key,
                                                              "handover": str(holding.id)})],
                               seen=seen)
-        return DeskResult([_desk(volunteer.chat_key, "Only text is passed on to the person.")],
-                          seen=seen)
+        if inbound.kind is InboundKind.MEDIA and inbound.attachment is not None and \
+                inbound.attachment.kind in RELAYED_MEDIA:
+            caption = ""
+            if inbound.text.strip():
+                caption = await self._relay_text(inbound.text, volunteer.languages[0],
+                                                 holding.language, for_volunteer=False)
+            lang = language(holding.language)
+            return DeskResult([Outbound(holding.chat_key, caption, language=lang.code, rtl=lang.rtl,
+                                        key=RELAY_KEY, meta={"from": volunteer.chat_key,
+                                                             "handover": str(holding.id)},
+                                        attachment=inbound.attachment)], seen=seen)
+        return DeskResult([_desk(volunteer.chat_key, "Only text, voice notes, audio, photos and "
+                                 "documents are passed on to the person.")], seen=seen)
 
     async def _command(self, volunteer: Volunteer, command: str, argument: str,
                        holding: QueueEntry | None) -> DeskResult:
@@ -296,6 +341,17 @@ class HandoverDesk:
             if holding is None:
                 return DeskResult([_desk(me, "You are not in a chat.")])
             return await self._finish(volunteer, holding, command, argument)
+        if command == "invite":
+            if holding is None:
+                return DeskResult([_desk(me, "You are not in a chat.")])
+            invite = await self._say(holding, "handover.invite")
+            invite = Outbound(invite.chat_key, invite.text, language=invite.language, rtl=invite.rtl,
+                              key=invite.key, meta={"template": REOPEN_TEMPLATE, "from": me,
+                                                    "handover": str(holding.id)})
+            return DeskResult([invite, _desk(me, f"#{holding.id}: the person was asked to write "
+                                             "again (on WhatsApp, with the approved invitation). "
+                                             "Their reply comes here; you are told if it cannot "
+                                             "be delivered.")], seen=seen)
         return DeskResult([_desk(me, VOLUNTEER_HELP)], seen=seen)
 
     async def _take(self, volunteer: Volunteer, argument: str,
@@ -333,6 +389,11 @@ class HandoverDesk:
                 "Type to reply. /done when finished, /release to put the chat back in the queue, "
                 "/transfer QUEUE to pass it to another team.")
         joined = await self._say(choice, "handover.joined")
+        # Outside WhatsApp's 24-hour window the approved invitation to write again goes instead;
+        # if neither can be delivered, the volunteer is told (it is "from" them).
+        joined = Outbound(joined.chat_key, joined.text, language=joined.language, rtl=joined.rtl,
+                          key=joined.key, meta={"template": REOPEN_TEMPLATE, "from": me,
+                                                "handover": str(choice.id)})
         return DeskResult([_desk(me, card), joined], seen=(choice.id, "volunteer"))
 
     async def _finish(self, volunteer: Volunteer, entry: QueueEntry, command: str,
@@ -434,17 +495,44 @@ class HandoverDesk:
         pending = await self.store.enqueue(notices)
         return Removal(requeued, pending + await self.offer())
 
-    async def undelivered(self, message: Outbound, reason: str, *,
+    async def undelivered(self, message: Outbound | Undelivered, reason: str, *,
                           gave_up: bool) -> list[PendingMessage]:
-        """A message to a person was dropped: if a volunteer wrote it, tell them why."""
-        sender = message.meta.get("from")
-        if message.key != RELAY_KEY or not sender:
-            return []
+        """A message was dropped: queue the notices :meth:`undelivered_notices` gives."""
+        notices = await self.undelivered_notices(message, reason, gave_up=gave_up)
+        return await self.store.enqueue(notices) if notices else []
+
+    async def undelivered_notices(self, message: Outbound | Undelivered, reason: str, *,
+                                  gave_up: bool) -> list[Outbound]:
+        """Who must hear that a message did not arrive, and what they are told.
+
+        A volunteer's message to the person (or one sent on their behalf: the notice that
+        they joined, an invitation): the volunteer, why. A person's file for the volunteer:
+        the volunteer, that it came and could not be passed on, and the person, to type.
+        """
+        lost = message if isinstance(message, Undelivered) else Undelivered.of(message)
         tried = (f", and it still failed after {limits.SEND_GIVE_UP_SECONDS / 60:.0f} minutes of "
                  "trying" if gave_up else "")
-        text = (f"#{message.meta.get('handover', '?')}: your message was not delivered to the "
-                f"person: {reason}{tried}.\nIt began: {_preview(message.text)}")
-        return await self.store.enqueue([_desk(sender, text)])
+        number = lost.meta.get("handover", "")
+        if lost.key == MEDIA_KEY:
+            entry = await self.store.queue_entry(int(number)) if number.isdigit() else None
+            what = _MEDIA_NAMES.get(lost.media, "a file")
+            notices = [_desk(lost.chat_key, f"#{number or '?'}: the person sent {what}, but it "
+                             f"could not be passed on to you: {reason}{tried}. They are asked to "
+                             "type their message instead.")]
+            if entry is not None and entry.status is Status.ASSIGNED:
+                notices.append(await self._say(entry, "handover.text_only"))
+            return notices
+        sender = lost.meta.get("from")
+        if not sender and lost.key == RELAY_KEY and number.isdigit():
+            entry = await self.store.queue_entry(int(number))  # the volunteer holding the chat
+            sender = entry.volunteer if entry is not None else None
+        if not sender:
+            return []
+        began = (f"It was {_MEDIA_NAMES.get(lost.media, 'a file')}." if lost.media else
+                 f"It began: {_preview(lost.preview)}")
+        what = "the notice that you joined" if lost.key == "handover.joined" else "your message"
+        text = f"#{number or '?'}: {what} was not delivered to the person: {reason}{tried}.\n{began}"
+        return [_desk(sender, text)]
 
     async def _return_to_queue(self, entry: QueueEntry) -> list[Outbound]:
         """Requeue a chat whose volunteer left; the person is told (once)."""
@@ -693,5 +781,8 @@ VOLUNTEER_HELP = (
     "/done - close the chat you are in\n"
     "/release - put it back in the queue\n"
     "/transfer QUEUE - pass it to another team's queue\n"
-    "Anything else you type goes to the person you are chatting with."
+    "/invite - ask the person to write again (WhatsApp lets the bot write only within 24 hours "
+    "of their last message)\n"
+    "Anything else you type goes to the person you are chatting with: text, voice notes, "
+    "photos and documents."
 )

@@ -196,6 +196,7 @@ def _button_limits(library: FlowLibrary) -> dict[str, int]:
     for flow in library.menu():
         out[flow.title_key] = limits.WHATSAPP_LIST_ROW_CHARS
     out["handover.leave_button"] = limits.WHATSAPP_REPLY_BUTTON_CHARS  # the queue notice's one button
+    out["system.choose"] = limits.WHATSAPP_LIST_BUTTON_CHARS  # opens a WhatsApp list of choices
     return out
 
 

@@ -18,6 +18,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
+from bot import limits
 from bot.engine.events import Say
 from bot.engine.system_text import SYSTEM_TEXT
 from bot.errors import TranslationError
@@ -34,6 +35,9 @@ log = logging.getLogger(__name__)
 
 UNTRANSLATED_NOTE = "system.untranslated"
 MACHINE_NOTE = "system.machine_translated"
+#: The label of the button that opens a list of choices (WhatsApp shows more than
+#: limits.WHATSAPP_REPLY_BUTTONS_MAX choices as a list): in Outbound.meta["choose"].
+CHOOSE_KEY = "system.choose"
 
 
 class Catalog(Protocol):
@@ -120,6 +124,10 @@ class Localizer:
         labels = [_Part(c.key or None, c.label) for c in say.choices]
         values = {name: _Part(p.key, p.text) for name, p in say.params.items() if p.key}
         parts = [text_part, *labels, *values.values()]
+        opener = None
+        if len(say.choices) > limits.WHATSAPP_REPLY_BUTTONS_MAX:  # part of the message: same language
+            opener = _Part(CHOOSE_KEY, SYSTEM_TEXT[CHOOSE_KEY])
+            parts.append(opener)
         used = DEFAULT_LANGUAGE
         note_key: str | None = None
         if wanted != DEFAULT_LANGUAGE:
@@ -145,9 +153,11 @@ class Localizer:
             OutButton(c.callback, isolate_ltr_spans(p.text or c.label) if rtl else p.text or c.label,
                       c.key)
             for c, p in zip(say.choices, labels, strict=True))
+        meta = {"machine": "1"} if note_key == MACHINE_NOTE else {}
+        if opener is not None:
+            meta["choose"] = opener.text or opener.source
         return Outbound(chat_key=chat_key, text=body, buttons=buttons, language=used, rtl=rtl,
-                        key=say.key, token=say.token,
-                        meta={"machine": "1"} if note_key == MACHINE_NOTE else {})
+                        key=say.key, token=say.token, meta=meta)
 
     def _from_catalog(self, parts: list[_Part], lang: str) -> bool:
         """Fill every keyed part from the catalogs; True when nothing keyed is missing."""

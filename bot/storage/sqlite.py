@@ -29,7 +29,7 @@ from bot.errors import StorageError, StorageUnavailable
 from bot.flowspec.model import Priority
 from bot.handover.model import ALL_QUEUES, DueEntry, OfferQuery, OffersOwed, QueueEntry, Volunteer
 from bot.handover.model import Status as HandoverStatus
-from bot.messages import Inbound, Outbound, OutButton
+from bot.messages import Attachment, Inbound, Outbound, OutButton
 from bot.storage.base import PendingMessage, Purged, TurnRecord, TurnState
 from bot.storage.batching import Batcher
 from bot.storage.faults import explain_open_failure
@@ -313,12 +313,15 @@ def _encode(message: Outbound) -> str:
         "rtl": message.rtl, "key": message.key, "token": message.token, "meta": message.meta,
         "buttons": [{"callback": b.callback, "label": b.label, "key": b.key} for b in message.buttons],
     }
+    if message.attachment is not None:  # a reference to the platform's copy, never the bytes
+        data["attachment"] = message.attachment.to_dict()
     return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 
 def _decode(payload: str) -> Outbound:
     data = json.loads(payload)
     data["buttons"] = tuple(OutButton(**b) for b in data.get("buttons", ()))
+    data["attachment"] = Attachment.from_dict(data.get("attachment"))
     return Outbound(**data)
 
 

@@ -1,18 +1,29 @@
-"""The contract every transport (console, Telegram, WhatsApp, memory) fulfils."""
+"""The contract every transport (console, Telegram, WhatsApp, memory, router) fulfils."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
-from bot.messages import Inbound, Outbound
+from bot.messages import Attachment, Inbound, Outbound
 
-__all__ = ["InboundHandler", "Transport"]
+__all__ = ["InboundHandler", "MediaFile", "Transport"]
 
 #: What a transport calls with the messages it receives (bot.intake.Intake.accept). It
 #: returns once they are saved; only then may the transport confirm them to the platform.
 #: If it raises, they were not saved: leave them unconfirmed, so the platform sends them again.
 InboundHandler = Callable[[Sequence[Inbound]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class MediaFile:
+    """The bytes of an attachment, in memory only while it is passed from one platform to
+    another (never written to the database or the disk)."""
+
+    data: bytes
+    mime_type: str = ""
+    file_name: str = ""
 
 
 class Transport(Protocol):
@@ -31,8 +42,16 @@ class Transport(Protocol):
         """Show that a reply is being prepared (a slow turn); a no-op where unsupported."""
         ...
 
-    async def send(self, message: Outbound) -> None:
-        """Deliver one message. Raises TransportError when the platform refuses for good."""
+    async def send(self, message: Outbound, media: MediaFile | None = None) -> None:
+        """Deliver one message. Raises TransportError when the platform refuses for good.
+
+        A message with an attachment this transport holds itself is sent from the
+        platform's copy; one held by another platform needs its bytes in ``media``
+        (bot.transports.router fetches them), else it is refused."""
+        ...
+
+    async def fetch(self, attachment: Attachment) -> MediaFile:
+        """Download a file this transport's platform holds (raises TransportError)."""
         ...
 
     async def run(self, handler: InboundHandler) -> None:

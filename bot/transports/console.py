@@ -12,8 +12,9 @@ import sys
 import threading
 from typing import Any, TextIO
 
-from bot.messages import Inbound, InboundKind, Outbound
-from bot.transports.base import InboundHandler
+from bot.errors import DeliveryRefused
+from bot.messages import Attachment, Inbound, InboundKind, Outbound
+from bot.transports.base import InboundHandler, MediaFile
 
 __all__ = ["ConsoleTransport"]
 
@@ -37,8 +38,14 @@ class ConsoleTransport:
         self._out = stdout or sys.stdout
         self._stopping = asyncio.Event()
 
-    async def send(self, message: Outbound) -> None:
-        lines = [message.text]
+    async def fetch(self, attachment: Attachment) -> MediaFile:
+        raise DeliveryRefused("the local chat holds no files",
+                              reason="files cannot be passed on in the local chat")
+
+    async def send(self, message: Outbound, media: MediaFile | None = None) -> None:
+        lines = [message.text] if message.text or message.attachment is None else []
+        if message.attachment is not None:  # a terminal shows what came, not the file
+            lines.append(f"[{message.attachment.kind}]")
         lines += [f"[{i}] {b.label}" for i, b in enumerate(message.buttons, start=1)]
         self._out.write("\n".join(lines) + "\n\n")
         self._out.flush()

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 
-from bot.errors import TransportError
-from bot.messages import Inbound, Outbound
-from bot.transports.base import InboundHandler
+from bot.errors import DeliveryRefused, TransportError
+from bot.messages import Attachment, Inbound, Outbound
+from bot.transports.base import InboundHandler, MediaFile
 
 __all__ = ["MemoryTransport"]
 
@@ -32,8 +32,19 @@ class MemoryTransport:
         self.fail_next = 0
         #: Chat key -> the error every send to that chat raises, until removed.
         self.fail_chats: dict[str, TransportError] = {}
+        #: Attachment ref -> the file, for tests of media relay.
+        self.files: dict[str, MediaFile] = {}
+        #: The bytes passed with each sent message that had them (in order).
+        self.media: list[MediaFile] = []
 
-    async def send(self, message: Outbound) -> None:
+    async def fetch(self, attachment: Attachment) -> MediaFile:
+        found = self.files.get(attachment.ref)
+        if found is None:
+            raise DeliveryRefused(f"memory transport holds no file {attachment.ref!r}",
+                                  reason="the file is no longer available")
+        return found
+
+    async def send(self, message: Outbound, media: MediaFile | None = None) -> None:
         if self.fail_next:
             self.fail_next -= 1
             raise TransportError("memory transport told to fail")
@@ -41,6 +52,8 @@ class MemoryTransport:
         if failure is not None:
             raise failure
         self.sent.append(message)
+        if media is not None:
+            self.media.append(media)
 
     def feed(self, message: Inbound | None) -> None:
         """Queue a message for ``run``; None ends it."""

@@ -10,7 +10,9 @@ PTB's webhooks extra brings) that answers each POST after the save. Per update:
     message text         -> Inbound.from_text (so "/start" becomes a COMMAND)
     callback_query       -> Inbound BUTTON (button = callback_data); the query is answered and
                             the tapped message loses its keyboard, in the background
-    sticker, photo ...   -> Inbound MEDIA (media = "sticker", "photo", "voice" ...)
+    sticker, photo ...   -> Inbound MEDIA (media = "sticker", "photo", "voice" ...); voice notes,
+                            audio, photos, documents and videos carry an Attachment (the
+                            file_id), so a volunteer can be sent the file itself
     edited messages, channel posts, groups -> ignored (the bot serves private chats only)
 
 The handler (bot.intake.Intake.accept) saves a batch and returns; per-chat order and
@@ -20,8 +22,11 @@ Outbound: text longer than 4096 UTF-16 units is split at paragraphs, then lines,
 words, with the keyboard on the last part; one button per row; sending a new question
 removes the keyboard of the chat's previous one (tracked in memory; losing it on restart
 only leaves an old keyboard visible, and the engine rejects stale taps anyway).
-RetryAfter is waited out (bounded), network errors retried with exponential backoff
-(bounded), and every failure surfaces as :class:`bot.errors.TransportError`:
+A message with an attachment is sent as the file (sendVoice, sendAudio, sendPhoto,
+sendDocument) with its text as the caption: by file_id when Telegram holds the file, else
+uploaded from the bytes the router fetched from the other platform (:meth:`fetch` is the
+other way: getFile, then the download). RetryAfter is waited out (bounded), network errors
+retried with exponential backoff (bounded), and every failure surfaces as :class:`bot.errors.TransportError`:
 :class:`bot.errors.DeliveryRefused` when sending again can never work (400, 403, an empty
 text, a chat key that is not Telegram's), so the dispatcher drops it instead of retrying.
 """
@@ -47,6 +52,7 @@ from telegram import (
     BotCommand,
     BotCommandScopeDefault,
     CallbackQuery,
+    InputFile,
     Message,
     Update,
 )
@@ -63,9 +69,17 @@ from telegram.ext import ApplicationBuilder
 from telegram.warnings import PTBDeprecationWarning, PTBUserWarning
 
 from bot.errors import DeliveryRefused, TransportError
-from bot.limits import PHONE_MESSAGE_CHARS, TELEGRAM_CALLBACK_DATA_MAX_BYTES, TELEGRAM_TEXT_MAX
-from bot.messages import Inbound, InboundKind, Outbound
-from bot.transports.base import InboundHandler
+from bot.limits import (
+    CAPTION_CHARS_MAX,
+    PHONE_MESSAGE_CHARS,
+    TELEGRAM_CALLBACK_DATA_MAX_BYTES,
+    TELEGRAM_DOWNLOAD_MAX_BYTES,
+    TELEGRAM_TEXT_MAX,
+    TELEGRAM_UPLOAD_MAX_BYTES,
+)
+from bot.messages import Attachment, Inbound, InboundKind, Outbound
+from bot.text.split import split_text
+from bot.transports.base import InboundHandler, MediaFile
 
 __all__ = ["TelegramTransport", "TelegramWebhook", "split_text"]
 
@@ -269,12 +283,15 @@ class TelegramTransport:
         await self._ensure_initialized()
         self._start_typing(chat_id)
 
-    async def send(self, message: Outbound) -> None:
+    async def send(self, message: Outbound, media: MediaFile | None = None) -> None:
         """Deliver one message. Raises TransportError when Telegram refuses for good."""
         chat_id = self._chat_id(message.chat_key)
+        if message.attachment is not None:
+            await self._send_file(chat_id, message, media)
+            return
         for button in message.buttons:
             _check_callback_data(button.callback)
-        parts = split_text(message.text)
+        parts = split_text(message.text, TELEGRAM_TEXT_MAX)
         if not parts:  # Telegram answers 400 "message text is empty": no trip for that
             raise DeliveryRefused(f"refusing to send an empty message (key {message.key!r})",
                                   reason=_EMPTY_REASON)
@@ -313,6 +330,57 @@ class TelegramTransport:
                 keep.append(sent_id)
             if keep:
                 self._remember_question(chat_id, message.token, keep)
+
+    async def fetch(self, attachment: Attachment) -> MediaFile:
+        """Download a file a person sent (getFile, then the file itself)."""
+        if attachment.source != self.name:
+            raise DeliveryRefused(f"not a Telegram file: {attachment.ref!r}",
+                                  reason="the file is not one Telegram holds")
+        if attachment.size is not None and attachment.size > TELEGRAM_DOWNLOAD_MAX_BYTES:
+            raise DeliveryRefused(f"Telegram file of {attachment.size} bytes is over the bot "
+                                  "download limit", reason=_TOO_BIG_REASON)
+        await self._ensure_initialized()
+        bot = self._app.bot
+        file = await self._call(partial(bot.get_file, attachment.platform_id), what="getFile")
+        data = await self._call(file.download_as_bytearray, what="file download")
+        name = attachment.file_name or (file.file_path or "").rsplit("/", 1)[-1]
+        return MediaFile(bytes(data), attachment.mime_type or _DEFAULT_MIME.get(attachment.kind, ""),
+                         name)
+
+    async def _send_file(self, chat_id: int, message: Outbound, media: MediaFile | None) -> None:
+        attachment = message.attachment
+        assert attachment is not None
+        kind = attachment.kind
+        content: str | InputFile
+        if media is None:
+            if attachment.source != self.name:
+                raise DeliveryRefused(f"a file held by {attachment.source!r} came without its bytes",
+                                      reason="the file could not be fetched from the other app")
+            content = attachment.platform_id  # Telegram sends a file it holds by its id
+        else:
+            if len(media.data) > TELEGRAM_UPLOAD_MAX_BYTES:
+                raise DeliveryRefused(f"file of {len(media.data)} bytes is over Telegram's upload "
+                                      "limit", reason="the file is too large for Telegram (50 MB)")
+            mime = (media.mime_type or attachment.mime_type).split(";", 1)[0].strip().lower()
+            if (kind in ("voice", "audio") and mime not in _PLAYABLE_AUDIO) or \
+                    (kind == "photo" and not mime.startswith("image/")):
+                kind = "document"  # Telegram would refuse it as a voice note or photo
+            content = InputFile(media.data, filename=media.file_name or attachment.file_name
+                                or f"{kind}.{_EXTENSIONS.get(mime, 'bin')}")
+        caption = message.text.strip()
+        await self._ensure_initialized()
+        await self._await_typing(chat_id)
+        bot = self._app.bot
+        if len(caption) > CAPTION_CHARS_MAX:  # the text first, then the file alone
+            for part in split_text(caption, TELEGRAM_TEXT_MAX):
+                await self._call(partial(bot.do_api_request, "sendMessage",
+                                         {"chat_id": chat_id, "text": part}), what="sendMessage")
+            caption = ""
+        senders: dict[str, Callable[..., Awaitable[Message]]] = {
+            "voice": bot.send_voice, "audio": bot.send_audio, "photo": bot.send_photo}
+        sender = senders.get(kind, bot.send_document)
+        await self._call(partial(sender, chat_id, content, caption=caption or None),
+                         what=f"send {kind}")
 
     async def set_commands(self, commands_by_language: dict[str, list[tuple[str, str]]]) -> None:
         """Set the command menu per language: English (``"en"``) becomes the default shown
@@ -650,67 +718,36 @@ def to_inbound(update: Update) -> Inbound | None:
         inbound = Inbound.from_text(chat_key, message.text, update_id=update_id)
         return replace(inbound, language_hint=language)
     for attribute, media in _MEDIA_ATTRIBUTES:
-        if getattr(message, attribute, None):
+        value = getattr(message, attribute, None)
+        if value:
             return Inbound(chat_key, InboundKind.MEDIA, text=message.caption or "",
-                           media=media, update_id=update_id, language_hint=language)
+                           media=media, update_id=update_id, language_hint=language,
+                           attachment=_attachment(media, value))
     if message.effective_attachment:
         return Inbound(chat_key, InboundKind.MEDIA, text=message.caption or "",
                        media="other", update_id=update_id, language_hint=language)
     return None  # service messages: pinned, chat shared, ...
 
 
-def split_text(text: str, limit: int = TELEGRAM_TEXT_MAX) -> list[str]:
-    """Split ``text`` into parts of at most ``limit`` UTF-16 code units (Telegram's measure:
-    an emoji outside the BMP counts twice), at paragraph breaks, else line breaks, else
-    spaces, else anywhere. Parts are stripped; blank parts are dropped."""
-    if _u16(text) <= limit:
-        return [text] if text.strip() else []
-    parts = _pack(text, ("\n\n", "\n", " "), limit)
-    return [p.strip() for p in parts if p.strip()]
+#: Media kinds whose files are kept as attachments (the ones a volunteer may be sent).
+_FILE_KINDS = frozenset({"voice", "audio", "photo", "document", "video"})
+_DEFAULT_MIME = {"voice": "audio/ogg", "photo": "image/jpeg"}
+#: What sendVoice and sendAudio play; other audio goes as a document.
+_PLAYABLE_AUDIO = frozenset({"audio/ogg", "audio/mpeg", "audio/mp4", "audio/x-m4a", "audio/aac"})
+_EXTENSIONS = {"audio/ogg": "ogg", "audio/mpeg": "mp3", "audio/mp4": "m4a", "image/jpeg": "jpg",
+               "image/png": "png", "application/pdf": "pdf"}
 
 
-def _pack(text: str, separators: Sequence[str], limit: int) -> list[str]:
-    if _u16(text) <= limit:
-        return [text]
-    if not separators:
-        return _hard_cut(text, limit)
-    sep, finer = separators[0], separators[1:]
-    out: list[str] = []
-    current: str | None = None
-    for piece in text.split(sep):
-        if current is not None and _u16(current) + _u16(sep) + _u16(piece) <= limit:
-            current = current + sep + piece
-            continue
-        if current is not None:
-            out.append(current)
-        if _u16(piece) <= limit:
-            current = piece
-        else:
-            *full, current = _pack(piece, finer, limit)
-            out.extend(full)
-    if current is not None:
-        out.append(current)
-    return out
-
-
-def _hard_cut(text: str, limit: int) -> list[str]:
-    parts: list[str] = []
-    chars: list[str] = []
-    used = 0
-    for ch in text:
-        width = 2 if ord(ch) > 0xFFFF else 1
-        if used + width > limit:
-            parts.append("".join(chars))
-            chars, used = [], 0
-        chars.append(ch)
-        used += width
-    if chars:
-        parts.append("".join(chars))
-    return parts
-
-
-def _u16(text: str) -> int:
-    return len(text) + sum(1 for ch in text if ord(ch) > 0xFFFF)
+def _attachment(media: str, value: Any) -> Attachment | None:
+    if media not in _FILE_KINDS:
+        return None
+    file = value[-1] if isinstance(value, tuple | list) else value  # a photo's largest size
+    file_id = getattr(file, "file_id", None)
+    if not file_id:
+        return None
+    return Attachment(media, f"telegram:{file_id}",
+                      getattr(file, "mime_type", None) or _DEFAULT_MIME.get(media, ""),
+                      getattr(file, "file_name", None) or "", getattr(file, "file_size", None))
 
 
 def _check_callback_data(data: str) -> None:
@@ -725,6 +762,7 @@ def _check_callback_data(data: str) -> None:
 # Plain words for a volunteer whose message Telegram would not take (TransportError.reason).
 _EMPTY_REASON = ("the message was empty or only spaces or invisible characters, "
                  "which Telegram does not send")
+_TOO_BIG_REASON = "the file is too large to pass on (Telegram lets the bot fetch 20 MB at most)"
 _FORBIDDEN_REASON = ("Telegram does not let the bot write to this person any more (they may "
                      "have blocked the bot or deleted their account)")
 
@@ -737,6 +775,10 @@ def _bad_request_reason(description: str) -> str:
         return "the message was too long for Telegram"
     if "chat not found" in lowered:
         return "Telegram does not know this chat"
+    if "file is too big" in lowered:
+        return _TOO_BIG_REASON
+    if "wrong file identifier" in lowered or "file reference" in lowered:
+        return "Telegram no longer has the file"
     return f"Telegram refused it ({description})"
 
 

@@ -1,5 +1,6 @@
-"""The bot as a real process (`python -m bot run`) against the fake Bot API on loopback,
-and people talking to it: for tests and soaks about crashes, kills and signals.
+"""The bot as a real process (`python -m bot run`) against the fake Bot API (and, when
+given, the fake WhatsApp Cloud API) on loopback, and people talking to it: for tests and
+soaks about crashes, kills and signals.
 
     api = await FakeBotApi().start()
     bot = BotProcess(api, tmp_path)
@@ -8,6 +9,9 @@ and people talking to it: for tests and soaks about crashes, kills and signals.
     await person.say("hi")             # waits for the bot's answer (or counts it lost)
     bot.kill()                         # SIGKILL, at any moment
     await bot.start()                  # the same database file
+
+    wa = await FakeWhatsAppApi().start()
+    bot = BotProcess(api, tmp_path, whatsapp=wa)   # both, in one process (api may be None)
 """
 
 from __future__ import annotations
@@ -15,15 +19,19 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import sqlite3
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.support.fake_bot_api import FakeBotApi
+import httpx
 
-__all__ = ["BotProcess", "Person", "processed_count"]
+from tests.support.fake_bot_api import FakeBotApi
+from tests.support.fake_whatsapp_api import FakeUser, FakeWhatsAppApi
+
+__all__ = ["BotProcess", "Person", "WhatsAppPerson", "processed_count"]
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -31,16 +39,31 @@ REPO = Path(__file__).resolve().parents[2]
 class BotProcess:
     """``python -m bot run`` on one SQLite file, started again as often as wanted."""
 
-    def __init__(self, api: FakeBotApi, folder: Path, **env: str) -> None:
+    def __init__(self, api: FakeBotApi | None, folder: Path, *,
+                 whatsapp: FakeWhatsAppApi | None = None, **env: str) -> None:
         self.api = api
+        self.whatsapp = whatsapp
         self.folder = folder
         self.db = folder / "bot.sqlite3"
         self.log = folder / "bot.log"
+        platforms: dict[str, str] = {}
+        if api is not None:
+            platforms |= {"TELEGRAM_BOT_TOKEN": api.token, "TELEGRAM_API_BASE_URL": api.base_url,
+                          "TELEGRAM_FILE_BASE_URL": api.base_file_url}
+        self.webhook_port = 0
+        if whatsapp is not None:
+            self.webhook_port = _free_port()  # the same across restarts: WhatsApp keeps one URL
+            whatsapp.webhook_url = f"http://127.0.0.1:{self.webhook_port}/whatsapp/webhook"
+            platforms |= {"WHATSAPP_ACCESS_TOKEN": whatsapp.access_token,
+                          "WHATSAPP_PHONE_NUMBER_ID": whatsapp.phone_number_id,
+                          "WHATSAPP_APP_SECRET": whatsapp.app_secret,
+                          "WHATSAPP_VERIFY_TOKEN": whatsapp.verify_token,
+                          "WHATSAPP_API_BASE_URL": whatsapp.base_url,
+                          "WHATSAPP_WEBHOOK_PORT": str(self.webhook_port)}
         self.env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith(("BOT_", "TELEGRAM_"))},
-            "TELEGRAM_BOT_TOKEN": api.token,
-            "TELEGRAM_API_BASE_URL": api.base_url,
-            "TELEGRAM_FILE_BASE_URL": api.base_file_url,
+            **{k: v for k, v in os.environ.items()
+               if not k.startswith(("BOT_", "TELEGRAM_", "WHATSAPP_"))},
+            **platforms,
             "BOT_DB_PATH": str(self.db),
             "ARGOS_PACKAGES_DIR": str(folder / "no-models"),
             "BOT_VOLUNTEER_HOURS": "00:00-00:00",
@@ -52,8 +75,10 @@ class BotProcess:
         self.starts = 0
 
     async def start(self, within: float = 30.0) -> None:
-        """Start the bot; return once it has asked Telegram for updates."""
-        polls_before = len(self.api.calls_to("getUpdates", ok_only=False))
+        """Start the bot; return once it has asked Telegram for updates and answers
+        WhatsApp's verification handshake (for the platforms it serves)."""
+        api = self.api
+        polls_before = len(api.calls_to("getUpdates", ok_only=False)) if api is not None else 0
         with self.log.open("a") as log:
             log.write(f"\n==== start {self.starts + 1}\n")
             log.flush()
@@ -61,13 +86,36 @@ class BotProcess:
                 sys.executable, "-m", "bot", "run", cwd=self.folder, env=self.env,
                 stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log)
         self.starts += 1
-        await self.api.wait_until(
-            lambda: len(self.api.calls_to("getUpdates", ok_only=False)) > polls_before
-            or (self.process is not None and self.process.returncode is not None),
-            within=within, what="the bot to poll Telegram")
+        if api is not None:
+            await api.wait_until(
+                lambda: len(api.calls_to("getUpdates", ok_only=False)) > polls_before
+                or (self.process is not None and self.process.returncode is not None),
+                within=within, what="the bot to poll Telegram")
+        if self.whatsapp is not None:
+            await self._until_webhook_answers(within)
         if self.process.returncode is not None:
             raise AssertionError(f"the bot exited with {self.process.returncode}:\n"
                                  f"{self.log.read_text()[-3000:]}")
+
+    async def _until_webhook_answers(self, within: float) -> None:
+        assert self.whatsapp is not None and self.whatsapp.webhook_url is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        params = {"hub.mode": "subscribe", "hub.challenge": "ready",
+                  "hub.verify_token": self.whatsapp.verify_token}
+        async with httpx.AsyncClient(timeout=2.0) as client:
+            while loop.time() < deadline:
+                if self.process is not None and self.process.returncode is not None:
+                    return
+                try:
+                    answer = await client.get(self.whatsapp.webhook_url, params=params)
+                    if answer.status_code == 200 and answer.text == "ready":
+                        return
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(0.05)
+        raise AssertionError(f"the bot's WhatsApp webhook did not answer within {within}s:\n"
+                             f"{self.log.read_text()[-3000:]}")
 
     def kill(self) -> None:
         assert self.process is not None
@@ -117,11 +165,47 @@ class Person:
         return True
 
 
-def processed_count(db: Path, chat_id: int) -> tuple[int, int]:
-    """(messages handled, messages still waiting in the inbox) for a Telegram chat."""
+@dataclass
+class WhatsAppPerson:
+    """One person writing to the bot on WhatsApp, one message at a time (a closed loop)."""
+
+    api: FakeWhatsAppApi
+    user: FakeUser
+    sent: int = 0
+    lost: list[str] = field(default_factory=list)  # messages never answered
+
+    @property
+    def chat_key(self) -> str:
+        return f"whatsapp:{self.user.user_id}"
+
+    def replies(self) -> list[str]:
+        return self.api.texts(self.user)
+
+    async def say(self, text: str, within: float = 40.0) -> bool:
+        before = len(self.replies())
+        self.api.send_text(self.user, text)
+        self.sent += 1
+        try:
+            await self.api.wait_until(lambda: len(self.replies()) > before, within=within,
+                                      what=f"an answer to {text!r} for {self.chat_key}")
+        except AssertionError:
+            self.lost.append(text)
+            return False
+        return True
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def processed_count(db: Path, chat_id: int | str) -> tuple[int, int]:
+    """(messages handled, messages still waiting in the inbox) for a Telegram chat id, or
+    any chat key."""
     conn = sqlite3.connect(db)
     try:
-        chat = f"telegram:{chat_id}"
+        chat = chat_id if isinstance(chat_id, str) else f"telegram:{chat_id}"
         done = conn.execute("SELECT count(*) FROM processed_updates WHERE chat_key = ?",
                             (chat,)).fetchone()[0]
         waiting = conn.execute("SELECT count(*) FROM inbox WHERE chat_key = ?",

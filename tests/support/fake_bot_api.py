@@ -15,8 +15,12 @@ bodies), exactly as it talks to api.telegram.org::
 What it implements: getMe, getUpdates (long polling honouring ``offset``, ``limit`` and
 ``timeout``, capped by ``max_poll_seconds``), deleteWebhook, setWebhook, getWebhookInfo,
 sendMessage, editMessageText, editMessageReplyMarkup, answerCallbackQuery, sendChatAction,
-setMyCommands, getMyCommands, deleteMyCommands, close, logOut. Unknown methods answer
-404 (PTB raises InvalidToken for those) and are recorded, so a test can see them.
+setMyCommands, getMyCommands, deleteMyCommands, close, logOut; files: getFile and the file
+download URL (``{base_file_url}{token}/{file_path}``, 20 MB at most, as Telegram), and
+sendVoice, sendAudio, sendPhoto, sendDocument taking a file_id the server holds or an
+uploaded file (multipart), whose bytes it keeps (:meth:`FakeBotApi.file_data`). Unknown
+methods answer 404 (PTB raises InvalidToken for those) and are recorded, so a test can see
+them.
 
 Like Telegram it assigns message ids per chat, keeps the current text and keyboard of every
 message the bot sent, refuses an edit that changes nothing ("message is not modified"),
@@ -37,7 +41,7 @@ import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 __all__ = ["ApiCall", "FakeBotApi"]
 
@@ -67,6 +71,30 @@ _REASONS = {
 }
 
 MEDIA_KINDS = ("sticker", "photo", "voice", "audio", "video", "document", "location", "contact")
+#: Telegram lets bots download files of at most 20 MB.
+DOWNLOAD_MAX_BYTES = 20 << 20
+#: sendX method -> the parameter holding the file, and the mime type Telegram reports.
+_FILE_METHODS = {"sendvoice": ("voice", "audio/ogg"), "sendaudio": ("audio", "audio/mpeg"),
+                 "sendphoto": ("photo", "image/jpeg"), "senddocument": ("document", "")}
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A file part of a multipart request."""
+
+    filename: str
+    data: bytes
+    content_type: str
+
+
+@dataclass
+class StoredFile:
+    """A file the server holds, by file_id."""
+
+    data: bytes
+    file_path: str
+    mime_type: str = ""
+    file_name: str = ""
 
 
 @dataclass(frozen=True)
@@ -144,6 +172,9 @@ class FakeBotApi:
         self._callback_ids = itertools.count(1)
         self._chats: dict[int, _Chat] = {}
         self._failures: dict[str, list[_Failure]] = {}
+        #: file_id -> the file (those people sent, and those the bot uploaded).
+        self.files: dict[str, StoredFile] = {}
+        self._file_numbers = itertools.count(1)
         self._waiters: set[asyncio.Future[None]] = set()
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
@@ -245,18 +276,31 @@ class FakeBotApi:
         caption: str | None = None,
         user_id: int | None = None,
         language_code: str | None = "en",
+        data: bytes | None = None,
     ) -> int:
-        """A user sends a sticker, photo, voice, audio, video, document, location or contact."""
+        """A user sends a sticker, photo, voice, audio, video, document, location or contact.
+
+        Files (voice, audio, photo, video, document) hold ``data`` (default: a few made-up
+        bytes), fetchable with getFile and the download URL."""
         message = self._user_message(chat_id, user_id, language_code, "private")
         n = message["message_id"]
-        file = {"file_id": f"{kind}-{chat_id}-{n}", "file_unique_id": f"u{kind}{chat_id}{n}"}
+        file_id = f"{kind}-{chat_id}-{n}"
+        content = data if data is not None else f"{kind} from {chat_id} #{n}".encode()
+        file = {"file_id": file_id, "file_unique_id": f"u{kind}{chat_id}{n}",
+                "file_size": len(content)}
+        mime = {"voice": "audio/ogg", "audio": "audio/mpeg", "document": "application/pdf",
+                "video": "video/mp4", "photo": "image/jpeg"}.get(kind, "")
+        if kind == "photo":  # the bot takes the largest size: that one holds the bytes
+            self._store(file_id + "b", content, mime)
+        elif kind in ("voice", "audio", "video", "document"):
+            self._store(file_id, content, mime, "letter.pdf" if kind == "document" else "")
         if kind == "sticker":
             message["sticker"] = {**file, "type": "regular", "width": 512, "height": 512,
                                   "is_animated": False, "is_video": False, "emoji": "👍"}
         elif kind == "photo":
             message["photo"] = [{**file, "width": 90, "height": 90, "file_size": 1000},
                                 {**file, "file_id": file["file_id"] + "b", "width": 800,
-                                 "height": 800, "file_size": 40000}]
+                                 "height": 800}]
         elif kind == "voice":
             message["voice"] = {**file, "duration": 3, "mime_type": "audio/ogg"}
         elif kind == "audio":
@@ -362,6 +406,14 @@ class FakeBotApi:
         }.get(status, _REASONS.get(status, "Error"))
         self._failures.setdefault(method.lower(), []).append(
             _Failure(times, status, desc, retry_after, chat_id))
+
+    def file_data(self, file_id: str) -> bytes:
+        """The bytes of a file the server holds (one a user sent, or the bot uploaded)."""
+        return self.files[file_id].data
+
+    def _store(self, file_id: str, data: bytes, mime_type: str = "", file_name: str = "") -> None:
+        number = next(self._file_numbers)
+        self.files[file_id] = StoredFile(data, f"files/file_{number}", mime_type, file_name)
 
     # ------------------------------------------------------------------ assertions
 
@@ -511,11 +563,15 @@ class FakeBotApi:
                 path, headers, body = request
                 self._busy.add(task)
                 status, payload = await self._dispatch(path, headers, body)
-                data = json.dumps(payload, ensure_ascii=False).encode()
+                if isinstance(payload, bytes):  # a file download
+                    data, content_type = payload, "application/octet-stream"
+                else:
+                    data, content_type = json.dumps(payload, ensure_ascii=False).encode(), \
+                        "application/json"
                 keep_alive = headers.get("connection", "").lower() != "close" and not self._closing
                 head = (
                     f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\n"
-                    "Content-Type: application/json\r\n"
+                    f"Content-Type: {content_type}\r\n"
                     f"Content-Length: {len(data)}\r\n"
                     f"Connection: {'keep-alive' if keep_alive else 'close'}\r\n\r\n"
                 )
@@ -567,9 +623,12 @@ class FakeBotApi:
         return target, headers, body
 
     async def _dispatch(self, target: str, headers: dict[str, str],
-                        body: bytes) -> tuple[int, JSONDict]:
+                        body: bytes) -> tuple[int, JSONDict | bytes]:
         path = urlsplit(target)
         segments = path.path.strip("/").split("/")
+        if len(segments) >= 3 and segments[0] == "file" and segments[1].startswith("bot"):
+            # PTB percent-encodes the path (the token's ':' too), as a browser would.
+            return self._download(unquote(segments[1][3:]), unquote("/".join(segments[2:])))
         if len(segments) != 2 or not segments[0].startswith("bot"):
             return 404, {"ok": False, "error_code": 404, "description": "Not Found"}
         token, method = segments[0][3:], segments[1]
@@ -602,6 +661,75 @@ class FakeBotApi:
         return 200, {"ok": True, "result": result}
 
     # ------------------------------------------------------------------ Bot API methods
+
+    def _download(self, token: str, file_path: str) -> tuple[int, JSONDict | bytes]:
+        found = next((f for f in self.files.values() if f.file_path == file_path), None)
+        if token != self.token or found is None:
+            self._record("download", {"file_path": file_path}, 404)
+            return 404, {"ok": False, "error_code": 404, "description": "Not Found"}
+        self._record("download", {"file_path": file_path}, 200)
+        return 200, found.data
+
+    def _api_getfile(self, params: JSONDict) -> JSONDict:
+        file_id = str(params.get("file_id", ""))
+        found = self.files.get(file_id)
+        if found is None:
+            raise _ApiError(400, "Bad Request: wrong file identifier/HTTP URL specified")
+        if len(found.data) > DOWNLOAD_MAX_BYTES:
+            raise _ApiError(400, "Bad Request: file is too big")
+        return {"file_id": file_id, "file_unique_id": "u" + file_id, "file_size": len(found.data),
+                "file_path": found.file_path}
+
+    def _send_file(self, method: str, params: JSONDict) -> JSONDict:
+        field_name, default_mime = _FILE_METHODS[method]
+        chat_id = _require_int(params, "chat_id")
+        content = params.get(field_name)
+        if isinstance(content, Upload):
+            if not content.data:
+                raise _ApiError(400, "Bad Request: file must be non-empty")
+            file_id = f"bot-{field_name}-{next(self._file_numbers)}"
+            mime = content.content_type if content.content_type not in (
+                "", "application/octet-stream") else default_mime
+            self._store(file_id, content.data, mime, content.filename)
+        elif isinstance(content, str) and content in self.files:
+            file_id = content  # a file the server holds, sent again by its id
+        else:
+            raise _ApiError(400, "Bad Request: wrong file identifier/HTTP URL specified")
+        caption = params.get("caption")
+        if isinstance(caption, str) and len(caption) > 1024:
+            raise _ApiError(400, "Bad Request: message caption is too long")
+        stored = self.files[file_id]
+        chat = self._chat(chat_id)
+        message_id = chat.next_message_id
+        chat.next_message_id += 1
+        described: JSONDict = {"file_id": file_id, "file_unique_id": "u" + file_id,
+                               "file_size": len(stored.data)}
+        if stored.mime_type and field_name != "photo":
+            described["mime_type"] = stored.mime_type
+        if field_name == "document" and stored.file_name:
+            described["file_name"] = stored.file_name
+        if field_name in ("voice", "audio"):
+            described["duration"] = 1
+        message: JSONDict = {"message_id": message_id, "date": int(time.time()),
+                             "chat": self._chat_json(chat_id, "private"), "from": self.bot_user,
+                             field_name: [{**described, "width": 800, "height": 800}]
+                             if field_name == "photo" else described}
+        if isinstance(caption, str) and caption:
+            message["caption"] = caption
+        chat.bot_messages[message_id] = message
+        return message
+
+    def _api_sendvoice(self, params: JSONDict) -> JSONDict:
+        return self._send_file("sendvoice", params)
+
+    def _api_sendaudio(self, params: JSONDict) -> JSONDict:
+        return self._send_file("sendaudio", params)
+
+    def _api_sendphoto(self, params: JSONDict) -> JSONDict:
+        return self._send_file("sendphoto", params)
+
+    def _api_senddocument(self, params: JSONDict) -> JSONDict:
+        return self._send_file("senddocument", params)
 
     def _api_getme(self, params: JSONDict) -> JSONDict:
         return self.bot_user
@@ -786,7 +914,7 @@ def _parse_params(query: str, content_type: str, body: bytes) -> JSONDict:
     return {key: _coerce(key, value) for key, value in raw.items()}
 
 
-def _parse_multipart(content_type: str, body: bytes) -> Iterable[tuple[str, str]]:
+def _parse_multipart(content_type: str, body: bytes) -> Iterable[tuple[str, str | Upload]]:
     boundary = ""
     for part in content_type.split(";")[1:]:
         name, _, value = part.strip().partition("=")
@@ -794,17 +922,28 @@ def _parse_multipart(content_type: str, body: bytes) -> Iterable[tuple[str, str]
             boundary = value.strip('"')
     if not boundary:
         return []
-    fields = []
+    fields: list[tuple[str, str | Upload]] = []
     for chunk in body.split(b"--" + boundary.encode())[1:]:
         if chunk.startswith(b"--"):
             break
-        head, _, content = chunk.strip(b"\r\n").partition(b"\r\n\r\n")
-        name = ""
-        for token in head.decode("latin-1").split(";"):
-            key, _, value = token.strip().partition("=")
-            if key == "name":
-                name = value.strip('"')
-        if name:
+        # The part is CRLF, headers, CRLF CRLF, content, CRLF: strip only those, never bytes
+        # of a file's content.
+        head, _, content = chunk.removeprefix(b"\r\n").partition(b"\r\n\r\n")
+        content = content.removesuffix(b"\r\n")
+        name = filename = ""
+        part_type = ""
+        for line in head.decode("latin-1").split("\r\n"):
+            if line.lower().startswith("content-type:"):
+                part_type = line.split(":", 1)[1].strip()
+            for token in line.split(";"):
+                key, _, value = token.strip().partition("=")
+                if key == "name":
+                    name = value.strip('"')
+                elif key == "filename":
+                    filename = value.strip('"')
+        if name and filename:
+            fields.append((name, Upload(filename, content, part_type)))
+        elif name:
             fields.append((name, content.decode("utf-8", "replace")))
     return fields
 
