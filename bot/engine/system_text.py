@@ -31,7 +31,8 @@ SYSTEM_TEXT: dict[str, str] = {
     "handover.no_one_online": "No volunteer is online right now. Your place is kept, and someone "
     "will reply here as soon as they can.",
     "handover.out_of_hours": "Volunteers are here {hours} (UK time). Your place is kept, and "
-    "someone will reply here then. If you are in danger, call 999.",
+    "someone will reply here then. If you are in danger, call 999. Say the name of your language "
+    "in English, for example \"Pashto\", and wait for an interpreter.",
     "handover.still_waiting": "You are still in the queue to talk to a volunteer. Your place in "
     "the queue: {position}. {wait} When a volunteer joins, they will see what you wrote here.",
     "handover.leave_button": "Leave the queue",
