@@ -9,7 +9,7 @@ import signal
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot import limits
 from bot.config import Settings
@@ -26,9 +26,10 @@ from bot.messages import Inbound
 from bot.storage.base import Store
 from bot.storage.sqlite import SqliteStore
 from bot.text.languages import LANGUAGES
-from bot.translation.argos import ArgosTranslator
-from bot.translation.argos_models import list_models
 from bot.transports.base import Transport
+
+if TYPE_CHECKING:
+    from bot.translation.argos import ArgosTranslator
 
 __all__ = ["PURGE_EVERY_SECONDS", "build_localizer", "command_menus", "keep_purging",
            "load_catalog_set", "run_bot", "serve_telegram"]
@@ -49,8 +50,14 @@ def load_catalog_set(settings: Settings, library: FlowLibrary) -> CatalogSet:
 
 def build_localizer(settings: Settings, library: FlowLibrary) -> tuple[Localizer, ArgosTranslator | None]:
     """Catalogs always; offline machine translation when models are installed."""
+    from bot.translation.argos_models import list_models
+
     translator = None
     if list_models(settings.argos_packages_dir):
+        # Imported only now: without models (the local chat, a first install) start-up
+        # does not need it.
+        from bot.translation.argos import ArgosTranslator
+
         translator = ArgosTranslator(settings.argos_packages_dir, timeout=settings.translation_timeout)
     return Localizer(load_catalog_set(settings, library), translator), translator
 

@@ -62,6 +62,7 @@ class YamlList(list[Any]):
 
 
 _YAML_TAG = "tag:yaml.org,2002:"
+_STR = f"{_YAML_TAG}str"
 _CORE_BOOL = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
 # No leading zeros: "010" stays the string "010" (a phone prefix, not the number 8).
 _CORE_INT = re.compile(r"^[-+]?(?:0|[1-9][0-9]*)$")
@@ -122,8 +123,11 @@ def _scalar(construct: Any) -> Any:
 def _check_tag(loader: Any, node: Node) -> None:
     if not isinstance(node, ScalarNode):  # e.g. "!!str {a: b}"
         _refuse_tag(loader, node)
-    plain = not node.style  # None from PyYAML's composer, "" from libyaml's
-    if node.tag != loader.resolve(ScalarNode, node.value, (plain, not plain)):
+    if node.style:  # quoted or a block: text, unless tagged
+        if node.tag != _STR:
+            _refuse_tag(loader, node)
+    # Plain (style None from PyYAML's composer, "" from libyaml's): what it resolves to.
+    elif node.tag != loader.resolve(ScalarNode, node.value, (True, False)):
         _refuse_tag(loader, node)
 
 
@@ -189,7 +193,12 @@ USE_LIBYAML = _FastLoader is not None
 # after the start, a block scalar header followed by '#' with no space (tests/
 # test_strict_yaml.py). Line breaks other than \n and \r go to the pure reader too: rare,
 # and line numbers depend on them.
-_PURE_ONLY = re.compile(r"[\t\x85\u2028\u2029]|(?s:.)\ufeff|[|>][-+0-9]*#")
+_HEADER_THEN_HASH = re.compile(r"[|>][-+0-9]*#")
+
+
+def _pure_only(text: str) -> bool:
+    return ("\t" in text or "\x85" in text or "\u2028" in text or "\u2029" in text
+            or text.find("\ufeff", 1) >= 0 or _HEADER_THEN_HASH.search(text) is not None)
 
 
 def libyaml_available() -> bool:
@@ -198,7 +207,7 @@ def libyaml_available() -> bool:
 
 def load_yaml(text: str) -> Any:
     """Parse one YAML document strictly. Raises YamlSyntaxError with a 1-based line."""
-    if USE_LIBYAML and _FastLoader is not None and not _PURE_ONLY.search(text):
+    if USE_LIBYAML and _FastLoader is not None and not _pure_only(text):
         try:
             return _load(text, _FastLoader)
         except Exception:  # the pure reader gives the error (or, if it differs, the result)
