@@ -263,8 +263,10 @@ class TelegramTransport:
         return chat_key.startswith("telegram:")
 
     async def typing(self, chat_key: str) -> None:
-        """Show "typing..." in the chat. Returns at once; the next send to the chat waits for
-        it (so the action never lands after the reply). Failures are logged, not raised."""
+        """Show "typing..." in the chat. Returns at once: the action is sent in the
+        background and no send waits for it (a slow or failing sendChatAction must not delay
+        a reply). Should it land after the reply, a client shows "typing..." for at most its
+        usual 5 s. Failures are logged, not raised."""
         chat_id = self._chat_id(chat_key)
         await self._ensure_initialized()
         self._start_typing(chat_id)
@@ -283,7 +285,6 @@ class TelegramTransport:
             markup = {"inline_keyboard": [[{"text": b.label, "callback_data": b.callback}]
                                           for b in message.buttons]}
         await self._ensure_initialized()
-        await self._await_typing(chat_id)
 
         bot = self._app.bot
         sent_id: int | None = None
@@ -568,7 +569,7 @@ class TelegramTransport:
             self._last_question.popitem(last=False)
 
     def _start_typing(self, chat_id: int) -> None:
-        pending = self._typing.get(chat_id)
+        pending = self._typing.get(chat_id)  # one action in flight per chat is enough
         if pending is not None and not pending.done():
             return
         bot = self._app.bot
@@ -585,11 +586,6 @@ class TelegramTransport:
         task.add_done_callback(
             lambda t: self._typing.pop(chat_id, None) if self._typing.get(chat_id) is t else None
         )
-
-    async def _await_typing(self, chat_id: int) -> None:
-        task = self._typing.get(chat_id)
-        if task is not None and not task.done():
-            await asyncio.wait({task}, timeout=2.0)
 
     def _spawn(self, coro: Coroutine[Any, Any, _T]) -> asyncio.Task[_T]:
         task = asyncio.ensure_future(coro)

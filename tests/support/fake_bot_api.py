@@ -16,7 +16,9 @@ What it implements: getMe, getUpdates (long polling honouring ``offset``, ``limi
 ``timeout``, capped by ``max_poll_seconds``), deleteWebhook, setWebhook, getWebhookInfo,
 sendMessage, editMessageText, editMessageReplyMarkup, answerCallbackQuery, sendChatAction,
 setMyCommands, getMyCommands, deleteMyCommands, close, logOut. Unknown methods answer
-404 (PTB raises InvalidToken for those) and are recorded, so a test can see them.
+404 (PTB raises InvalidToken for those) and are recorded, so a test can see them. A test
+can make the next calls to a method fail (:meth:`FakeBotApi.fail_next`) or answer late
+(:meth:`FakeBotApi.delay_next`).
 
 Like Telegram it assigns message ids per chat, keeps the current text and keyboard of every
 message the bot sent, refuses an edit that changes nothing ("message is not modified"),
@@ -76,7 +78,7 @@ class ApiCall:
     method: str
     params: JSONDict
     status: int
-    at: float  # time.monotonic() when the request arrived
+    at: float  # time.monotonic() when answered (at once, unless delayed or a long poll)
 
     @property
     def ok(self) -> bool:
@@ -94,6 +96,13 @@ class _Failure:
     status: int
     description: str
     retry_after: float | None
+    chat_id: int | None = None
+
+
+@dataclass
+class _Delay:
+    remaining: int
+    seconds: float
     chat_id: int | None = None
 
 
@@ -144,6 +153,7 @@ class FakeBotApi:
         self._callback_ids = itertools.count(1)
         self._chats: dict[int, _Chat] = {}
         self._failures: dict[str, list[_Failure]] = {}
+        self._delays: dict[str, list[_Delay]] = {}
         self._waiters: set[asyncio.Future[None]] = set()
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
@@ -363,6 +373,13 @@ class FakeBotApi:
         self._failures.setdefault(method.lower(), []).append(
             _Failure(times, status, desc, retry_after, chat_id))
 
+    def delay_next(self, method: str, seconds: float, times: int = 1, *,
+                   chat_id: int | None = None) -> None:
+        """Hold the next ``times`` calls to ``method`` (only calls for ``chat_id``, when
+        given) for ``seconds`` before answering them (a slow Telegram). Such a call is
+        recorded when it is answered, like getUpdates."""
+        self._delays.setdefault(method.lower(), []).append(_Delay(times, seconds, chat_id))
+
     # ------------------------------------------------------------------ assertions
 
     def calls_to(self, method: str, *, chat_id: int | None = None, ok_only: bool = True,
@@ -495,6 +512,16 @@ class FakeBotApi:
             queue.remove(failure)
         return failure
 
+    def _take_delay(self, method: str, params: JSONDict) -> float | None:
+        queue = self._delays.get(method.lower())
+        delay = next((d for d in queue or () if d.chat_id in (None, params.get("chat_id"))), None)
+        if queue is None or delay is None:
+            return None
+        delay.remaining -= 1
+        if delay.remaining <= 0:
+            queue.remove(delay)
+        return delay.seconds
+
     # ------------------------------------------------------------------ internals: HTTP
 
     async def _serve_connection(self, reader: asyncio.StreamReader,
@@ -577,6 +604,9 @@ class FakeBotApi:
         if token != self.token:
             self._record(method, params, 401)
             return 401, {"ok": False, "error_code": 401, "description": "Unauthorized"}
+        delay = self._take_delay(method, params)
+        if delay is not None:
+            await asyncio.sleep(delay)
         failure = self._take_failure(method, params)
         if failure is not None:
             self._record(method, params, failure.status)
