@@ -60,12 +60,14 @@ from telegram.error import (
     TelegramError,
 )
 from telegram.ext import ApplicationBuilder
+from telegram.request import HTTPXRequest
 from telegram.warnings import PTBDeprecationWarning, PTBUserWarning
 
 from bot.errors import DeliveryRefused, TransportError
 from bot.limits import PHONE_MESSAGE_CHARS, TELEGRAM_CALLBACK_DATA_MAX_BYTES, TELEGRAM_TEXT_MAX
 from bot.messages import Inbound, InboundKind, Outbound
 from bot.transports.base import InboundHandler
+from bot.transports.http_backend import bot_api_transport
 
 __all__ = ["TelegramTransport", "TelegramWebhook", "split_text"]
 
@@ -76,6 +78,8 @@ warnings.filterwarnings("ignore", message=r"Please use 'Bot\.sendMessage'",
                         category=PTBUserWarning, module=r"bot\.transports\.telegram")
 _T = TypeVar("_T")
 
+#: PTB's default read, write and connect timeout for a Bot API call, in seconds.
+_PTB_REQUEST_TIMEOUT = 5.0
 #: Updates we ask Telegram for; everything else would be ignored anyway.
 ALLOWED_UPDATES = ("message", "callback_query")
 #: Chats whose last question message we remember (oldest forgotten first).
@@ -142,7 +146,8 @@ class TelegramTransport:
         ``connection_pool_size`` bounds HTTP connections for Bot API calls. httpcore checks
         every idle connection's socket on every request, so each connection costs CPU; 8 at
         a 50-100 ms round trip carry 80-160 calls/s, and Telegram accepts about 30 messages
-        a second from a bot anyway. A call waits up to ``pool_timeout`` for a connection.
+        a second from a bot anyway. Calls beyond that many wait their turn in the transport;
+        ``pool_timeout`` bounds httpcore's own wait for a connection (a reconnect).
         ``send_attempts`` bounds tries per Bot API call; a RetryAfter longer than
         ``retry_after_max`` seconds is not waited out but raised as TransportError.
         """
@@ -161,21 +166,18 @@ class TelegramTransport:
 
         # PTB builds the Bot (its HTTP pools, one kept apart for getUpdates); its Updater is
         # not used: the transport polls itself, to confirm only updates that are saved.
-        builder = (
-            ApplicationBuilder()
-            .token(token)
-            .connection_pool_size(connection_pool_size)
-            .pool_timeout(pool_timeout)
-            .updater(None)
-            .job_queue(None)
-        )
+        # Bot API calls go over asyncio streams directly (bot.transports.http_backend); the
+        # long poll keeps PTB's own request (one call per batch: its cost does not matter).
+        timeout = request_timeout if request_timeout is not None else _PTB_REQUEST_TIMEOUT
+        request = HTTPXRequest(connection_pool_size=connection_pool_size,
+                               pool_timeout=pool_timeout, read_timeout=timeout,
+                               write_timeout=timeout, connect_timeout=timeout,
+                               httpx_kwargs={"transport": bot_api_transport(connection_pool_size)})
+        builder = ApplicationBuilder().token(token).request(request).updater(None).job_queue(None)
         if base_url:
             builder = builder.base_url(base_url)
         if base_file_url:
             builder = builder.base_file_url(base_file_url)
-        if request_timeout is not None:
-            builder = (builder.read_timeout(request_timeout).write_timeout(request_timeout)
-                       .connect_timeout(request_timeout))
         self._app = builder.build()
 
         self._token = token
@@ -197,6 +199,11 @@ class TelegramTransport:
         # shown more than once ("sorry, I did not understand" + the question again).
         self._last_question: OrderedDict[int, tuple[int | None, list[int]]] = OrderedDict()
         self._typing: dict[int, asyncio.Task[None]] = {}
+        # Bot API calls beyond the pool's connections wait here, in order, rather than in
+        # httpcore's pool: with calls queued there, every request and every response makes
+        # httpcore walk all queued calls against all connections (and poll every idle
+        # socket), which under load cost more CPU than the bot's own work (bench_telegram).
+        self._http_slots = asyncio.Semaphore(connection_pool_size)
         self._background: set[asyncio.Task[Any]] = set()
 
     # ------------------------------------------------------------------ public API
@@ -522,7 +529,8 @@ class TelegramTransport:
         tries = attempts or self._send_attempts
         for attempt in range(1, tries + 1):
             try:
-                return await make()
+                async with self._http_slots:
+                    return await make()
             except RetryAfter as exc:
                 delay = _retry_after_seconds(exc)
                 if attempt == tries or delay > self._retry_after_max:
