@@ -17,6 +17,7 @@ from bot.dispatcher import Dispatcher
 from bot.engine.system_text import COMMAND_TEXT
 from bot.flowspec.library import FlowLibrary
 from bot.flowspec.live import LiveLibrary
+from bot.flowspec.yaml_cache import CACHE_FILE_NAME, YamlCache
 from bot.handover.desk import HandoverDesk
 from bot.i18n.catalog import CatalogSet, load_catalogs
 from bot.i18n.locales_tools import expected_sources
@@ -111,8 +112,11 @@ async def run_bot(settings: Settings, transport: Transport, *, db_path: Path | N
     # clear error, before the flows snapshot (kept beside it) is written.
     store = await SqliteStore.open(db, synchronous=settings.sqlite_sync)
     try:
-        flows = LiveLibrary([settings.flows_dir], snapshot_dir=Path(db).parent / "flows-last-good")
-        localizer, translator = build_localizer(settings, flows.current)
+        # Unchanged flow and catalog files are not parsed again (kept beside the database).
+        with _yaml_cache(db):
+            flows = LiveLibrary([settings.flows_dir],
+                                snapshot_dir=Path(db).parent / "flows-last-good")
+            localizer, translator = build_localizer(settings, flows.current)
     except BaseException:
         await store.close()
         raise
@@ -177,6 +181,12 @@ async def run_bot(settings: Settings, transport: Transport, *, db_path: Path | N
             translator.close()
         if stop_signal.is_set():
             log.info("stopped in %.1f s", loop.time() - started)
+
+
+def _yaml_cache(db: str | Path) -> contextlib.AbstractContextManager[object]:
+    if str(db) == ":memory:":
+        return contextlib.nullcontext()
+    return YamlCache(Path(db).parent / CACHE_FILE_NAME)
 
 
 def _on_stop_signals(loop: asyncio.AbstractEventLoop, stop: Callable[[], None]) -> list[int]:

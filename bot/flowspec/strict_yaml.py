@@ -21,14 +21,16 @@ any problem, the pure reader decides, so results and error messages are the same
 from __future__ import annotations
 
 import re
-from typing import Any, NoReturn
+from contextvars import ContextVar
+from typing import Any, NoReturn, Protocol
 
 import yaml
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.resolver import BaseResolver
 
-__all__ = ["USE_LIBYAML", "YamlList", "YamlMap", "YamlSyntaxError", "libyaml_available", "load_yaml"]
+__all__ = ["ACTIVE_CACHE", "USE_LIBYAML", "YamlList", "YamlMap", "YamlSyntaxError", "libyaml_available",
+           "load_yaml"]
 
 
 class YamlSyntaxError(Exception):
@@ -205,8 +207,29 @@ def libyaml_available() -> bool:
     return _FastLoader is not None
 
 
+class ParsedCache(Protocol):
+    def get(self, text: str) -> tuple[bool, Any]: ...
+    def put(self, text: str, value: Any) -> None: ...
+
+
+#: Parsed texts kept between starts, while one is in use (bot.flowspec.yaml_cache).
+ACTIVE_CACHE: ContextVar[ParsedCache | None] = ContextVar("ACTIVE_CACHE", default=None)
+
+
 def load_yaml(text: str) -> Any:
     """Parse one YAML document strictly. Raises YamlSyntaxError with a 1-based line."""
+    cache = ACTIVE_CACHE.get()
+    if cache is not None:
+        found, value = cache.get(text)
+        if found:
+            return value
+    value = _parse(text)
+    if cache is not None:
+        cache.put(text, value)
+    return value
+
+
+def _parse(text: str) -> Any:
     if USE_LIBYAML and _FastLoader is not None and not _pure_only(text):
         try:
             return _load(text, _FastLoader)
