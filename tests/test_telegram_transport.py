@@ -509,3 +509,24 @@ async def test_cancelling_run_shuts_down_cleanly(api: FakeBotApi) -> None:
         await asyncio.wait_for(harness.task, 5)
     assert not harness.transport.running.is_set()
     await harness.transport.close()
+
+
+async def test_httpcore_finds_sniffio_instead_of_looking_for_it_on_every_lock(
+        bot: Harness, api: FakeBotApi, monkeypatch: pytest.MonkeyPatch) -> None:
+    """httpcore imports sniffio on every lock it takes; without it installed (anyio 4.11+ no
+    longer brings it) each of those imports searched sys.path and failed, several per call."""
+    import importlib.abc
+    import sys
+
+    lookups: list[str] = []
+
+    class Spy(importlib.abc.MetaPathFinder):
+        def find_spec(self, name: str, path: object, target: object = None) -> None:
+            if name == "sniffio":
+                lookups.append(name)
+
+    monkeypatch.setattr(sys, "meta_path", [Spy(), *sys.meta_path])
+    for n in range(20):
+        await bot.transport.send(Outbound(KEY, f"message {n}"))
+    assert len(api.bot_messages(CHAT)) == 20
+    assert lookups == []  # imported once, long ago; never searched for again

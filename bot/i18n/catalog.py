@@ -91,7 +91,7 @@ class CatalogSet:
         # Normalised once, not on every message: typed answers and keywords are compared in
         # normalised form (see bot.text.normalize). Keywords and safeguarding phrases here,
         # as every message is checked against them; a key's texts when first asked for, as
-        # a chat only ever matches a few of them (normalising all was a third of start-up).
+        # a chat only ever matches a few of them (normalising them all took a quarter of start-up).
         self._variant_texts: dict[str, list[str]] = {}
         self._variants: dict[str, list[str]] = {}
         self._keywords: dict[str, str] = {}
