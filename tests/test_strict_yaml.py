@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from bot.flowspec import strict_yaml
+from bot.flowspec import strict_yaml, yaml_readers
 from bot.flowspec.strict_yaml import YamlSyntaxError, load_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,10 +65,10 @@ KNOWN_DIFFERENCES = [
 
 def unguarded_libyaml(text: str) -> Any:
     """libyaml with the strict rules but without load_yaml's guards and fallback."""
-    assert strict_yaml._FastLoader is not None
+    assert yaml_readers.FAST is not None
     try:
-        return ("ok", shape(strict_yaml._load(text, strict_yaml._FastLoader)))
-    except (YamlSyntaxError, strict_yaml._PureDecides) as exc:
+        return ("ok", shape(yaml_readers.load_with(text, yaml_readers.FAST)))
+    except (YamlSyntaxError, yaml_readers._PureDecides) as exc:
         return ("error", type(exc).__name__)
 
 

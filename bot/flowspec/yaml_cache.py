@@ -9,7 +9,7 @@ numbers), a miss is parsed and kept. On leaving, the file is rewritten if anythi
 with only the texts read this time, so it holds no more than the files in use.
 
 It cannot go stale: the key is the whole text, and the file is tied to the reading rules
-(strict_yaml's source and PyYAML's version); anything else (missing, damaged, other rules,
+(the source of strict_yaml and its readers, and PyYAML's); anything else (missing, damaged, other rules,
 unreadable or unwritable) only means parsing as without it. Only successful reads are kept,
 so a file with a problem is always parsed and its message is current. Reading the file back
 accepts plain data and the two parsed-YAML classes only: a tampered file cannot run code.
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.util
 import io
 import logging
 import os
@@ -30,8 +31,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-import yaml
-
 from bot.flowspec import strict_yaml
 
 __all__ = ["CACHE_FILE_NAME", "YamlCache"]
@@ -41,14 +40,18 @@ log = logging.getLogger(__name__)
 #: The cache's file name, beside the database.
 CACHE_FILE_NAME = "parsed-yaml.cache"
 _PROTOCOL = 5
+_READERS = str(Path(strict_yaml.__file__).with_name("yaml_readers.py"))
 _ALLOWED = {("bot.flowspec.strict_yaml", "YamlMap"): strict_yaml.YamlMap,
             ("bot.flowspec.strict_yaml", "YamlList"): strict_yaml.YamlList}
 
 
 def _rules() -> bytes:
-    """What a parse depends on besides the text."""
-    digest = hashlib.sha256(Path(strict_yaml.__file__).read_bytes())
-    digest.update(f"{yaml.__version__} {sys.version_info[:2]} {_PROTOCOL}".encode())
+    """What a parse depends on besides the text: the rules' source and PyYAML's (found,
+    not imported: with every file in the cache, start-up never imports PyYAML)."""
+    digest = hashlib.sha256(f"{sys.version_info[:2]} {_PROTOCOL}".encode())
+    pyyaml = importlib.util.find_spec("yaml")
+    for source in (strict_yaml.__file__, _READERS, pyyaml.origin if pyyaml else None):
+        digest.update(Path(source).read_bytes() if source else b"no PyYAML")
     return digest.digest()
 
 
