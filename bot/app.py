@@ -51,15 +51,17 @@ def load_catalog_set(settings: Settings, library: FlowLibrary) -> CatalogSet:
 
 def build_localizer(settings: Settings, library: FlowLibrary) -> tuple[Localizer, ArgosTranslator | None]:
     """Catalogs always; offline machine translation when models are installed."""
-    from bot.translation.argos_models import list_models
-
     translator = None
-    if list_models(settings.argos_packages_dir):
-        # Imported only now: without models (the local chat, a first install) start-up
-        # does not need it.
-        from bot.translation.argos import ArgosTranslator
+    # Imported only when there are models: the local chat and a first install start
+    # without the translator or the model tools.
+    if Path(settings.argos_packages_dir).is_dir():
+        from bot.translation.argos_models import list_models
 
-        translator = ArgosTranslator(settings.argos_packages_dir, timeout=settings.translation_timeout)
+        if list_models(settings.argos_packages_dir):
+            from bot.translation.argos import ArgosTranslator
+
+            translator = ArgosTranslator(settings.argos_packages_dir,
+                                         timeout=settings.translation_timeout)
     return Localizer(load_catalog_set(settings, library), translator), translator
 
 
