@@ -143,10 +143,10 @@ class TelegramTransport:
         TELEGRAM_FILE_BASE_URL), e.g. ``"http://127.0.0.1:8081/bot"``: PTB appends the token.
 
         ``poll_timeout`` is the long-poll wait Telegram holds getUpdates open for.
-        ``connection_pool_size`` bounds HTTP connections for Bot API calls. httpcore checks
-        every idle connection's socket on every request, so each connection costs CPU; 8 at
-        a 50-100 ms round trip carry 80-160 calls/s, and Telegram accepts about 30 messages
-        a second from a bot anyway. Calls beyond that many wait their turn in the transport;
+        ``connection_pool_size`` bounds HTTP connections for Bot API calls. httpcore looks at
+        every connection on every request, so each one costs a little CPU; 8 at a 50-100 ms
+        round trip carry 80-160 calls/s, and Telegram accepts about 30 messages a second
+        from a bot anyway. Calls beyond that many wait their turn in the transport;
         ``pool_timeout`` bounds httpcore's own wait for a connection (a reconnect).
         ``send_attempts`` bounds tries per Bot API call; a RetryAfter longer than
         ``retry_after_max`` seconds is not waited out but raised as TransportError.
