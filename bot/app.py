@@ -9,7 +9,7 @@ import signal
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot import limits
 from bot.config import Settings
@@ -18,6 +18,7 @@ from bot.engine.system_text import COMMAND_TEXT
 from bot.errors import ConfigError
 from bot.flowspec.library import FlowLibrary
 from bot.flowspec.live import LiveLibrary
+from bot.flowspec.yaml_cache import CACHE_FILE_NAME, YamlCache
 from bot.handover.desk import HandoverDesk
 from bot.i18n.catalog import CatalogSet, load_catalogs
 from bot.i18n.locales_tools import expected_sources
@@ -27,9 +28,10 @@ from bot.messages import Inbound
 from bot.storage.base import Store
 from bot.storage.sqlite import SqliteStore
 from bot.text.languages import LANGUAGES
-from bot.translation.argos import ArgosTranslator
-from bot.translation.argos_models import list_models
 from bot.transports.base import Transport
+
+if TYPE_CHECKING:
+    from bot.translation.argos import ArgosTranslator
 
 __all__ = ["PURGE_EVERY_SECONDS", "build_localizer", "build_transports", "command_menus",
            "keep_purging", "load_catalog_set", "run_bot", "serve"]
@@ -51,8 +53,16 @@ def load_catalog_set(settings: Settings, library: FlowLibrary) -> CatalogSet:
 def build_localizer(settings: Settings, library: FlowLibrary) -> tuple[Localizer, ArgosTranslator | None]:
     """Catalogs always; offline machine translation when models are installed."""
     translator = None
-    if list_models(settings.argos_packages_dir):
-        translator = ArgosTranslator(settings.argos_packages_dir, timeout=settings.translation_timeout)
+    # Imported only when there are models: the local chat and a first install start
+    # without the translator or the model tools.
+    if Path(settings.argos_packages_dir).is_dir():
+        from bot.translation.argos_models import list_models
+
+        if list_models(settings.argos_packages_dir):
+            from bot.translation.argos import ArgosTranslator
+
+            translator = ArgosTranslator(settings.argos_packages_dir,
+                                         timeout=settings.translation_timeout)
     return Localizer(load_catalog_set(settings, library), translator), translator
 
 
@@ -144,8 +154,11 @@ async def run_bot(settings: Settings, transport: Transport, *, db_path: Path | N
     # clear error, before the flows snapshot (kept beside it) is written.
     store = await SqliteStore.open(db, synchronous=settings.sqlite_sync)
     try:
-        flows = LiveLibrary([settings.flows_dir], snapshot_dir=Path(db).parent / "flows-last-good")
-        localizer, translator = build_localizer(settings, flows.current)
+        # Unchanged flow and catalog files are not parsed again (kept beside the database).
+        with _yaml_cache(db):
+            flows = LiveLibrary([settings.flows_dir],
+                                snapshot_dir=Path(db).parent / "flows-last-good")
+            localizer, translator = build_localizer(settings, flows.current)
     except BaseException:
         await store.close()
         raise
@@ -210,6 +223,12 @@ async def run_bot(settings: Settings, transport: Transport, *, db_path: Path | N
             translator.close()
         if stop_signal.is_set():
             log.info("stopped in %.1f s", loop.time() - started)
+
+
+def _yaml_cache(db: str | Path) -> contextlib.AbstractContextManager[object]:
+    if str(db) == ":memory:":
+        return contextlib.nullcontext()
+    return YamlCache(Path(db).parent / CACHE_FILE_NAME)
 
 
 def _on_stop_signals(loop: asyncio.AbstractEventLoop, stop: Callable[[], None]) -> list[int]:

@@ -23,7 +23,7 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
 from bot import limits
@@ -87,8 +87,10 @@ class Dispatcher:
         self.clock = clock
         #: Pre-set language for new chats (the console's --lang); None asks the person.
         self.default_language = default_language
-        #: Show "typing..." only for a turn slower than this (live translation, a slow
-        #: disk): for the usual few-millisecond turn it would only add a request.
+        #: Show "typing..." only when a turn's own work (the engine and rendering its
+        #: replies: a live machine translation) takes longer than this. Time waiting for
+        #: the chat's lock or the database does not count: under load every turn waits
+        #: there, and a "typing..." for each would be one more request per message.
         self.typing_after = typing_after
         #: The volunteer desk; None runs flows only (handovers are still recorded).
         self.desk = desk
@@ -97,8 +99,9 @@ class Dispatcher:
         #: Outbox id -> retry state of replies kept after a temporary failure.
         self._retries: dict[int, _Retry] = {}
         #: Replies "sent", "dropped" (refused for good), "retried" (a temporary failure,
-        #: kept), "given_up" (still failing after SEND_GIVE_UP_SECONDS) and "undelivered"
-        #: (accepted, then reported failed by the platform), for logs and benchmarks.
+        #: kept), "given_up" (still failing after SEND_GIVE_UP_SECONDS), "undelivered"
+        #: (accepted, then reported failed by the platform) and "typing" actions shown,
+        #: for logs and benchmarks.
         self.stats: Counter[str] = Counter()
 
     # -- public -------------------------------------------------------------------------
@@ -114,8 +117,6 @@ class Dispatcher:
     async def handle(self, inbound: Inbound, also_read: Sequence[Inbound] = ()) -> None:
         """Handle one message. ``also_read``: earlier messages of the same chat, read and
         answered together with this one (a burst); the reply says they were read."""
-        loop = asyncio.get_running_loop()
-        typing = loop.call_later(self.typing_after, self._show_typing, inbound.chat_key)
         try:
             elsewhere = await self._handle(inbound, also_read)
         except Exception:  # the turn was not saved: say so, rather than stay silent
@@ -123,8 +124,6 @@ class Dispatcher:
                           inbound.update_id)
             await self._apologise(inbound, also_read)
             return
-        finally:
-            typing.cancel()
         # Replies to other chats (a relay, an offer) go out under THEIR lock, taken only
         # after this chat's is released: two chats relaying to each other cannot deadlock.
         await self.deliver(elsewhere)
@@ -175,7 +174,21 @@ class Dispatcher:
         except Exception:
             log.exception("could not tell the person their message was not saved")
 
+    @contextlib.contextmanager
+    def _typing_if_slow(self, chat_key: str, since: float | None = None) -> Iterator[None]:
+        """Show "typing..." if the work inside (begun at ``since``, loop time) is still
+        going ``typing_after`` seconds in. The transport sends it in the background: no
+        reply ever waits for it."""
+        loop = asyncio.get_running_loop()
+        start = loop.time() if since is None else since
+        timer = loop.call_at(start + self.typing_after, self._show_typing, chat_key)
+        try:
+            yield
+        finally:
+            timer.cancel()
+
     def _show_typing(self, chat_key: str) -> None:
+        self.stats["typing"] += 1
         task = asyncio.ensure_future(self.transport.typing(chat_key))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
@@ -211,6 +224,7 @@ class Dispatcher:
                         return elsewhere
                     update_id = None  # recorded with the desk's part of this turn
             session = self._new_session() if state.session is None else state.session
+            work_started = asyncio.get_running_loop().time()  # the lock and the load are behind
             turn = resume(self.library(), session, inbound, self.localizer.aliases,
                           self.localizer.keyword_aliases(), self.localizer.safeguarding_aliases(),
                           self.localizer.distress_aliases())
@@ -218,7 +232,8 @@ class Dispatcher:
                 read = Say("system.burst_read", SYSTEM_TEXT["system.burst_read"],
                            {"count": Param(str(len(also_read) + 1))})
                 turn = Turn(turn.session, (read, *turn.events))
-            elsewhere |= await self._commit_and_send(chat_key, turn, update_id, read_ids)
+            elsewhere |= await self._commit_and_send(chat_key, turn, update_id, read_ids,
+                                                     work_started=work_started)
             if self.desk is not None and any(isinstance(e, Handover) for e in turn.events):
                 queued = await self.desk.queued(chat_key, turn.session.language)
                 elsewhere |= await self._send_own(chat_key, queued)
@@ -318,15 +333,19 @@ class Dispatcher:
         return Session()
 
     async def _commit_and_send(self, chat_key: str, turn: Turn, update_id: str | None,
-                               also_read: Sequence[str] = ()) -> set[str]:
-        """Commit the turn, send its replies; returns other chats now owed messages."""
+                               also_read: Sequence[str] = (), *,
+                               work_started: float | None = None) -> set[str]:
+        """Commit the turn, send its replies; returns other chats now owed messages.
+        ``work_started``: when the turn's own work began (loop time), for "typing..."."""
         outbound: list[Outbound] = []
         handovers: list[Handover] = []
-        for event in turn.events:
-            if isinstance(event, Say):
-                outbound.append(await self.localizer.render(event, chat_key, turn.session.language))
-            elif isinstance(event, Handover):
-                handovers.append(event)
+        with self._typing_if_slow(chat_key, work_started):
+            for event in turn.events:
+                if isinstance(event, Say):
+                    outbound.append(await self.localizer.render(event, chat_key,
+                                                                turn.session.language))
+                elif isinstance(event, Handover):
+                    handovers.append(event)
         if self.transport.merge_up_to:
             outbound = merge_turn(outbound, self.transport.merge_up_to)
         record = TurnRecord(chat_key, turn.session, outbound, handovers, update_id,

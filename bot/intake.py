@@ -42,6 +42,8 @@ _local_ids = itertools.count(1)
 @dataclass
 class _Chat:
     queue: deque[Inbound] = field(default_factory=deque)
+    #: Whether each queued message is a crisis message (checked once, on arrival).
+    crisis_flags: deque[bool] = field(default_factory=deque)
     arrivals: deque[float] = field(default_factory=deque)  # monotonic times, last window only
     crisis: int = 0  # crisis messages among those queued
     wake: asyncio.Event = field(default_factory=asyncio.Event)
@@ -96,10 +98,11 @@ class Intake:
         chat = self._chats.get(inbound.chat_key)
         if chat is None:
             chat = self._chats[inbound.chat_key] = _Chat()
+        crisis = self.flood_control and self.dispatcher.is_crisis(inbound)
         chat.queue.append(inbound)
+        chat.crisis_flags.append(crisis)
         chat.arrivals.append(arrived)
-        if self.flood_control and self.dispatcher.is_crisis(inbound):
-            chat.crisis += 1
+        chat.crisis += crisis
         chat.wake.set()
         if chat.worker is None:
             self._idle.clear()
@@ -115,12 +118,12 @@ class Intake:
                         break
                     burst = list(chat.queue)
                     chat.queue.clear()
+                    chat.crisis_flags.clear()
                     chat.crisis = 0
                     await self._guarded(self.dispatcher.handle_burst(burst), burst)
                 else:
                     inbound = chat.queue.popleft()
-                    if self.flood_control and self.dispatcher.is_crisis(inbound):
-                        chat.crisis -= 1
+                    chat.crisis -= chat.crisis_flags.popleft()
                     await self._guarded(self.dispatcher.handle(inbound), [inbound])
         finally:
             # No await between the last look at the queue and this: a message queued from

@@ -161,6 +161,36 @@ async def test_typing_is_shown_only_for_a_slow_turn(store: SqliteStore, library:
     assert transport.typed == ["test:slow"]
 
 
+async def test_a_turn_that_only_waited_in_a_queue_shows_no_typing(tmp_path: Path) -> None:
+    """Under load turns are slow because they wait: for the chat's lock (the chat's earlier
+    message) and for the database. That is not the turn's own work: no "typing...".
+    Here another program holds the database's write lock for 0.4 s."""
+    import sqlite3
+
+    transport = MemoryTransport()
+    store, dispatcher = await make(tmp_path / "bot.sqlite3", transport, typing_after=0.05)
+    try:
+        await say(dispatcher, "hi", chat="test:warm")  # the tables exist
+        other = sqlite3.connect(tmp_path / "bot.sqlite3", isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # nobody else may write until it ends
+
+        async def release() -> None:
+            await asyncio.sleep(0.4)
+            other.execute("COMMIT")
+            other.close()
+
+        started = asyncio.get_running_loop().time()
+        await asyncio.gather(release(), say(dispatcher, "hi"), say(dispatcher, "1"),
+                             say(dispatcher, "hi", chat="test:2"))
+        waited = asyncio.get_running_loop().time() - started
+    finally:
+        await store.close()
+    assert waited >= 0.4  # the turns did wait, far longer than typing_after
+    assert [m.chat_key for m in transport.sent].count(CHAT) >= 2  # both answered
+    assert transport.typed == []
+    assert dispatcher.stats["typing"] == 0
+
+
 async def test_a_turn_the_database_cannot_save_gets_an_apology_in_the_person_s_language(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     import sqlite3

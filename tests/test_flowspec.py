@@ -1,4 +1,8 @@
-"""Strict reading and validation of flow files: the traps staff fall into, with path:line."""
+"""Strict reading and validation of flow files: the traps staff fall into, with path:line.
+
+Every test here runs twice: with libyaml's C parser and with PyYAML's pure-Python one
+(the ``yaml_reader`` fixture); the two must give the same results and the same errors.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,22 @@ from pathlib import Path
 import pytest
 
 from bot.errors import FlowLoadError
+from bot.flowspec import strict_yaml
 from bot.flowspec.library import FlowLibrary, load_library
 from bot.flowspec.model import AskStep, GotoStep, Priority
 from bot.flowspec.parse import parse_flow
 from bot.flowspec.strict_yaml import YamlSyntaxError, load_yaml
 from bot.flowspec.validate import validate_flow
+
+
+@pytest.fixture(autouse=True, params=["libyaml", "pure"])
+def yaml_reader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Read YAML with libyaml, then with the pure reader. libyaml must be there: the
+    bot's start-up time depends on it (PyYAML's wheels include it)."""
+    if request.param == "libyaml":
+        assert strict_yaml.libyaml_available(), "PyYAML was installed without libyaml"
+    monkeypatch.setattr(strict_yaml, "USE_LIBYAML", request.param == "libyaml")
+    return str(request.param)
 
 GOOD = """\
 spec_version: 1
@@ -69,6 +84,35 @@ def test_duplicate_key_is_an_error_with_both_lines() -> None:
         load_yaml("a: 1\nb: 2\na: 3\n")
     assert info.value.line == 3
     assert "first on line 1" in info.value.message
+
+
+@pytest.mark.parametrize("text", [
+    "value: !!int 010\n", "value: !!bool yes\n", "value: !!float 1\n", "value: !!str 12\n",
+    "value: !!timestamp 2024-01-01\n", "value: !!set {a}\n", "value: !!binary aGk=\n",
+    "value: !!python/object:os.system x\n", "value: !secret x\n", "!x key: v\n",
+    "value: !!str {a: b}\n", "value: !!seq {a: b}\n",
+])
+def test_tags_are_refused(text: str) -> None:
+    """A tag would bring YAML 1.1 typing (or Python objects) back in."""
+    with pytest.raises(YamlSyntaxError, match=r"YAML tags such as '!.*' are not allowed"):
+        load_yaml(text)
+
+
+def test_merge_keys_and_tabs_are_refused_with_their_line() -> None:
+    with pytest.raises(YamlSyntaxError, match=r"merge keys") as merge:
+        load_yaml("base: &b {a: 1}\nother:\n  <<: *b\n")
+    assert merge.value.line == 3
+    with pytest.raises(YamlSyntaxError, match=r"a tab character is used for indentation") as tab:
+        load_yaml("a: 1\nb:\n\t- x\n")
+    assert tab.value.line == 3 and "never tabs" in tab.value.hint
+
+
+def test_every_node_knows_its_line() -> None:
+    data = load_yaml("a: 1\nlist:\n  - x\n  - {k: v,\n     j: w}\nb: [p,\n  q]\n")
+    assert (data.line, data.key_lines) == (1, {"a": 1, "list": 2, "b": 6})
+    assert (data["list"].line, data["list"].item_lines) == (3, [3, 4])
+    assert data["list"][1].key_lines == {"k": 4, "j": 5}
+    assert data["b"].item_lines == [6, 7]
 
 
 def test_comma_in_flow_mapping_gets_a_quoting_hint() -> None:

@@ -12,9 +12,14 @@ from typing import Any
 import httpx
 import pytest
 
+from bot.dispatcher import Dispatcher
+from bot.engine.events import Say
 from bot.errors import DeliveryRefused, TransportError
+from bot.flowspec.library import FlowLibrary
+from bot.i18n.localizer import Localizer
 from bot.limits import TELEGRAM_TEXT_MAX
 from bot.messages import Attachment, Inbound, InboundKind, Outbound, OutButton
+from bot.storage.sqlite import SqliteStore
 from bot.transports.base import MediaFile
 from bot.transports.telegram import TelegramTransport, TelegramWebhook, split_text
 from tests.support.fake_bot_api import FakeBotApi
@@ -369,18 +374,59 @@ async def test_bad_outbound_is_refused_before_sending(bot: Harness, api: FakeBot
     assert api.calls_to("sendMessage", ok_only=False) == []
 
 
-async def test_typing_is_shown_before_the_reply(bot: Harness, api: FakeBotApi) -> None:
+async def test_typing_goes_in_the_background_and_no_reply_waits_for_it(
+        bot: Harness, api: FakeBotApi) -> None:
+    api.delay_next("sendChatAction", 2.0)  # a slow Telegram
+
     async def slow_reply(inbound: Inbound) -> None:
         await bot.transport.typing(inbound.chat_key)
         await asyncio.sleep(0.02)  # "preparing" the reply
+        started = time.monotonic()
         await bot.transport.send(Outbound(inbound.chat_key, "done"))
+        bot.inbounds.append(replace(inbound, text=f"sent in {time.monotonic() - started:.3f}"))
 
     bot.reply = slow_reply
     api.send_text(CHAT, "hi")
-    await api.wait_for_calls("sendMessage", chat_id=CHAT)
-    methods = [c.method for c in api.calls if c.method in ("sendChatAction", "sendMessage")]
-    assert methods == ["sendChatAction", "sendMessage"]
-    assert api.calls_to("sendChatAction")[0].params["action"] == "typing"
+    await api.wait_for_calls("sendMessage", chat_id=CHAT, within=1.0)
+    assert api.calls_to("sendChatAction") == []  # still held by the server
+    [action] = await api.wait_for_calls("sendChatAction", chat_id=CHAT, within=4.0)
+    assert action.params["action"] == "typing"
+    sent_in = float(bot.inbounds[-1].text.split()[-1])
+    assert sent_in < 1.0
+
+
+async def test_a_failing_typing_action_does_not_stop_the_reply(
+        bot: Harness, api: FakeBotApi) -> None:
+    api.fail_next("sendChatAction", status=500)
+    await bot.transport.typing(KEY)
+    await bot.transport.send(Outbound(KEY, "the answer"))
+    await api.wait_for_calls("sendChatAction", ok_only=False)
+    assert [m["text"] for m in api.bot_messages(CHAT)] == ["the answer"]
+    assert [c.status for c in api.calls_to("sendChatAction", ok_only=False)] == [500]
+
+
+async def test_a_slow_turn_shows_typing_and_its_reply_does_not_wait_for_it(
+        bot: Harness, api: FakeBotApi, store: SqliteStore, library: FlowLibrary) -> None:
+    """The real path: dispatcher, SQLite, TelegramTransport. A turn slow in its own work (a
+    live translation) shows "typing..."; a slow sendChatAction does not hold the reply."""
+    dispatcher = Dispatcher(store, lambda: library, SlowLocalizer(), bot.transport,
+                            typing_after=0.05)
+    bot.reply = dispatcher.handle
+    api.delay_next("sendChatAction", 2.0)
+    sent = time.monotonic()
+    api.send_text(CHAT, "hi")
+    [reply] = await api.wait_for_calls("sendMessage", chat_id=CHAT, within=1.5)
+    assert "choose your language" in reply.params["text"]
+    assert reply.at - sent < 1.5
+    assert api.calls_to("sendChatAction") == []  # sent, still held by the server
+    await api.wait_for_calls("sendChatAction", chat_id=CHAT, within=4.0)
+    assert dispatcher.stats["typing"] == 1
+
+
+class SlowLocalizer(Localizer):
+    async def render(self, say: Say, chat_key: str, lang: str | None) -> Outbound:
+        await asyncio.sleep(0.15)  # e.g. a live machine translation
+        return await super().render(say, chat_key, lang)
 
 
 async def test_set_commands_per_language(bot: Harness, api: FakeBotApi) -> None:
@@ -505,3 +551,24 @@ async def test_cancelling_run_shuts_down_cleanly(api: FakeBotApi) -> None:
         await asyncio.wait_for(harness.task, 5)
     assert not harness.transport.running.is_set()
     await harness.transport.close()
+
+
+async def test_httpcore_finds_sniffio_instead_of_looking_for_it_on_every_lock(
+        bot: Harness, api: FakeBotApi, monkeypatch: pytest.MonkeyPatch) -> None:
+    """httpcore imports sniffio on every lock it takes; without it installed (anyio 4.11+ no
+    longer brings it) each of those imports searched sys.path and failed, several per call."""
+    import importlib.abc
+    import sys
+
+    lookups: list[str] = []
+
+    class Spy(importlib.abc.MetaPathFinder):
+        def find_spec(self, name: str, path: object, target: object = None) -> None:
+            if name == "sniffio":
+                lookups.append(name)
+
+    monkeypatch.setattr(sys, "meta_path", [Spy(), *sys.meta_path])
+    for n in range(20):
+        await bot.transport.send(Outbound(KEY, f"message {n}"))
+    assert len(api.bot_messages(CHAT)) == 20
+    assert lookups == []  # imported once, long ago; never searched for again

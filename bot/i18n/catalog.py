@@ -87,7 +87,7 @@ _SPACE = re.compile(r"\s+")
 
 def same_source(a: str, b: str) -> bool:
     """Sources compare without caring about line wrapping or trailing spaces."""
-    return _SPACE.sub(" ", a).strip() == _SPACE.sub(" ", b).strip()
+    return a == b or _SPACE.sub(" ", a).strip() == _SPACE.sub(" ", b).strip()
 
 
 class CatalogSet:
@@ -96,8 +96,11 @@ class CatalogSet:
     def __init__(self, entries: Iterable[Entry] = (), sources: Mapping[str, str] | None = None) -> None:
         self.entries: dict[tuple[str, str], Entry] = {(e.language, e.key): e for e in entries}
         self._sources = dict(sources or {})
-        # Normalised once here, not on every message: typed answers and keywords are
-        # compared in normalised form (see bot.text.normalize).
+        # Normalised once, not on every message: typed answers and keywords are compared in
+        # normalised form (see bot.text.normalize). Keywords and safeguarding phrases here,
+        # as every message is checked against them; a key's texts when first asked for, as
+        # a chat only ever matches a few of them (normalising them all took a quarter of start-up).
+        self._variant_texts: dict[str, list[str]] = {}
         self._variants: dict[str, list[str]] = {}
         self._keywords: dict[str, str] = {}
         self._safeguarding: dict[str, str] = {}
@@ -118,7 +121,7 @@ class CatalogSet:
                             pool.setdefault(folded, flow_id)
                     break
             else:
-                self._variants.setdefault(entry.key, []).append(normalize(entry.text))
+                self._variant_texts.setdefault(entry.key, []).append(entry.text)
 
     def _fresh(self, entry: Entry) -> bool:
         source = self._sources.get(entry.key)
@@ -138,7 +141,10 @@ class CatalogSet:
 
     def variants(self, key: str) -> Sequence[str]:
         """The key's text in every language it has, normalised."""
-        return self._variants.get(key, ())
+        found = self._variants.get(key)
+        if found is None:
+            found = self._variants[key] = [normalize(t) for t in self._variant_texts.get(key, ())]
+        return found
 
     def keywords(self) -> Mapping[str, str]:
         """Normalised keyword in any language -> flow id."""

@@ -39,7 +39,8 @@ class Transport(Protocol):
         ...
 
     async def typing(self, chat_key: str) -> None:
-        """Show that a reply is being prepared (a slow turn); a no-op where unsupported."""
+        """Show that a reply is being prepared (a slow turn). Returns at once, and no send
+        waits for it; a no-op where unsupported."""
         ...
 
     async def send(self, message: Outbound, media: MediaFile | None = None) -> None:

@@ -66,6 +66,7 @@ from telegram.error import (
     TelegramError,
 )
 from telegram.ext import ApplicationBuilder
+from telegram.request import HTTPXRequest
 from telegram.warnings import PTBDeprecationWarning, PTBUserWarning
 
 from bot.errors import DeliveryRefused, TransportError
@@ -80,6 +81,7 @@ from bot.limits import (
 from bot.messages import Attachment, Inbound, InboundKind, Outbound
 from bot.text.split import split_text
 from bot.transports.base import InboundHandler, MediaFile
+from bot.transports.http_backend import bot_api_transport
 
 __all__ = ["TelegramTransport", "TelegramWebhook", "split_text"]
 
@@ -90,6 +92,8 @@ warnings.filterwarnings("ignore", message=r"Please use 'Bot\.sendMessage'",
                         category=PTBUserWarning, module=r"bot\.transports\.telegram")
 _T = TypeVar("_T")
 
+#: PTB's default read, write and connect timeout for a Bot API call, in seconds.
+_PTB_REQUEST_TIMEOUT = 5.0
 #: Updates we ask Telegram for; everything else would be ignored anyway.
 ALLOWED_UPDATES = ("message", "callback_query")
 #: Chats whose last question message we remember (oldest forgotten first).
@@ -153,10 +157,11 @@ class TelegramTransport:
         TELEGRAM_FILE_BASE_URL), e.g. ``"http://127.0.0.1:8081/bot"``: PTB appends the token.
 
         ``poll_timeout`` is the long-poll wait Telegram holds getUpdates open for.
-        ``connection_pool_size`` bounds HTTP connections for Bot API calls. httpcore checks
-        every idle connection's socket on every request, so each connection costs CPU; 8 at
-        a 50-100 ms round trip carry 80-160 calls/s, and Telegram accepts about 30 messages
-        a second from a bot anyway. A call waits up to ``pool_timeout`` for a connection.
+        ``connection_pool_size`` bounds HTTP connections for Bot API calls. httpcore looks at
+        every connection on every request, so each one costs a little CPU; 8 at a 50-100 ms
+        round trip carry 80-160 calls/s, and Telegram accepts about 30 messages a second
+        from a bot anyway. Calls beyond that many wait their turn in the transport;
+        ``pool_timeout`` bounds httpcore's own wait for a connection (a reconnect).
         ``send_attempts`` bounds tries per Bot API call; a RetryAfter longer than
         ``retry_after_max`` seconds is not waited out but raised as TransportError.
         """
@@ -175,21 +180,18 @@ class TelegramTransport:
 
         # PTB builds the Bot (its HTTP pools, one kept apart for getUpdates); its Updater is
         # not used: the transport polls itself, to confirm only updates that are saved.
-        builder = (
-            ApplicationBuilder()
-            .token(token)
-            .connection_pool_size(connection_pool_size)
-            .pool_timeout(pool_timeout)
-            .updater(None)
-            .job_queue(None)
-        )
+        # Bot API calls go over asyncio streams directly (bot.transports.http_backend); the
+        # long poll keeps PTB's own request (one call per batch: its cost does not matter).
+        timeout = request_timeout if request_timeout is not None else _PTB_REQUEST_TIMEOUT
+        request = HTTPXRequest(connection_pool_size=connection_pool_size,
+                               pool_timeout=pool_timeout, read_timeout=timeout,
+                               write_timeout=timeout, connect_timeout=timeout,
+                               httpx_kwargs={"transport": bot_api_transport(connection_pool_size)})
+        builder = ApplicationBuilder().token(token).request(request).updater(None).job_queue(None)
         if base_url:
             builder = builder.base_url(base_url)
         if base_file_url:
             builder = builder.base_file_url(base_file_url)
-        if request_timeout is not None:
-            builder = (builder.read_timeout(request_timeout).write_timeout(request_timeout)
-                       .connect_timeout(request_timeout))
         self._app = builder.build()
 
         self._token = token
@@ -211,6 +213,11 @@ class TelegramTransport:
         # shown more than once ("sorry, I did not understand" + the question again).
         self._last_question: OrderedDict[int, tuple[int | None, list[int]]] = OrderedDict()
         self._typing: dict[int, asyncio.Task[None]] = {}
+        # Bot API calls beyond the pool's connections wait here, in order, rather than in
+        # httpcore's pool: with calls queued there, every request and every response makes
+        # httpcore walk all queued calls against all connections (and poll every idle
+        # socket), which under load cost more CPU than the bot's own work (bench_telegram).
+        self._http_slots = asyncio.Semaphore(connection_pool_size)
         self._background: set[asyncio.Task[Any]] = set()
 
     # ------------------------------------------------------------------ public API
@@ -277,8 +284,10 @@ class TelegramTransport:
         return chat_key.startswith("telegram:")
 
     async def typing(self, chat_key: str) -> None:
-        """Show "typing..." in the chat. Returns at once; the next send to the chat waits for
-        it (so the action never lands after the reply). Failures are logged, not raised."""
+        """Show "typing..." in the chat. Returns at once: the action is sent in the
+        background and no send waits for it (a slow or failing sendChatAction must not delay
+        a reply). Should it land after the reply, a client shows "typing..." for at most its
+        usual 5 s. Failures are logged, not raised."""
         chat_id = self._chat_id(chat_key)
         await self._ensure_initialized()
         self._start_typing(chat_id)
@@ -300,7 +309,6 @@ class TelegramTransport:
             markup = {"inline_keyboard": [[{"text": b.label, "callback_data": b.callback}]
                                           for b in message.buttons]}
         await self._ensure_initialized()
-        await self._await_typing(chat_id)
 
         bot = self._app.bot
         sent_id: int | None = None
@@ -369,7 +377,6 @@ class TelegramTransport:
                                 or f"{kind}.{_EXTENSIONS.get(mime, 'bin')}")
         caption = message.text.strip()
         await self._ensure_initialized()
-        await self._await_typing(chat_id)
         bot = self._app.bot
         if len(caption) > CAPTION_CHARS_MAX:  # the text first, then the file alone
             for part in split_text(caption, TELEGRAM_TEXT_MAX):
@@ -589,7 +596,8 @@ class TelegramTransport:
         tries = attempts or self._send_attempts
         for attempt in range(1, tries + 1):
             try:
-                return await make()
+                async with self._http_slots:
+                    return await make()
             except RetryAfter as exc:
                 delay = _retry_after_seconds(exc)
                 if attempt == tries or delay > self._retry_after_max:
@@ -636,7 +644,7 @@ class TelegramTransport:
             self._last_question.popitem(last=False)
 
     def _start_typing(self, chat_id: int) -> None:
-        pending = self._typing.get(chat_id)
+        pending = self._typing.get(chat_id)  # one action in flight per chat is enough
         if pending is not None and not pending.done():
             return
         bot = self._app.bot
@@ -653,11 +661,6 @@ class TelegramTransport:
         task.add_done_callback(
             lambda t: self._typing.pop(chat_id, None) if self._typing.get(chat_id) is t else None
         )
-
-    async def _await_typing(self, chat_id: int) -> None:
-        task = self._typing.get(chat_id)
-        if task is not None and not task.done():
-            await asyncio.wait({task}, timeout=2.0)
 
     def _spawn(self, coro: Coroutine[Any, Any, _T]) -> asyncio.Task[_T]:
         task = asyncio.ensure_future(coro)

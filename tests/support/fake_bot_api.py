@@ -20,7 +20,8 @@ download URL (``{base_file_url}{token}/{file_path}``, 20 MB at most, as Telegram
 sendVoice, sendAudio, sendPhoto, sendDocument taking a file_id the server holds or an
 uploaded file (multipart), whose bytes it keeps (:meth:`FakeBotApi.file_data`). Unknown
 methods answer 404 (PTB raises InvalidToken for those) and are recorded, so a test can see
-them.
+them. A test can make the next calls to a method fail (:meth:`FakeBotApi.fail_next`) or
+answer late (:meth:`FakeBotApi.delay_next`).
 
 Like Telegram it assigns message ids per chat, keeps the current text and keyboard of every
 message the bot sent, refuses an edit that changes nothing ("message is not modified"),
@@ -104,7 +105,7 @@ class ApiCall:
     method: str
     params: JSONDict
     status: int
-    at: float  # time.monotonic() when the request arrived
+    at: float  # time.monotonic() when answered (at once, unless delayed or a long poll)
 
     @property
     def ok(self) -> bool:
@@ -122,6 +123,13 @@ class _Failure:
     status: int
     description: str
     retry_after: float | None
+    chat_id: int | None = None
+
+
+@dataclass
+class _Delay:
+    remaining: int
+    seconds: float
     chat_id: int | None = None
 
 
@@ -175,6 +183,7 @@ class FakeBotApi:
         #: file_id -> the file (those people sent, and those the bot uploaded).
         self.files: dict[str, StoredFile] = {}
         self._file_numbers = itertools.count(1)
+        self._delays: dict[str, list[_Delay]] = {}
         self._waiters: set[asyncio.Future[None]] = set()
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
@@ -415,6 +424,13 @@ class FakeBotApi:
         number = next(self._file_numbers)
         self.files[file_id] = StoredFile(data, f"files/file_{number}", mime_type, file_name)
 
+    def delay_next(self, method: str, seconds: float, times: int = 1, *,
+                   chat_id: int | None = None) -> None:
+        """Hold the next ``times`` calls to ``method`` (only calls for ``chat_id``, when
+        given) for ``seconds`` before answering them (a slow Telegram). Such a call is
+        recorded when it is answered, like getUpdates."""
+        self._delays.setdefault(method.lower(), []).append(_Delay(times, seconds, chat_id))
+
     # ------------------------------------------------------------------ assertions
 
     def calls_to(self, method: str, *, chat_id: int | None = None, ok_only: bool = True,
@@ -547,6 +563,16 @@ class FakeBotApi:
             queue.remove(failure)
         return failure
 
+    def _take_delay(self, method: str, params: JSONDict) -> float | None:
+        queue = self._delays.get(method.lower())
+        delay = next((d for d in queue or () if d.chat_id in (None, params.get("chat_id"))), None)
+        if queue is None or delay is None:
+            return None
+        delay.remaining -= 1
+        if delay.remaining <= 0:
+            queue.remove(delay)
+        return delay.seconds
+
     # ------------------------------------------------------------------ internals: HTTP
 
     async def _serve_connection(self, reader: asyncio.StreamReader,
@@ -636,6 +662,9 @@ class FakeBotApi:
         if token != self.token:
             self._record(method, params, 401)
             return 401, {"ok": False, "error_code": 401, "description": "Unauthorized"}
+        delay = self._take_delay(method, params)
+        if delay is not None:
+            await asyncio.sleep(delay)
         failure = self._take_failure(method, params)
         if failure is not None:
             self._record(method, params, failure.status)
