@@ -56,6 +56,11 @@ def test_choosing_a_language_sets_it_and_goes_to_menu(lib: FlowLibrary) -> None:
     assert say_keys(turn) == ["choose_language.privacy", "main_menu.choose"]
     typed = text(first.session, lib, "پښتو")
     assert typed.session.language == "ps"
+    assert text(first.session, lib, "Hindi").session.language == "hi"
+    # A greeting is not a language, even where it spells a language's code.
+    for greeting in ("hi", "Hi", "ur"):
+        again = text(first.session, lib, greeting)
+        assert again.session.language is None and say_keys(again)[-1] == "choose_language.pick"
 
 
 def test_typed_answer_matches_number_label_and_persian_digits(lib: FlowLibrary) -> None:

@@ -268,10 +268,10 @@ def _match_choice(text: str, options: list[tuple[str, str]], aliases: Aliases) -
 
 
 def _match_language(text: str) -> int | None:
+    # Names only, never codes: "hi" is a greeting (and Hindi's code), "ur" is "your".
     typed = normalize(text)
     for index, lang in enumerate(LANGUAGES.values()):
-        if typed in (normalize_label(lang.native_name), normalize_label(lang.english_name),
-                     lang.code):
+        if typed in (normalize_label(lang.native_name), normalize_label(lang.english_name)):
             return index
     return None
 
