@@ -26,8 +26,8 @@ from bot.messages import Inbound
 from bot.storage.base import Store
 from bot.storage.sqlite import SqliteStore
 from bot.text.languages import LANGUAGES
-from bot.translation.argos import ArgosTranslator
-from bot.translation.argos_models import list_models
+from bot.translation.installed import list_models
+from bot.translation.translator import OfflineTranslator
 from bot.transports.base import Transport
 
 __all__ = ["PURGE_EVERY_SECONDS", "build_localizer", "command_menus", "keep_purging",
@@ -47,11 +47,19 @@ def load_catalog_set(settings: Settings, library: FlowLibrary) -> CatalogSet:
     return catalogs
 
 
-def build_localizer(settings: Settings, library: FlowLibrary) -> tuple[Localizer, ArgosTranslator | None]:
+def build_localizer(settings: Settings, library: FlowLibrary) -> tuple[Localizer, OfflineTranslator | None]:
     """Catalogs always; offline machine translation when models are installed."""
     translator = None
-    if list_models(settings.argos_packages_dir):
-        translator = ArgosTranslator(settings.argos_packages_dir, timeout=settings.translation_timeout)
+    models, ignored = list_models(settings.models_dir)
+    for folder in ignored:
+        log.warning("translation model folder %s is not used: %s", folder.path, folder.reason)
+    if models:
+        translator = OfflineTranslator(settings.models_dir, timeout=settings.translation_timeout,
+                                       threads=settings.translation_threads,
+                                       order=settings.translation_order)
+        for code in LANGUAGES:
+            if code != "en" and translator.supports("en", code):
+                log.info("live translation en->%s: %s", code, translator.describe("en", code))
     return Localizer(load_catalog_set(settings, library), translator), translator
 
 

@@ -42,7 +42,7 @@ class BotProcess:
             "TELEGRAM_API_BASE_URL": api.base_url,
             "TELEGRAM_FILE_BASE_URL": api.base_file_url,
             "BOT_DB_PATH": str(self.db),
-            "ARGOS_PACKAGES_DIR": str(folder / "no-models"),
+            "BOT_MODELS_DIR": str(folder / "no-models"),
             "BOT_VOLUNTEER_HOURS": "00:00-00:00",
             "BOT_LOG_LEVEL": "INFO",
             "PYTHONPATH": str(REPO),
