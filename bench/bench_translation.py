@@ -24,6 +24,10 @@ length), which is what a real translation of that length costs. The NLLB model i
 through the bot's own MultilingualRunner (language token, target prefix, first token
 dropped); the Argos model with ArgosPackage's options (beam aside).
 
+Part 3, the same NLLB shape with a vocabulary map (vmap.txt, written by the install): the
+output limited to 128k, 64k and 32k of its 256,206 tokens, since scoring every token of the
+vocabulary at every step is most of a step's cost with one message at a time.
+
 Goals (issue 12): a 20-token message <= 800 ms p50 with the NLLB-600M shape on 2 cores;
 RSS with it loaded <= 1.2 GB; a cache hit < 1 ms.
 """
@@ -218,7 +222,23 @@ def model_folder(kind: str) -> Path:
     return folder
 
 
-def worker(kind: str, folder: Path, threads: int, reps: int) -> dict[str, Any]:
+def mapped_copy(folder: Path, allowed: int, work: Path) -> Path:
+    """The model with a vmap.txt letting it output only ``allowed`` tokens (hard links: no copy).
+
+    Which tokens does not matter for the cost, only how many: the install writes the map
+    of the real model from its vocabulary (bot/translation/ct2_folder.py)."""
+    copy = work / f"{folder.name}-{allowed}"
+    copy.mkdir()
+    for file in folder.iterdir():
+        os.link(file, copy / file.name)
+    vocabulary = json.loads((folder / "shared_vocabulary.json").read_text(encoding="utf-8"))
+    (copy / "vmap.txt").write_text("\t" + " ".join([*vocabulary[4:4 + allowed], "pbt_Arab"]) + "\n",
+                                   encoding="utf-8")
+    return copy
+
+
+def worker(kind: str, folder: Path, threads: int, reps: int,
+           lengths: tuple[int, ...] = LENGTHS) -> dict[str, Any]:
     """In its own process: load the model, then time every (beam, length) round-robin."""
     import ctranslate2  # imported before the clock starts: the import is not the model
 
@@ -236,7 +256,7 @@ def worker(kind: str, folder: Path, threads: int, reps: int) -> dict[str, Any]:
     rss_loaded, _ = rss_mb()
     assert isinstance(runner.translator, ctranslate2.Translator)
     rng = random.Random(3)
-    inputs = {n: [f"▁w{rng.randrange(5000)}" for _ in range(n)] for n in LENGTHS}
+    inputs = {n: [f"▁w{rng.randrange(5000)}" for _ in range(n)] for n in lengths}
 
     def once(beam: int, n: int) -> float:
         start = time.perf_counter()
@@ -252,7 +272,7 @@ def worker(kind: str, folder: Path, threads: int, reps: int) -> dict[str, Any]:
             assert len(out) == n
         return time.perf_counter() - start
 
-    configs = [(beam, n) for beam in BEAMS for n in LENGTHS]
+    configs = [(beam, n) for beam in BEAMS for n in lengths]
     for beam, n in configs:  # one warm-up call each
         once(beam, n)
     samples: dict[str, list[float]] = {f"{b}/{n}": [] for b, n in configs}
@@ -262,6 +282,7 @@ def worker(kind: str, folder: Path, threads: int, reps: int) -> dict[str, Any]:
             samples[f"{beam}/{n}"].append(once(beam, n))
     rss_now, rss_peak = rss_mb()
     return {"kind": kind, "threads": threads, "load": load, "rss_before": rss_before,
+            "vmap": getattr(runner, "use_vmap", False),
             "rss_loaded": rss_loaded, "rss_after": rss_now, "rss_peak": rss_peak,
             "samples": samples, "size": sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())}
 
@@ -291,35 +312,77 @@ def models_part(reps: int) -> list[dict[str, Any]]:
     return results
 
 
+def mapped_part(reps: int, sizes: list[int]) -> dict[int, dict[str, Any]]:
+    """NLLB-600M's shape, 2 threads, 20 tokens, with the output limited to ``sizes`` tokens."""
+    print(f"\npart 3: nllb-600m, 2 threads, 20 tokens, output limited by a vocabulary map "
+          f"(vmap.txt), load average {os.getloadavg()[0]:.2f}")
+    done: dict[int, dict[str, Any]] = {}
+    for allowed in sizes:  # 0: no map, all 256,206 tokens (the baseline, in the same part)
+        run = subprocess.run(
+            [sys.executable, __file__, "--worker", "nllb-600m", "--threads", "2", "--reps", str(reps),
+             "--output-tokens", str(allowed)], capture_output=True, text=True, check=True, cwd=REPO)
+        done[allowed] = result = json.loads(run.stdout.strip().splitlines()[-1])
+        assert result["vmap"] == bool(allowed)
+        cells = [f"beam {b}: p50 {percentile(result['samples'][f'{b}/20'], .5) * 1e3:5.0f} / p95 "
+                 f"{percentile(result['samples'][f'{b}/20'], .95) * 1e3:5.0f} ms" for b in BEAMS]
+        print(f"  {allowed or 256_206:>7,} of 256,206 tokens   " + "   ".join(cells))
+    return done
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--reps", type=int, default=20, help="timed calls per configuration")
     parser.add_argument("--sentences", type=int, default=200, help="part 1: messages")
     parser.add_argument("--worker", choices=sorted(SHAPES), help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--output-tokens", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--mapped", default="0,128000,64000,32000",
+                        help="part 3: output vocabulary sizes to time (0: no map; comma-separated)")
+    parser.add_argument("--parts", default="1,2,3", help="which parts to run (comma-separated)")
     args = parser.parse_args()
     if args.worker:
-        print(json.dumps(worker(args.worker, model_folder(args.worker), args.threads, args.reps)))
+        folder = model_folder(args.worker)
+        if args.output_tokens is not None:
+            if not args.output_tokens:
+                print(json.dumps(worker(args.worker, folder, args.threads, args.reps, (20,))))
+                return
+            with tempfile.TemporaryDirectory(prefix="bench-vmap-", dir=CACHE) as tmp:
+                mapped = mapped_copy(folder, args.output_tokens, Path(tmp))
+                print(json.dumps(worker(args.worker, mapped, args.threads, args.reps, (20,))))
+            return
+        print(json.dumps(worker(args.worker, folder, args.threads, args.reps)))
         return
-    with tempfile.TemporaryDirectory(prefix="bench-translation-") as tmp:
-        work = Path(tmp)
-        for var in ("XDG_DATA_HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME"):
-            os.environ[var] = str(work / var.lower())
-        hit = asyncio.run(pipeline(args.sentences, work))
-    results = models_part(args.reps)
-    nllb2 = next(r for r in results if r["kind"] == "nllb-600m" and r["threads"] == 2)
-    argos2 = next(r for r in results if r["kind"] == "argos" and r["threads"] == 2)
+    parts = {p.strip() for p in args.parts.split(",")}
+    hit = None
+    if "1" in parts:
+        with tempfile.TemporaryDirectory(prefix="bench-translation-") as tmp:
+            work = Path(tmp)
+            for var in ("XDG_DATA_HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME"):
+                os.environ[var] = str(work / var.lower())
+            hit = asyncio.run(pipeline(args.sentences, work))
+    results = models_part(args.reps) if "2" in parts else []
+    sizes = [int(n) for n in args.mapped.split(",") if n.strip()]
+    mapped = mapped_part(args.reps, sizes) if "3" in parts and sizes else {}
     print("\ngoals (2 threads):")
-    for beam in BEAMS:
+    nllb2 = next((r for r in results if r["kind"] == "nllb-600m" and r["threads"] == 2), None)
+    argos2 = next((r for r in results if r["kind"] == "argos" and r["threads"] == 2), None)
+    for beam in BEAMS if nllb2 and argos2 else ():
+        assert nllb2 is not None and argos2 is not None
         p50 = percentile(nllb2["samples"][f"{beam}/20"], .5)
         ratio = p50 / percentile(argos2["samples"][f"{beam}/20"], .5)
         print(f"  nllb-600m 20 tokens, beam {beam}: p50 {p50 * 1e3:.0f} ms (goal <= 800 ms: "
               f"{'met' if p50 <= 0.8 else 'NOT met'}); {ratio:.1f}x the Argos shape")
-    peak = max(r["rss_peak"] for r in results if r["kind"] == "nllb-600m")
-    print(f"  nllb-600m RSS peak {peak:.0f} MB (goal <= 1200 MB: {'met' if peak <= 1200 else 'NOT met'}); "
-          f"model files {nllb2['size'] / 1e6:.0f} MB")
-    print(f"  cache hit p50 {hit * 1e3:.3f} ms (goal < 1 ms: {'met' if hit < 1e-3 else 'NOT met'})")
-
+    for allowed, result in sorted(mapped.items(), reverse=True):
+        for beam in BEAMS:
+            p50 = percentile(result["samples"][f"{beam}/20"], .5)
+            print(f"  nllb-600m 20 tokens, beam {beam}, output limited to {allowed or 256_206:,} "
+                  f"tokens: p50 {p50 * 1e3:.0f} ms ({'met' if p50 <= 0.8 else 'NOT met'})")
+    peaks = [r["rss_peak"] for r in [*results, *mapped.values()] if r["kind"] == "nllb-600m"]
+    if peaks:
+        print(f"  nllb-600m RSS peak {max(peaks):.0f} MB (goal <= 1200 MB: "
+              f"{'met' if max(peaks) <= 1200 else 'NOT met'})")
+    if hit is not None:
+        print(f"  cache hit p50 {hit * 1e3:.3f} ms (goal < 1 ms: {'met' if hit < 1e-3 else 'NOT met'})")
 
 if __name__ == "__main__":
     main()

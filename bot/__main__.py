@@ -213,7 +213,8 @@ def _translator(settings: Settings, *, timeout: float) -> OfflineTranslator:
     from bot.translation.translator import OfflineTranslator
 
     return OfflineTranslator(settings.models_dir, timeout=timeout,
-                             threads=settings.translation_threads, order=settings.translation_order)
+                             threads=settings.translation_threads, order=settings.translation_order,
+                             beam_size=settings.translation_beam)
 
 
 def _volunteer_key(raw: str) -> str:
@@ -354,6 +355,10 @@ def _models(args: argparse.Namespace, settings: Settings) -> int:
             done = install_path(folder, root, accept_licence=args.accept_licence, name=args.name)
             for code, text in done.tests:
                 print(f"  en->{code}: {text}")
+            if done.output_tokens:
+                allowed, total = done.output_tokens
+                print(f"  it may output {allowed:,} of its {total:,} tokens (those in the scripts "
+                      "of the bot's languages), which makes each step faster")
             print(f"installed {done.model.name} in {root}")
         return 0
     models, ignored = list_models(root)

@@ -56,7 +56,8 @@ def build_localizer(settings: Settings, library: FlowLibrary) -> tuple[Localizer
     if models:
         translator = OfflineTranslator(settings.models_dir, timeout=settings.translation_timeout,
                                        threads=settings.translation_threads,
-                                       order=settings.translation_order)
+                                       order=settings.translation_order,
+                                       beam_size=settings.translation_beam)
         for code in LANGUAGES:
             if code != "en" and translator.supports("en", code):
                 log.info("live translation en->%s: %s", code, translator.describe("en", code))

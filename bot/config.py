@@ -45,6 +45,8 @@ class Settings:
     translation_order: tuple[str, ...] = ()
     #: CTranslate2 threads per translation (BOT_TRANSLATION_THREADS).
     translation_threads: int = 1
+    #: Beam size for NLLB-200 / M2M-100 (BOT_TRANSLATION_BEAM); None: greedy (1).
+    translation_beam: int | None = None
     sqlite_sync: str = "NORMAL"
     log_level: str = "INFO"
     flows_poll_seconds: float = 2.0
@@ -99,6 +101,8 @@ class Settings:
             translation_timeout=positive("BOT_TRANSLATION_TIMEOUT", 10.0),
             translation_order=translation_order(text("BOT_TRANSLATION_ORDER")),
             translation_threads=int(positive("BOT_TRANSLATION_THREADS", 1)),
+            translation_beam=int(positive("BOT_TRANSLATION_BEAM", 1)) if text("BOT_TRANSLATION_BEAM")
+            else None,
             sqlite_sync=sync,
             log_level=(text("BOT_LOG_LEVEL") or "INFO").upper(),
             flows_poll_seconds=number("BOT_FLOWS_POLL_SECONDS", 2.0),

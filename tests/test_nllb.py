@@ -30,7 +30,13 @@ from bot.i18n.locales_tools import expected_sources
 from bot.i18n.localizer import Localizer
 from bot.text.bidi import FSI, PDI
 from bot.translation.argos_models import install_models
-from bot.translation.ct2_folder import MANIFEST, inspect_folder, read_shape
+from bot.translation.ct2_folder import (
+    MANIFEST,
+    VOCABULARY_MAP,
+    inspect_folder,
+    output_tokens,
+    read_shape,
+)
 from bot.translation.families import M2M100, NLLB
 from bot.translation.installed import install_path, list_models
 from bot.translation.multilingual import MultilingualRunner, decoding_limit, repeats
@@ -138,6 +144,32 @@ def test_repetition_guard_and_decoding_limit() -> None:
     assert decoding_limit(3) == 14 and decoding_limit(1000) == 256
 
 
+def test_the_vocabulary_map_keeps_only_the_bots_scripts() -> None:
+    vocabulary = ["<s>", "<pad>", "</s>", "<unk>", "▁hello", "▁سلام", "می\u200cخواهم", "▁नमस्ते",
+                  "▁Médecins", "[", "0", "▁Москва", "▁東京", "▁a b", "eng_Latn", "pbt_Arab",
+                  "deu_Latn", "<mask>"]
+    assert output_tokens(vocabulary, NLLB) == [
+        "<s>", "<pad>", "</s>", "<unk>", "▁hello", "▁سلام", "می\u200cخواهم", "▁नमस्ते",
+        "▁Médecins", "[", "0", "eng_Latn", "pbt_Arab", "<mask>"]
+
+
+async def test_an_installed_model_cannot_output_another_script(tmp_path: Path) -> None:
+    """The map is used: a word the model would put in Cyrillic comes out otherwise."""
+    folder = build_tiny_nllb(tmp_path, {"ps": {"hello": "سلام", "moscow": "Москва"}}, name="cyrillic")
+    raw = MultilingualRunner(folder, NLLB, "sentencepiece.bpe.model")
+    assert not raw.use_vmap
+    assert raw.translate_sentences(["hello moscow"], "en", "ps") == ["سلام Москва"]
+    install_path(folder, tmp_path / "models", accept_licence=True)
+    translator = OfflineTranslator(tmp_path / "models")
+    try:
+        out = await translator.translate("hello moscow", "en", "ps")
+        assert out.startswith("سلام") and "Москва" not in out
+        runner = translator._runner("cyrillic")
+        assert isinstance(runner, MultilingualRunner) and runner.use_vmap
+    finally:
+        translator.close()
+
+
 # --------------------------------------------------------------------------- install and list
 
 
@@ -165,7 +197,10 @@ def test_install_needs_the_licence_accepted_and_copies_only_the_model(
     assert f"installed {source.name} in {root}" in out
     installed = root / source.name
     assert {p.name for p in installed.iterdir()} == {
-        "model.bin", "config.json", "shared_vocabulary.json", "sentencepiece.bpe.model", MANIFEST}
+        "model.bin", "config.json", "shared_vocabulary.json", "sentencepiece.bpe.model", MANIFEST,
+        VOCABULARY_MAP}
+    vocabulary = json.loads((installed / "shared_vocabulary.json").read_text(encoding="utf-8"))
+    assert f"it may output {len(vocabulary) - 2:,} of its {len(vocabulary):,} tokens" in out
     manifest = json.loads((installed / MANIFEST).read_text(encoding="utf-8"))
     assert manifest["family"] == "nllb" and manifest["licence"] == "CC-BY-NC-4.0"
     assert manifest["licence_accepted"] == time.strftime("%Y-%m-%d")
@@ -309,6 +344,8 @@ async def test_routing_prefers_published_quality_and_keeps_dari_dari(
     try:
         draft = await argos_only.translate_detailed("hello friend", "en", "prs")
         assert (draft.text, draft.via_model, draft.is_draft) == ("سلام یار", "fa", True)
+        assert argos_only.describe("en", "prs") == \
+            "translate-en_fa-1.0 (en->fa) [draft: Persian model for Dari]"
     finally:
         argos_only.close()
     install_path(built["nllb"], root, accept_licence=True)
@@ -490,7 +527,7 @@ async def test_relay_in_pashto_and_dari_both_ways(
 async def test_a_model_that_runs_on_is_refused_and_the_person_gets_the_original(
         tmp_path: Path, built: dict[str, Path]) -> None:
     """A short message the phrase book lacks still reaches the model; when the model does
-    what NLLB-200 does on 1-3 words (goes on past the end), nothing of that is sent."""
+    what NLLB-200 does on 1-3 words (says a word again and again), nothing of that is sent."""
     root = tmp_path / "models"
     looping = build_tiny_nllb(tmp_path, name="nllb-loops", loops={"ps": "وکیل"})
     with pytest.raises(TranslationError, match="the test translation into ps failed, so the model "
@@ -505,7 +542,7 @@ async def test_a_model_that_runs_on_is_refused_and_the_person_gets_the_original(
     translator = OfflineTranslator(root)
     try:
         assert await translator.translate("hello friend", "en", "prs") == "سلام رفیق"
-        with pytest.raises(TranslationError, match="switched to eng_Latn in mid-sentence"):
+        with pytest.raises(TranslationError, match="did not finish a sentence within 14 tokens"):
             await translator.translate("lawyer", "en", "ps")
         made = await make_desk(tmp_path / "bot.sqlite3", translator=translator,
                                catalog=shipped_catalogs())
@@ -582,3 +619,20 @@ async def test_closing_the_translator_tells_a_waiting_message(models_dir: Path) 
     release.set()
     with pytest.raises(TranslationError, match="closed"):
         await waiting
+
+
+def test_translation_settings_from_the_environment(tmp_path: Path) -> None:
+    from bot.errors import ConfigError
+
+    settings = Settings.from_env({"BOT_MODELS_DIR": str(tmp_path), "BOT_TRANSLATION_ORDER": "argos, nllb",
+                                  "BOT_TRANSLATION_THREADS": "2", "BOT_TRANSLATION_BEAM": "2"})
+    assert (settings.models_dir, settings.translation_order) == (tmp_path, ("argos", "nllb"))
+    assert (settings.translation_threads, settings.translation_beam) == (2, 2)
+    assert Settings.from_env({"ARGOS_PACKAGES_DIR": str(tmp_path)}).models_dir == tmp_path
+    defaults = Settings.from_env({})
+    assert (defaults.models_dir, defaults.translation_order, defaults.translation_beam) == (
+        Path("data") / "models", (), None)
+    for name, value in (("BOT_TRANSLATION_ORDER", ","), ("BOT_TRANSLATION_THREADS", "0"),
+                        ("BOT_TRANSLATION_BEAM", "-1"), ("BOT_TRANSLATION_TIMEOUT", "0")):
+        with pytest.raises(ConfigError, match=name):
+            Settings.from_env({name: value})

@@ -10,6 +10,13 @@ quantization) from the header of ``model.bin``, which names every weight and its
 An installed folder also holds ``helpbot-model.json``, written by ``python -m bot models
 install``: the family, the licence and that it was accepted, and the test translation
 that passed. A folder without it was not installed by the bot and is never used.
+
+And ``vmap.txt``, a CTranslate2 vocabulary map written on install: the only tokens the model
+may output are those written in the scripts of the bot's languages (Latin, Arabic,
+Devanagari, with their digits and punctuation). NLLB-200's 256,206 tokens cover 202
+languages; a Pashto or English translation never needs a Cyrillic or Chinese token, and
+every decoding step scores every allowed token, reading its row of the output layer: with
+batch size one that reading is most of the step's time (bench/bench_translation.py).
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import struct
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,8 +33,8 @@ from typing import Any, BinaryIO
 from bot.errors import TranslationError
 from bot.translation.families import Family, recognise
 
-__all__ = ["MANIFEST", "TOKENIZERS", "FolderModel", "ModelShape", "inspect_folder", "read_manifest",
-           "read_shape", "read_vocabulary"]
+__all__ = ["MANIFEST", "TOKENIZERS", "VOCABULARY_MAP", "FolderModel", "ModelShape", "inspect_folder",
+           "output_tokens", "read_manifest", "read_shape", "read_vocabulary", "write_vocabulary_map"]
 
 MANIFEST = "helpbot-model.json"
 MODEL_FILE = "model.bin"
@@ -36,6 +44,16 @@ VOCABULARIES = ("shared_vocabulary.json", "shared_vocabulary.txt")
 TOKENIZERS = ("sentencepiece.bpe.model", "sentencepiece.model")
 #: Files copied on install: a folder may also hold a PyTorch checkpoint of several GB.
 EXTRA_FILES = ("README.md", "LICENSE", "LICENSE.md", "LICENSE.txt")
+VOCABULARY_MAP = "vmap.txt"
+#: Characters the bot's six languages are written with (SentencePiece's ▁ included).
+_OUTPUT_SCRIPTS = (
+    (0x0000, 0x00FF),  # ASCII and Latin-1: English, digits, masks such as [0]
+    (0x0600, 0x06FF), (0x0750, 0x077F), (0x08A0, 0x08FF),  # Arabic script: ps, prs, fa, ur
+    (0xFB50, 0xFDFF), (0xFE70, 0xFEFF),  # Arabic presentation forms
+    (0x0900, 0x097F), (0xA8E0, 0xA8FF),  # Devanagari: hi
+    (0x2000, 0x206F), (0x20A0, 0x20CF),  # punctuation, currency signs
+    (0x2581, 0x2581),  # SentencePiece's word marker
+)
 #: model.bin versions whose header layout is the one read here (CTranslate2 3.x and 4.x).
 _BINARY_VERSIONS = (5, 6)
 _DTYPES = ("float32", "int8", "int16", "int32", "float16", "bfloat16")
@@ -228,6 +246,30 @@ def inspect_folder(path: Path) -> FolderModel:
     model = FolderModel(path, family, languages, total, tokenizer, vocabulary_file, shape, 0)
     return FolderModel(path, family, languages, total, tokenizer, vocabulary_file, shape,
                        _size(path, model.files()))
+
+
+def _writable(token: str) -> bool:
+    """Written only in the bot's scripts (vmap.txt is split at spaces: none may be in a token)."""
+    return bool(token) and all(
+        not ch.isspace() and unicodedata.category(ch) != "Cc"
+        and any(low <= ord(ch) <= high for low, high in _OUTPUT_SCRIPTS) for ch in token)
+
+
+def output_tokens(vocabulary: list[str], family: Family) -> list[str]:
+    """The tokens a translation into one of the bot's languages may contain: those written
+    in their scripts, and the family's tokens for the bot's languages (the target prefix).
+    Other languages' tokens (deu_Latn) are left out; CTranslate2 always adds <unk> <s> </s>."""
+    languages = set(family.tokens.values())
+    pattern = family.token_pattern
+    return [t for t in vocabulary
+            if t in languages or (_writable(t) and not (pattern and pattern.match(t)))]
+
+
+def write_vocabulary_map(folder: Path, vocabulary: list[str], family: Family) -> int:
+    """Write vmap.txt (one line: a tab, then the allowed tokens); returns how many."""
+    tokens = output_tokens(vocabulary, family)
+    (folder / VOCABULARY_MAP).write_text("\t" + " ".join(tokens) + "\n", encoding="utf-8")
+    return len(tokens)
 
 
 def read_manifest(folder: Path) -> dict[str, Any] | None:

@@ -27,7 +27,14 @@ from typing import Any
 from bot.errors import TranslationError
 from bot.text.languages import LANGUAGES
 from bot.translation import argos_models
-from bot.translation.ct2_folder import MANIFEST, FolderModel, inspect_folder, read_manifest
+from bot.translation.ct2_folder import (
+    MANIFEST,
+    FolderModel,
+    inspect_folder,
+    read_manifest,
+    read_vocabulary,
+    write_vocabulary_map,
+)
 from bot.translation.families import ARGOS, FAMILIES, Family
 from bot.translation.multilingual import MultilingualRunner
 from bot.translation.routing import Candidate, variant_of
@@ -92,6 +99,8 @@ class Installed:
     model: ModelInfo
     #: (language, text): the test translations that passed, for the person installing.
     tests: list[tuple[str, str]] = field(default_factory=list)
+    #: (tokens it may output, tokens in its vocabulary): see vmap.txt in ct2_folder.py.
+    output_tokens: tuple[int, int] | None = None
 
 
 def _folder_size(folder: Path) -> int:
@@ -238,6 +247,8 @@ def _install_folder(found: FolderModel, root: Path, name: str | None,
         copy.mkdir()
         for file in found.files():
             shutil.copy2(found.path / file, copy / file)
+        vocabulary, _ = read_vocabulary(copy)
+        allowed = write_vocabulary_map(copy, vocabulary, found.family)
         tests = _test_translations(copy, found)
         shape = found.shape
         variant = variant_of(found.family.id, shape.encoder_layers, shape.decoder_layers,
@@ -249,6 +260,8 @@ def _install_folder(found: FolderModel, root: Path, name: str | None,
             "tokenizer": found.tokenizer,
             "variant": variant,
             "shape": shape.__dict__ if shape else None,
+            "output_tokens": allowed,
+            "vocabulary": len(vocabulary),
             "licence": found.family.licence,
             "licence_accepted": time.strftime("%Y-%m-%d") if not found.family.commercial_use else None,
             "installed_from": str(found.path),
@@ -266,7 +279,7 @@ def _install_folder(found: FolderModel, root: Path, name: str | None,
         shutil.rmtree(staging, ignore_errors=True)
     info = _from_manifest(target, manifest)
     assert isinstance(info, ModelInfo)
-    return Installed(info, tests)
+    return Installed(info, tests, (allowed, len(vocabulary)))
 
 
 def install_path(path: Path, models_dir: str | os.PathLike[str], *, accept_licence: bool = False,

@@ -27,8 +27,10 @@ from bot.translation.families import Family
 __all__ = ["DEFAULT_BEAM_SIZE", "MultilingualRunner", "decoding_limit", "repeats"]
 
 EOS = "</s>"
-#: Beam 2 (CTranslate2's default): measured in bench/bench_translation.py against beam 1.
-DEFAULT_BEAM_SIZE = 2
+#: Greedy, as Hugging Face's generation settings for NLLB-200 ship. Beam 2 (CTranslate2's
+#: default) cost 25-60% more time per message on 2 cores (bench/bench_translation.py);
+#: BOT_TRANSLATION_BEAM raises it.
+DEFAULT_BEAM_SIZE = 1
 MAX_BATCH_TOKENS = 1024
 MAX_DECODING_LENGTH = 256
 
@@ -69,6 +71,8 @@ class MultilingualRunner:
         self.translator: Any = ctranslate2.Translator(str(path), device="cpu", inter_threads=1,
                                                       intra_threads=threads)
         self._language_tokens = frozenset(family.tokens.values())
+        #: The install writes vmap.txt: only tokens of the bot's scripts are scored.
+        self.use_vmap = (path / "vmap.txt").is_file()
 
     def token(self, code: str) -> str:
         try:
@@ -92,6 +96,7 @@ class MultilingualRunner:
             max_decoding_length=limit,
             min_decoding_length=min_length,
             return_end_token=True,  # a hypothesis without it was cut at the limit
+            use_vmap=self.use_vmap,
         )
         out = []
         for source_pieces, result in zip(pieces, results, strict=True):

@@ -151,8 +151,9 @@ class OfflineTranslator:
         found = self._route_or_explain(source, target)
         text = str(found)
         if found.via:
-            text += f" [draft: {LANGUAGES[found.via].english_name} model for " \
-                    f"{LANGUAGES[target if found.via != source else source].english_name}]"
+            replaced = source if found.steps[0][1] != source else target
+            text += (f" [draft: {LANGUAGES[found.via].english_name} model for "
+                     f"{LANGUAGES[replaced].english_name}]")
         return text
 
     # -- cache ------------------------------------------------------------------------

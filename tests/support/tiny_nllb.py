@@ -21,7 +21,8 @@ How (one layer each side, one attention head, width d; every residual slot holds
 in balanced pairs [c, -c], so LayerNorm only rescales, by a factor known in advance):
 
 * residual slots: T (token id), P (position), L (this token's language, 0 for none),
-  F (is a language token), L2 (the target language, read back by self-attention);
+  F (is a language token), L2 (the target language, read back by self-attention), X (set
+  only by a looping model's FFN);
 * encoder: embedding = T(token), position = P(pos); its layer is off; output LN(T + P);
 * decoder embeddings: L and F only; position = P(step). Self-attention puts its weight on
   the position whose F says "language token" (the prefix) and copies its L into L2.
@@ -82,19 +83,21 @@ def _bits(count: int) -> int:
     return max(1, (count - 1).bit_length())
 
 
-def _build_spec(vocab: list[str], languages: list[str],
-                entries: list[tuple[int, int, int]]) -> transformer_spec.TransformerSpec:
-    """``entries``: (language index, source token id, target token id)."""
+def _build_spec(vocab: list[str], languages: list[str], entries: list[tuple[int, int, int]],
+                loops: list[tuple[int, int]]) -> transformer_spec.TransformerSpec:
+    """``entries``: (language index, source token id, target token id); ``loops``:
+    (language index, token id) said at every step in that language."""
     size = len(vocab)
     language_index = {vocab.index(token): i + 1 for i, token in enumerate(languages)}
     tb, pb, lb = _bits(size), _bits(MAX_POSITIONS), _bits(len(languages) + 1)
     slots: dict[str, slice] = {}
     start = 0
-    for name, width in (("T", 2 * tb), ("P", 2 * pb), ("L", 2 * lb), ("F", 2), ("L2", 2 * lb)):
+    for name, width in (("T", 2 * tb), ("P", 2 * pb), ("L", 2 * lb), ("F", 2), ("L2", 2 * lb),
+                        ("X", 2)):
         slots[name] = slice(start, start + width)
         start += width
     d = start
-    T, P, L, F, L2 = (slots[n] for n in ("T", "P", "L", "F", "L2"))
+    T, P, L, F, L2, X = (slots[n] for n in ("T", "P", "L", "F", "L2", "X"))
 
     positions = _zeros(MAX_POSITIONS, d)
     for p in range(MAX_POSITIONS):
@@ -155,8 +158,8 @@ def _build_spec(vocab: list[str], languages: list[str],
     _linear(layer.attention.linear[1], key_value)
     _linear(layer.attention.linear[2], output)
 
-    # FFN: the table. Every slot now holds ±1, so LayerNorm leaves it as it is.
-    units = max(1, len(entries))
+    # FFN: the table. Every slot but X now holds ±1, so LayerNorm barely rescales (X is 0).
+    units = max(1, len(entries) + len(loops))
     w0 = _zeros(units, d)
     b0 = np.full(units, -1000.0, dtype=np.float32)  # an unused unit never fires
     w1 = _zeros(d, units)
@@ -166,6 +169,10 @@ def _build_spec(vocab: list[str], languages: list[str],
         w0[j, L2] = _balanced(lang, lb)
         b0[j] = -(matched - 1)
         w1[T, j] = _balanced(target, tb) - _balanced(source, tb)
+    for j, (lang, _) in enumerate(loops, start=len(entries)):
+        w0[j, L2] = _balanced(lang, lb)  # fires whenever the target is this language
+        b0[j] = -(2 * lb - 1)
+        w1[X, j] = [1.0, -1.0]
     _layer_norm(layer.ffn.layer_norm, d)
     layer.ffn.linear_0.weight = w0
     layer.ffn.linear_0.bias = b0
@@ -174,6 +181,8 @@ def _build_spec(vocab: list[str], languages: list[str],
     projection = _zeros(size, d)
     for v in range(size):
         projection[v, T] = _balanced(v, tb) * _OUTPUT_GAP
+    for _, token in loops:  # X set: this token beats any other, </s> included
+        projection[token, X] = [1000.0, -1000.0]
     _linear(decoder.projection, projection)
 
     spec.register_source_vocabulary(vocab)
@@ -195,8 +204,8 @@ def build_tiny_nllb(tmp_dir: str | Path, tables: Mapping[str, Mapping[str, str]]
     ``tables`` maps a target language (bot code) to {source word: translation} (single
     words); every other piece is copied through. ``family``: "nllb" or "m2m100" (which
     has no Dari: a "prs" table is ignored there). ``loops`` ({language: word}) makes the
-    model never stop in that language: where it would end, it says the word instead, and
-    goes on (the failure of CTranslate2 issue 1582).
+    model say that word at every step in that language and never stop (the failure of
+    CTranslate2 issue 1582, at its worst).
     """
     tables = DEFAULT_TABLES if tables is None else tables
     codes = NLLB_TOKENS if family == "nllb" else M2M_TOKENS
@@ -215,14 +224,13 @@ def build_tiny_nllb(tmp_dir: str | Path, tables: Mapping[str, Mapping[str, str]]
     entries = [(languages.index(codes[lang]) + 1, ids[f"▁{source}"], ids[f"▁{target}"])
                for lang, table in tables.items() if lang in codes
                for source, target in table.items()]
-    entries += [(languages.index(codes[lang]) + 1, ids["</s>"], ids[f"▁{word}"])
-                for lang, word in (loops or {}).items()]
+    looping = [(languages.index(codes[lang]) + 1, ids[f"▁{word}"]) for lang, word in (loops or {}).items()]
 
     folder = Path(tmp_dir) / (name or f"{family}-tiny")
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
-    _build_spec(vocab, languages, entries).save(str(folder))
+    _build_spec(vocab, languages, entries, looping).save(str(folder))
     (folder / "sentencepiece.bpe.model").write_bytes(sp.serialized_model_proto())
     return folder
 
