@@ -439,6 +439,13 @@ async def test_live_translation_into_pashto_and_dari_is_one_batch_per_message(
     assert len(jobs) == 2
     again = await localizer.render(say, "test:1", "prs")  # the bot's own texts are cached
     assert again.text == dari.text and len(jobs) == 2
+    # A Pashto text made from an older English is stale: translated live instead.
+    stale = CatalogSet([*catalog.entries.values(),
+                        _entry("f.t", "ps", "زوړ متن", "Do you need a friend?")],
+                       {"f.t": "Do you need help?"})
+    out = await Localizer(stale, translator).render(Say("f.t", "Do you need help?"), "test:1", "ps")
+    assert "زوړ" not in out.text and out.text.startswith(f"{FSI}Do you need{PDI} مرسته?")
+    assert jobs[-1] == ["Do you need help?"]
 
 
 async def test_one_deadline_for_the_whole_message(
