@@ -13,7 +13,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     BOT_DB_PATH=/data/bot.sqlite3 \
-    ARGOS_PACKAGES_DIR=/data/argos-packages
+    BOT_MODELS_DIR=/data/models
 
 RUN groupadd --system bot \
     && useradd --system --gid bot --home-dir /data --no-create-home --shell /usr/sbin/nologin bot

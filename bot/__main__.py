@@ -1,4 +1,4 @@
-"""Command line: python -m bot {chat,run,validate,locales,models,volunteers,purge} ...
+"""Command line: python -m bot {chat,run,validate,locales,models,translate,volunteers,purge} ...
 
 The only place that prints errors for people and chooses exit codes.
 """
@@ -20,6 +20,7 @@ from bot.flowspec.library import in_folder_context, load_library
 
 if TYPE_CHECKING:
     from bot.i18n.localizer import Localizer
+    from bot.translation.translator import OfflineTranslator
 
 __all__ = ["main"]
 
@@ -78,9 +79,18 @@ def _parser() -> argparse.ArgumentParser:
 
     models = sub.add_parser("models", help="offline translation models")
     models_sub = models.add_subparsers(dest="models_command", required=True)
-    install = models_sub.add_parser("install", help="install .argosmodel files from disk")
+    install = models_sub.add_parser(
+        "install", help="install .argosmodel files or NLLB-200 / M2M-100 CTranslate2 folders")
     install.add_argument("paths", nargs="+", type=Path)
-    models_sub.add_parser("list", help="show installed models")
+    install.add_argument("--accept-licence", action="store_true",
+                         help="accept a non-commercial licence (NLLB-200: CC-BY-NC-4.0)")
+    install.add_argument("--name", help="folder name for a CTranslate2 model (default: its own)")
+    models_sub.add_parser("list", help="show installed models and which one serves each language")
+
+    translate = sub.add_parser("translate", help="translate a text with the installed models")
+    translate.add_argument("--to", dest="target", required=True, help="language code, e.g. ps")
+    translate.add_argument("--from", dest="source", default="en", help="language code (default: en)")
+    translate.add_argument("text", nargs="+", help="the text (several words are joined by spaces)")
     return parser
 
 
@@ -185,15 +195,14 @@ def _locales(args: argparse.Namespace, settings: Settings) -> int:
             print(problem)
         return 1 if coverage.failed() else 0
     # draft
-    from bot.translation.argos import ArgosTranslator
-
     language = _language(args.lang)
-    translator = ArgosTranslator(settings.argos_packages_dir, timeout=60)
+    translator = _translator(settings, timeout=120)
     try:
         if not translator.supports("en", language):
             print(f"error: no offline model translates English to {language}. Install one with:\n"
-                  f"  python -m bot models install PATH.argosmodel", file=sys.stderr)
+                  "  python -m bot models install PATH", file=sys.stderr)
             return 1
+        print(f"drafting with {translator.describe('en', language)}", file=sys.stderr)
 
         def progress(done: int, total: int) -> None:
             width = 30
@@ -201,8 +210,9 @@ def _locales(args: argparse.Namespace, settings: Settings) -> int:
             print(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total}", end="",
                   file=sys.stderr, flush=True)
 
-        async def translate(text: str) -> str:
-            return await translator.translate(text, "en", language)
+        async def translate(texts: list[str]) -> list[str]:
+            done = await translator.translate_batch(texts, "en", language, cacheable=True)
+            return [t.text for t in done]
 
         drafts = asyncio.run(draft_missing(library, catalogs, language, translate, progress))
     finally:
@@ -213,6 +223,14 @@ def _locales(args: argparse.Namespace, settings: Settings) -> int:
     print(f"{len(drafts)} machine drafts written to {len(written)} file(s); "
           "they are marked 'machine' until a native speaker reviews them.")
     return 0
+
+
+def _translator(settings: Settings, *, timeout: float) -> OfflineTranslator:
+    from bot.translation.translator import OfflineTranslator
+
+    return OfflineTranslator(settings.models_dir, timeout=timeout,
+                             threads=settings.translation_threads, order=settings.translation_order,
+                             beam_size=settings.translation_beam)
 
 
 def _volunteer_key(raw: str) -> str:
@@ -331,17 +349,95 @@ def _language(code: str) -> str:
 
 
 def _models(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.translation.argos_models import install_models, list_models
+    from bot.errors import ConfigError
+    from bot.text.languages import LANGUAGES
+    from bot.translation.argos_models import install_models
+    from bot.translation.ct2_folder import inspect_folder
+    from bot.translation.installed import check_licence, install_path, list_models
 
+    root = settings.models_dir
     if args.models_command == "install":
-        for model in install_models(args.paths, settings.argos_packages_dir):
-            print(f"installed {model}")
+        folders = [p for p in args.paths if p.is_dir()]
+        files = [p for p in args.paths if not p.is_dir()]
+        if args.name and len(folders) != 1:
+            raise ConfigError("--name names one CTranslate2 folder; give exactly one")
+        for found in [inspect_folder(p) for p in folders]:  # every folder checked first
+            family = found.family
+            print(f"{found.path}: {family.title} model"
+                  + (f", {found.shape}" if found.shape else "") + f", {_megabytes(found.size_bytes)}")
+            others = found.all_languages - len(found.languages)
+            print(f"  languages the bot uses: {' '.join(found.languages)}"
+                  + (f" (it has {others} more)" if others > 0 else ""))
+            if "prs" in LANGUAGES and "prs" not in found.languages:
+                print("  it has no Dari: Dari would be drafted with its Persian, marked as a draft")
+            print(f"  licence: {family.licence}"
+                  + ("" if family.commercial_use else
+                     f", NON-COMMERCIAL use only, with attribution ({family.licence_url})"))
+            check_licence(found, args.accept_licence)
+        for archive in install_models(files, root) if files else []:
+            print(f"installed {archive}")
+        for folder in folders:
+            print(f"testing {folder.name} (a short translation into each language)...")
+            done = install_path(folder, root, accept_licence=args.accept_licence, name=args.name)
+            for code, text in done.tests:
+                print(f"  en->{code}: {text}")
+            if done.output_tokens:
+                allowed, total = done.output_tokens
+                print(f"  it may output {allowed:,} of its {total:,} tokens (those in the scripts "
+                      "of the bot's languages), which makes each step faster")
+            print(f"installed {done.model.name} in {root}")
         return 0
-    models = list_models(settings.argos_packages_dir)
+    models, ignored = list_models(root)
+    for folder in ignored:
+        print(f"warning: {folder.path} is not used: {folder.reason}", file=sys.stderr)
     if not models:
-        print(f"no models installed in {settings.argos_packages_dir}")
-    for model in models:
-        print(model)
+        print(f"no models installed in {root}")
+        return 0
+    rows = [("NAME", "FAMILY", "LANGUAGES", "LICENCE", "SIZE")]
+    rows += [(m.name, m.detail if m.family.multilingual else f"{m.family.title} {m.detail}",
+              m.describe_languages(), m.describe_licence(), _megabytes(m.size_bytes)) for m in models]
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False))
+              + "  " + row[4])
+    translator = _translator(settings, timeout=1)
+    try:
+        print("\nused for:")
+        for code in LANGUAGES:
+            if code == "en":
+                continue
+            for source, target in (("en", code), (code, "en")):
+                used = translator.describe(source, target) if translator.supports(source, target) \
+                    else "no model"
+                print(f"  {source}->{target}: {used}")
+    finally:
+        translator.close()
+    return 0
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1e6:.1f} MB" if size < 1e8 else f"{size / 1e6:.0f} MB"
+
+
+def _translate(args: argparse.Namespace, settings: Settings) -> int:
+    import time
+
+    from bot.config import check_language
+
+    source, target = check_language(args.source), check_language(args.target)
+    assert source is not None and target is not None
+    text = " ".join(args.text)
+    translator = _translator(settings, timeout=300)  # the first call loads the model
+    try:
+        started = time.perf_counter()
+        [done] = asyncio.run(translator.translate_batch([text], source, target))
+        elapsed = time.perf_counter() - started
+    finally:
+        translator.close()
+    print(done.text)
+    made_by = done.model or "no model needed (same language)"
+    draft = " - a DRAFT: no installed model has this language" if done.is_draft else ""
+    print(f"[{source}->{target} by {made_by}{draft}; {elapsed:.2f} s with loading]", file=sys.stderr)
     return 0
 
 
@@ -367,6 +463,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _locales(args, settings)
         if args.command == "models":
             return _models(args, settings)
+        if args.command == "translate":
+            return _translate(args, settings)
         if args.command == "volunteers":
             return asyncio.run(_volunteers(args, settings))
         if args.command == "purge":

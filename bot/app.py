@@ -31,7 +31,7 @@ from bot.text.languages import LANGUAGES
 from bot.transports.base import Transport
 
 if TYPE_CHECKING:
-    from bot.translation.argos import ArgosTranslator
+    from bot.translation.translator import OfflineTranslator
 
 __all__ = ["PURGE_EVERY_SECONDS", "build_localizer", "build_transports", "command_menus",
            "keep_purging", "load_catalog_set", "run_bot", "serve"]
@@ -50,19 +50,27 @@ def load_catalog_set(settings: Settings, library: FlowLibrary) -> CatalogSet:
     return catalogs
 
 
-def build_localizer(settings: Settings, library: FlowLibrary) -> tuple[Localizer, ArgosTranslator | None]:
+def build_localizer(settings: Settings, library: FlowLibrary) -> tuple[Localizer, OfflineTranslator | None]:
     """Catalogs always; offline machine translation when models are installed."""
     translator = None
     # Imported only when there are models: the local chat and a first install start
     # without the translator or the model tools.
-    if Path(settings.argos_packages_dir).is_dir():
-        from bot.translation.argos_models import list_models
+    if Path(settings.models_dir).is_dir():
+        from bot.translation.installed import list_models
 
-        if list_models(settings.argos_packages_dir):
-            from bot.translation.argos import ArgosTranslator
+        models, ignored = list_models(settings.models_dir)
+        for folder in ignored:
+            log.warning("translation model folder %s is not used: %s", folder.path, folder.reason)
+        if models:
+            from bot.translation.translator import OfflineTranslator
 
-            translator = ArgosTranslator(settings.argos_packages_dir,
-                                         timeout=settings.translation_timeout)
+            translator = OfflineTranslator(settings.models_dir, timeout=settings.translation_timeout,
+                                           threads=settings.translation_threads,
+                                           order=settings.translation_order,
+                                           beam_size=settings.translation_beam)
+            for code in LANGUAGES:
+                if code != "en" and translator.supports("en", code):
+                    log.info("live translation en->%s: %s", code, translator.describe("en", code))
     return Localizer(load_catalog_set(settings, library), translator), translator
 
 

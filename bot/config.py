@@ -18,10 +18,11 @@ from bot.flowspec.library import default_flows_dir
 from bot.handover.desk import DeskSettings, parse_hours
 from bot.text.languages import LANGUAGES
 
-__all__ = ["WHATSAPP_REQUIRED", "Settings", "check_retention_days", "default_locales_dir",
-           "parse_template_languages"]
+__all__ = ["DEFAULT_MODELS_DIR", "WHATSAPP_REQUIRED", "Settings", "check_retention_days",
+           "default_locales_dir", "parse_template_languages", "translation_order"]
 
 DEFAULT_DB = Path("data") / "bot.sqlite3"
+DEFAULT_MODELS_DIR = Path("data") / "models"
 #: Days kept before the purge deletes idle sessions, closed handovers, stale messages.
 DEFAULT_RETENTION_DAYS = 30.0
 
@@ -37,8 +38,15 @@ class Settings:
     db_path: Path = DEFAULT_DB
     flows_dir: Path = field(default_factory=default_flows_dir)
     locales_dir: Path = field(default_factory=default_locales_dir)
-    argos_packages_dir: Path = Path("data") / "argos-packages"
+    #: Offline translation models (.argosmodel packages and NLLB-200 / M2M-100 folders).
+    models_dir: Path = DEFAULT_MODELS_DIR
     translation_timeout: float = 10.0
+    #: Families or model names to prefer, in order ("nllb,argos"); empty: published quality.
+    translation_order: tuple[str, ...] = ()
+    #: CTranslate2 threads per translation (BOT_TRANSLATION_THREADS).
+    translation_threads: int = 1
+    #: Beam size for NLLB-200 / M2M-100 (BOT_TRANSLATION_BEAM); None: greedy (1).
+    translation_beam: int | None = None
     sqlite_sync: str = "NORMAL"
     log_level: str = "INFO"
     flows_poll_seconds: float = 2.0
@@ -85,6 +93,12 @@ class Settings:
             except ValueError:
                 raise ConfigError(f"{name} must be a number, not {raw!r}") from None
 
+        def positive(name: str, default: float) -> float:
+            value = number(name, default)
+            if not (math.isfinite(value) and value > 0):
+                raise ConfigError(f"{name} must be a positive number, not {text(name)!r}")
+            return value
+
         sync = (text("BOT_SQLITE_SYNC") or "NORMAL").upper()
         if sync not in ("NORMAL", "FULL"):
             raise ConfigError(f"BOT_SQLITE_SYNC must be NORMAL or FULL, not {sync!r}")
@@ -104,8 +118,13 @@ class Settings:
             db_path=Path(text("BOT_DB_PATH") or DEFAULT_DB),
             flows_dir=Path(text("BOT_FLOWS_DIR") or default_flows_dir()),
             locales_dir=Path(text("BOT_LOCALES_DIR") or default_locales_dir()),
-            argos_packages_dir=Path(text("ARGOS_PACKAGES_DIR") or Path("data") / "argos-packages"),
-            translation_timeout=number("BOT_TRANSLATION_TIMEOUT", 10.0),
+            # ARGOS_PACKAGES_DIR: the variable's name before NLLB-200 models, still honoured.
+            models_dir=Path(text("BOT_MODELS_DIR") or text("ARGOS_PACKAGES_DIR") or DEFAULT_MODELS_DIR),
+            translation_timeout=positive("BOT_TRANSLATION_TIMEOUT", 10.0),
+            translation_order=translation_order(text("BOT_TRANSLATION_ORDER")),
+            translation_threads=int(positive("BOT_TRANSLATION_THREADS", 1)),
+            translation_beam=int(positive("BOT_TRANSLATION_BEAM", 1)) if text("BOT_TRANSLATION_BEAM")
+            else None,
             sqlite_sync=sync,
             log_level=(text("BOT_LOG_LEVEL") or "INFO").upper(),
             flows_poll_seconds=number("BOT_FLOWS_POLL_SECONDS", 2.0),
@@ -191,6 +210,17 @@ def check_retention_days(raw: str | None, name: str) -> float:
     if not (math.isfinite(days) and days > 0):
         raise ConfigError(f"{name} must be a positive number of days (e.g. 30), not {raw!r}")
     return days
+
+
+def translation_order(raw: str | None) -> tuple[str, ...]:
+    """BOT_TRANSLATION_ORDER: comma-separated family ids (nllb, m2m100, argos) or model names."""
+    if raw is None:
+        return ()
+    order = tuple(part.strip() for part in raw.split(",") if part.strip())
+    if not order:
+        raise ConfigError("BOT_TRANSLATION_ORDER is empty; list families such as nllb,argos, "
+                          "or unset it to rank models by published quality")
+    return order
 
 
 def check_language(code: str | None) -> str | None:

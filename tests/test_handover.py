@@ -19,8 +19,8 @@ from bot.i18n.catalog import CatalogSet
 from bot.i18n.localizer import Localizer
 from bot.messages import Inbound, InboundKind, Outbound
 from bot.storage.sqlite import SqliteStore
-from bot.translation.argos import ArgosTranslator
 from bot.translation.argos_models import install_models
+from bot.translation.translator import OfflineTranslator
 from bot.transports.console import ConsoleTransport
 from bot.transports.memory import MemoryTransport
 from tests.support.offline import NetworkGuard
@@ -57,12 +57,13 @@ def texts(messages: list[Outbound], chat: str) -> list[str]:
     return [m.text for m in messages if m.chat_key == chat]
 
 
-async def make_desk(db: Path, *, translator: ArgosTranslator | None = None,
-                    hours: str = ALWAYS, shift: list[float] | None = None) -> Desk:
+async def make_desk(db: Path, *, translator: OfflineTranslator | None = None,
+                    hours: str = ALWAYS, shift: list[float] | None = None,
+                    catalog: CatalogSet | None = None) -> Desk:
     shift = shift if shift is not None else [0.0]
     store = await SqliteStore.open(db, clock=lambda: time.time() + shift[0])
     library = load_library([FIXTURES])
-    localizer = Localizer(CatalogSet(), translator)
+    localizer = Localizer(catalog or CatalogSet(), translator)
     desk = HandoverDesk(store, localizer, translator,
                         DeskSettings(offer_delay_seconds=120, volunteer_timeout_seconds=600,
                                      user_timeout_seconds=1800, hours=hours),
@@ -391,19 +392,19 @@ async def test_a_chat_in_a_queue_nobody_serves_is_offered_to_every_volunteer(
 
 
 @pytest.fixture
-def translator(tmp_path: Path, no_network_attempts: NetworkGuard) -> Iterator[ArgosTranslator]:
+def translator(tmp_path: Path, no_network_attempts: NetworkGuard) -> Iterator[OfflineTranslator]:
     packages = tmp_path / "packages"
     models = tmp_path / "models"
     install_models([build_tiny_model(models, "fa", "en", {"سلام": "hello", "دوست": "friend"}),
                     build_tiny_model(models, "en", "fa", {"hello": "سلام", "friend": "دوست"})],
                    packages)
-    made = ArgosTranslator(packages, timeout=10)
+    made = OfflineTranslator(packages, timeout=10)
     yield made
     made.close()
 
 
 async def test_relay_adds_a_labelled_machine_translation(tmp_path: Path,
-                                                         translator: ArgosTranslator) -> None:
+                                                         translator: OfflineTranslator) -> None:
     made = await make_desk(tmp_path / "bot.sqlite3", translator=translator)
     try:
         await made.store.add_volunteer(EN)
@@ -415,8 +416,8 @@ async def test_relay_adds_a_labelled_machine_translation(tmp_path: Path,
         to_volunteer = texts(await made.send(USER, "سلام دوست"), EN.chat_key)[0]
         assert to_volunteer.endswith("سلام دوست\n[machine translation, may be wrong]: hello friend")
         to_user = texts(await made.send(EN.chat_key, "hello friend"), USER)[0]
-        assert to_user.startswith("سلام دوست\n(Translated by a computer")
-        assert to_user.endswith("\n\nhello friend")  # and the original, as written
+        # The original as written, then the labelled translation (as the volunteer sees it).
+        assert to_user == "hello friend\n\n(Translated by a computer. It may have mistakes.)\nسلام دوست"
     finally:
         await made.store.close()
 
@@ -476,7 +477,7 @@ def test_volunteers_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[s
 
 
 async def test_typing_while_waiting_is_kept_for_the_volunteer_and_says_the_place(
-        tmp_path: Path, translator: ArgosTranslator) -> None:
+        tmp_path: Path, translator: OfflineTranslator) -> None:
     made = await make_desk(tmp_path / "bot.sqlite3", translator=translator)
     try:
         await hand_over(made, "test:first")  # someone else is ahead in the queue
@@ -501,7 +502,7 @@ async def test_typing_while_waiting_is_kept_for_the_volunteer_and_says_the_place
 
 
 async def test_the_volunteer_card_shows_what_was_written_while_waiting_translated(
-        tmp_path: Path, translator: ArgosTranslator) -> None:
+        tmp_path: Path, translator: OfflineTranslator) -> None:
     made = await make_desk(tmp_path / "bot.sqlite3", translator=translator)
     try:
         await made.store.add_volunteer(EN)

@@ -14,8 +14,8 @@ from bot.i18n.localizer import Localizer
 from bot.text.bidi import FSI, PDI, isolate_ltr_spans
 from bot.text.detect import guess_languages
 from bot.text.normalize import normalize, parse_number
-from bot.translation.argos import ArgosTranslator
 from bot.translation.argos_models import install_models
+from bot.translation.translator import OfflineTranslator
 from tests.support.offline import NetworkGuard
 from tests.support.tiny_argos import build_tiny_model
 
@@ -127,19 +127,19 @@ def test_catalog_files_load_with_problems_reported(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def fa_translator(tmp_path: Path, no_network_attempts: NetworkGuard) -> Iterator[ArgosTranslator]:
+def fa_translator(tmp_path: Path, no_network_attempts: NetworkGuard) -> Iterator[OfflineTranslator]:
     model = build_tiny_model(tmp_path / "models", "en", "fa",
                              {"Do": "آیا", "you": "شما", "need": "نیاز", "help": "کمک", "Yes": "بله",
                               "No": "نه", "Call": "تماس", "now": "اکنون"})
     packages = tmp_path / "packages"
     install_models([model], packages)
-    translator = ArgosTranslator(packages, timeout=10)
+    translator = OfflineTranslator(packages, timeout=10)
     yield translator
     translator.close()
 
 
 async def test_live_machine_translation_fills_what_the_catalog_lacks(
-        fa_translator: ArgosTranslator) -> None:
+        fa_translator: OfflineTranslator) -> None:
     catalog = CatalogSet([entry("f.q.yes", "fa", "آری", "Yes"),
                           entry("system.machine_translated", "fa", "(ترجمه ماشینی)",
                                 "(Translated by a computer. It may have mistakes.)")])
@@ -151,7 +151,7 @@ async def test_live_machine_translation_fills_what_the_catalog_lacks(
 
 
 async def test_machine_translation_keeps_numbers_links_and_isolates_them(
-        fa_translator: ArgosTranslator) -> None:
+        fa_translator: OfflineTranslator) -> None:
     say = Say("f.call", "Call 0808 8010 503 now: https://www.nhs.uk/111")
     out = await Localizer(CatalogSet(), fa_translator).render(say, CHAT, "fa")
     assert out.text.startswith(f"تماس {FSI}0808 8010 503{PDI} اکنون")
@@ -159,7 +159,7 @@ async def test_machine_translation_keeps_numbers_links_and_isolates_them(
 
 
 async def test_dari_drafts_through_the_persian_model_and_pashto_falls_back(
-        fa_translator: ArgosTranslator) -> None:
+        fa_translator: OfflineTranslator) -> None:
     localizer = Localizer(CatalogSet(), fa_translator)
     dari = await localizer.render(QUESTION, CHAT, "prs")
     assert dari.language == "prs" and dari.meta == {"machine": "1"}

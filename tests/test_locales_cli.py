@@ -21,7 +21,7 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     shutil.copytree(FIXTURES, flows)
     monkeypatch.setenv("BOT_FLOWS_DIR", str(flows))
     monkeypatch.setenv("BOT_LOCALES_DIR", str(tmp_path / "locales"))
-    monkeypatch.setenv("ARGOS_PACKAGES_DIR", str(tmp_path / "packages"))
+    monkeypatch.setenv("BOT_MODELS_DIR", str(tmp_path / "installed-models"))
     return tmp_path
 
 

@@ -2,9 +2,10 @@
 
 No mocks: every translation runs a tiny hand-weighted model built by
 tests/support/tiny_argos.py (a real .argosmodel package) and installed into a temporary
-packages directory. The network is blocked for the whole module (Python-level sockets and
+models directory. The network is blocked for the whole module (Python-level sockets and
 name resolution; loopback is allowed) and every test asserts that nothing even tried to
-reach it; $XDG_*_HOME and ARGOS_PACKAGES_DIR point at temporary folders meanwhile.
+reach it; $XDG_*_HOME and BOT_MODELS_DIR point at temporary folders meanwhile. NLLB-200
+models are tested in tests/test_nllb.py.
 """
 
 from __future__ import annotations
@@ -23,11 +24,13 @@ from pathlib import Path
 import pytest
 
 from bot.errors import TranslationError
-from bot.translation.argos import INSTALL_HINT, ArgosTranslator, OfflineSentencizer
 from bot.translation.argos_models import InstalledModel, install_models, list_models
-from bot.translation.argos_package import ArgosPackage, Pivot
+from bot.translation.argos_package import ArgosPackage
 from bot.translation.base import MachineTranslator, Quality
 from bot.translation.masking import mask_protected, unmask_protected
+from bot.translation.runner import Runner
+from bot.translation.sentences import OfflineSentencizer
+from bot.translation.translator import INSTALL_HINT, OfflineTranslator
 from tests.support.offline import NetworkGuard
 from tests.support.tiny_argos import build_tiny_model
 
@@ -65,8 +68,8 @@ def packages_dir(tmp_path: Path, archives: dict[str, Path]) -> Path:
 
 
 @pytest.fixture
-def translator(packages_dir: Path) -> Iterator[ArgosTranslator]:
-    t = ArgosTranslator(packages_dir, timeout=10)
+def translator(packages_dir: Path) -> Iterator[OfflineTranslator]:
+    t = OfflineTranslator(packages_dir, timeout=10)
     yield t
     t.close()
 
@@ -92,19 +95,21 @@ def test_tiny_model_is_a_real_argos_package(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- translating
 
 
-async def test_translates_through_real_ctranslate2(translator: ArgosTranslator) -> None:
+async def test_translates_through_real_ctranslate2(translator: OfflineTranslator) -> None:
     import ctranslate2
 
     assert isinstance(translator, MachineTranslator)
     assert await translator.translate("hello friend", "en", "fa") == "سلام دوست"
     assert await translator.translate("I need a lawyer", "en", "fa") == "I need a وکیل"
     # The real stack ran: the package's CTranslate2 Translator and the offline splitter.
-    step = translator._translations[("en", "fa")]
+    assert translator.loaded() == ["translate-en_fa-1.0"]
+    step = translator._runner("translate-en_fa-1.0")
+    assert isinstance(step, ArgosPackage) and isinstance(step, Runner)
     assert isinstance(step.translator, ctranslate2.Translator)
-    assert isinstance(step.sentencizer, OfflineSentencizer)
+    assert isinstance(translator.sentencizer, OfflineSentencizer)
 
 
-async def test_placeholders_urls_phones_and_emails_survive(translator: ArgosTranslator) -> None:
+async def test_placeholders_urls_phones_and_emails_survive(translator: OfflineTranslator) -> None:
     text = ("hello {name}, call 0808 800 0630 or +44 20 7946 0958, see "
             "https://www.gov.uk/asylum_support?a=1&b_c=2. e-mail help_desk@refugee-council.org.uk "
             "or ring 999! gov.uk/legal_aid [3]")
@@ -116,26 +121,26 @@ async def test_placeholders_urls_phones_and_emails_survive(translator: ArgosTran
 
 def test_the_decoder_turns_underscores_into_spaces(packages_dir: Path) -> None:
     """Why masking is needed: the decoder, as argostranslate's, replaces '_' by ' '."""
-    pkg = ArgosPackage(list_models(packages_dir)[0].path, OfflineSentencizer())
-    assert pkg.translate("{first_name} hello") == "{first name} سلام"
+    pkg = ArgosPackage(list_models(packages_dir)[0].path)
+    assert pkg.translate_sentences(["{first_name} hello"]) == ["{first name} سلام"]
 
 
-async def test_sentences_paragraphs_and_outer_whitespace(translator: ArgosTranslator) -> None:
+async def test_sentences_paragraphs_and_outer_whitespace(translator: OfflineTranslator) -> None:
     text = "  hello friend. help!\n\nlawyer?\n"
     assert await translator.translate(text, "en", "fa") == "  سلام دوست. کمک!\n\nوکیل?\n"
     assert await translator.translate("   ", "en", "fa") == "   "
 
 
-async def test_long_sentence_is_not_truncated(translator: ArgosTranslator) -> None:
+async def test_long_sentence_is_not_truncated(translator: OfflineTranslator) -> None:
     # 100 words = 400 tokens for the tiny model: CTranslate2 stops at 256 decoding steps,
     # so without the splitter's length cut the end of the message would be lost silently.
     text = " ".join(["word"] * 100)
     assert await translator.translate(text, "en", "fa") == text
 
 
-async def test_cache_hit_and_counters(translator: ArgosTranslator) -> None:
-    first = await translator.translate_detailed("hello friend", "en", "fa")
-    second = await translator.translate_detailed("hello friend", "en", "fa")
+async def test_cache_hit_and_counters(translator: OfflineTranslator) -> None:
+    first = await translator.translate_detailed("hello friend", "en", "fa", cacheable=True)
+    second = await translator.translate_detailed("hello friend", "en", "fa", cacheable=True)
     assert (first.text, first.cached) == ("سلام دوست", False)
     assert (second.text, second.cached) == ("سلام دوست", True)
     stats = translator.cache_stats()
@@ -145,26 +150,26 @@ async def test_cache_hit_and_counters(translator: ArgosTranslator) -> None:
 
 
 async def test_cache_is_lru(packages_dir: Path) -> None:
-    t = ArgosTranslator(packages_dir, cache_size=2)
+    t = OfflineTranslator(packages_dir, cache_size=2)
     try:
         for text in ("hello", "friend", "hello", "help"):  # "friend" is least recently used
-            await t.translate(text, "en", "fa")
-        assert (await t.translate_detailed("hello", "en", "fa")).cached
-        assert not (await t.translate_detailed("friend", "en", "fa")).cached
+            await t.translate(text, "en", "fa", cacheable=True)
+        assert (await t.translate_detailed("hello", "en", "fa", cacheable=True)).cached
+        assert not (await t.translate_detailed("friend", "en", "fa", cacheable=True)).cached
         assert t.cache_stats().size == 2
     finally:
         t.close()
 
 
 async def test_missing_pair_names_the_pair_and_how_to_install(
-    translator: ArgosTranslator, packages_dir: Path
+    translator: OfflineTranslator, packages_dir: Path
 ) -> None:
     assert translator.supports("en", "fa")
     assert not translator.supports("en", "ur")
     with pytest.raises(TranslationError) as info:
         await translator.translate("hello", "en", "ur")
     message = str(info.value)
-    assert "en -> ur" in message
+    assert "en -> ur" in message and "no installed model has Urdu" in message
     assert INSTALL_HINT in message
     assert str(packages_dir) in message
     with pytest.raises(TranslationError, match="unknown language code 'de'"):
@@ -172,7 +177,7 @@ async def test_missing_pair_names_the_pair_and_how_to_install(
     assert not translator.supports("en", "de")
 
 
-async def test_pashto_is_unsupported(translator: ArgosTranslator) -> None:
+async def test_pashto_is_unsupported_without_a_model_that_has_it(translator: OfflineTranslator) -> None:
     assert not translator.supports("en", "ps")
     assert not translator.supports("ps", "en")
     assert all("ps" not in pair for pair in translator.available_pairs())
@@ -181,7 +186,7 @@ async def test_pashto_is_unsupported(translator: ArgosTranslator) -> None:
 
 
 async def test_dari_is_a_draft_via_the_persian_model(
-    translator: ArgosTranslator, packages_dir: Path, archives: dict[str, Path]
+    translator: OfflineTranslator, packages_dir: Path, archives: dict[str, Path]
 ) -> None:
     result = await translator.translate_detailed("hello friend", "en", "prs")
     assert result.text == "سلام دوست"
@@ -206,15 +211,15 @@ async def test_dari_is_a_draft_via_the_persian_model(
 async def test_pivots_through_english(tmp_path: Path, archives: dict[str, Path]) -> None:
     packages = tmp_path / "pivot"
     install_models([archives["fa_en"], archives["en_ur"]], packages)
-    t = ArgosTranslator(packages)
+    t = OfflineTranslator(packages)
     try:
         assert t.available_pairs() == {
             ("fa", "en"), ("prs", "en"), ("en", "ur"), ("fa", "ur"), ("prs", "ur"),
         }
         assert await t.translate("سلام دوست", "fa", "ur") == "ہیلو دوست"
-        pivot = t._argos_translation(("fa", "en", "ur"))
-        assert isinstance(pivot, Pivot)
-        assert [(p.from_code, p.to_code) for p in pivot.steps] == [("fa", "en"), ("en", "ur")]
+        assert t.describe("fa", "ur") == \
+            "translate-fa_en-1.0 (fa->en) then translate-en_ur-1.0 (en->ur)"
+        assert t.loaded() == ["translate-en_ur-1.0", "translate-fa_en-1.0"]
     finally:
         t.close()
 
@@ -224,7 +229,7 @@ async def test_each_translator_uses_its_own_directory(
 ) -> None:
     """argostranslate's global cache was keyed 'en-fa' only; two directories must not share models."""
     other = build_tiny_model(tmp_path, "en", "fa", {"hello": "درود"})
-    first, second = ArgosTranslator(tmp_path / "a"), ArgosTranslator(tmp_path / "b")
+    first, second = OfflineTranslator(tmp_path / "a"), OfflineTranslator(tmp_path / "b")
     install_models([archives["en_fa"]], tmp_path / "a")
     install_models([other], tmp_path / "b")
     try:
@@ -236,7 +241,7 @@ async def test_each_translator_uses_its_own_directory(
 
 
 async def test_timeout_raises_translation_error_and_worker_recovers(packages_dir: Path) -> None:
-    t = ArgosTranslator(packages_dir, timeout=0.2)
+    t = OfflineTranslator(packages_dir, timeout=0.2)
     release = threading.Event()
     try:
         # Occupy the single worker thread (white-box: the executor is private).
@@ -253,25 +258,25 @@ async def test_timeout_raises_translation_error_and_worker_recovers(packages_dir
 async def test_translation_finishing_after_timeout_still_fills_cache(
     packages_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    t = ArgosTranslator(packages_dir, timeout=0.2)
+    t = OfflineTranslator(packages_dir, timeout=0.2)
     started, release = threading.Event(), threading.Event()
-    load = t._argos_translation
+    load = t._runner
 
-    def slow_load(path: tuple[str, ...]) -> ArgosPackage | Pivot:
+    def slow_load(name: str) -> Runner:
         started.set()
         release.wait(10)
-        return load(path)
+        return load(name)
 
     # White-box: hold the job in the worker before the model loads, so it has STARTED
     # (cannot be cancelled) when the caller gives up.
-    monkeypatch.setattr(t, "_argos_translation", slow_load)
+    monkeypatch.setattr(t, "_runner", slow_load)
     try:
         with pytest.raises(TranslationError, match="longer than"):
-            await t.translate("hello friend", "en", "fa")
+            await t.translate("hello friend", "en", "fa", cacheable=True)
         assert started.is_set()
         release.set()
         await asyncio.wrap_future(t._executor.submit(lambda: None))  # let the job finish
-        late = await t.translate_detailed("hello friend", "en", "fa")
+        late = await t.translate_detailed("hello friend", "en", "fa", cacheable=True)
         assert (late.text, late.cached) == ("سلام دوست", True)
     finally:
         release.set()
@@ -279,23 +284,23 @@ async def test_translation_finishing_after_timeout_still_fills_cache(
 
 
 async def test_closed_translator_refuses(packages_dir: Path) -> None:
-    t = ArgosTranslator(packages_dir)
+    t = OfflineTranslator(packages_dir)
     t.close()
     with pytest.raises(TranslationError, match="closed"):
         await t.translate("hello", "en", "fa")
 
 
-async def test_warm_up_loads_models_in_the_worker(translator: ArgosTranslator) -> None:
+async def test_warm_up_loads_models_in_the_worker(translator: OfflineTranslator) -> None:
     await translator.warm_up()
-    assert ("en", "fa") in translator._translations
+    assert translator.loaded() == ["translate-en_fa-1.0"]
     assert await translator.translate("help", "en", "fa") == "کمک"
 
 
 def test_nothing_loads_at_import_or_construction(tmp_path: Path, packages_dir: Path) -> None:
     code = (
         "import asyncio, sys\n"
-        "from bot.translation.argos import ArgosTranslator\n"
-        f"t = ArgosTranslator({str(packages_dir)!r})\n"
+        "from bot.translation.translator import OfflineTranslator\n"
+        f"t = OfflineTranslator({str(packages_dir)!r})\n"
         "assert t.supports('en', 'fa') and not t.supports('en', 'ur')\n"
         "def loaded(*names): return sorted({m.split('.')[0] for m in sys.modules} & set(names))\n"
         "assert not loaded('ctranslate2', 'sentencepiece'), loaded('ctranslate2', 'sentencepiece')\n"
@@ -312,13 +317,16 @@ def test_nothing_loads_at_import_or_construction(tmp_path: Path, packages_dir: P
     assert done.returncode == 0, done.stderr
 
 
-def test_default_packages_dir_comes_from_env(offline_argos: NetworkGuard) -> None:
-    t = ArgosTranslator()
+def test_default_models_dir_comes_from_env(offline_argos: NetworkGuard,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    t = OfflineTranslator()
     try:
-        assert t.packages_dir == Path(os.environ["ARGOS_PACKAGES_DIR"])
+        assert t.models_dir == Path(os.environ["BOT_MODELS_DIR"])
         assert t.available_pairs() == set()
     finally:
         t.close()
+    monkeypatch.delenv("BOT_MODELS_DIR")  # the variable's older name is still honoured
+    assert OfflineTranslator().models_dir == Path(os.environ["ARGOS_PACKAGES_DIR"])
 
 
 # --------------------------------------------------------------------------- masking
@@ -385,7 +393,7 @@ def test_install_and_list_models(tmp_path: Path, archives: dict[str, Path]) -> N
 
 
 async def test_reload_sees_newly_installed_models(
-    translator: ArgosTranslator, packages_dir: Path, archives: dict[str, Path]
+    translator: OfflineTranslator, packages_dir: Path, archives: dict[str, Path]
 ) -> None:
     assert not translator.supports("en", "ur")
     install_models([archives["en_ur"]], packages_dir)
@@ -427,7 +435,8 @@ def test_invalid_files_are_refused(tmp_path: Path, archives: dict[str, Path]) ->
     for path, reason in cases.items():
         with pytest.raises(TranslationError, match=reason) as info:
             install_models([archives["en_fa"], path], packages)
-        assert str(path) in str(info.value) and INSTALL_HINT in str(info.value)
+        assert str(path) in str(info.value)
+        assert "python -m bot models install PATH.argosmodel" in str(info.value)
     assert list_models(packages) == []  # a bad file in the batch installs nothing
     with pytest.raises(TranslationError, match="same language pair"):
         install_models([archives["en_fa"], archives["en_fa"]], packages)

@@ -320,7 +320,7 @@ async def test_a_running_bot_purges_at_start(tmp_path: Path) -> None:
     await turn(store, PERSON, SENTENCE, "u-1")
     await store.close()
     transport = MemoryTransport()
-    settings = Settings(db_path=db, argos_packages_dir=tmp_path / "argos", retention_days=30)
+    settings = Settings(db_path=db, models_dir=tmp_path / "models", retention_days=30)
     bot = asyncio.create_task(run_bot(settings, transport))
     try:
         async with asyncio.timeout(20):

@@ -56,7 +56,7 @@ async def bot(tmp_path: Path) -> AsyncIterator[Bot]:
     transport = TelegramTransport(api.token, base_url=api.base_url, base_file_url=api.base_file_url,
                                   poll_timeout=0.5, backoff_base=0.01, backoff_max=0.05)
     settings = replace(Settings.from_env({"BOT_VOLUNTEER_HOURS": "00:00-00:00"}),
-                       argos_packages_dir=tmp_path / "no-models")
+                       models_dir=tmp_path / "no-models")
     db = tmp_path / "bot.sqlite3"
     task = asyncio.create_task(run_bot(
         settings, transport, db_path=db,

@@ -67,3 +67,21 @@ COMMAND_TEXT: dict[str, str] = {
     "command.forget": "Delete everything about me",
 }
 SYSTEM_TEXT.update(COMMAND_TEXT)
+
+#: The phrase book: greetings and short replies people and volunteers send each other. A
+#: relayed message that is one of these (in the sender's language or in English) is given
+#: in the other's language from the catalogs, not sent to a translation model, which does
+#: worst on one to three words (bot/i18n/catalog.py, short_phrase).
+PHRASE_TEXT: dict[str, str] = {
+    "phrase.hello": "Hello",
+    "phrase.good_morning": "Good morning",
+    "phrase.how_are_you": "How are you?",
+    "phrase.thank_you": "Thank you",
+    "phrase.yes": "Yes",
+    "phrase.no": "No",
+    "phrase.ok": "OK",
+    "phrase.sorry": "Sorry",
+    "phrase.please_wait": "Please wait",
+    "phrase.goodbye": "Goodbye",
+}
+SYSTEM_TEXT.update(PHRASE_TEXT)

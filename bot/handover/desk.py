@@ -691,12 +691,16 @@ class HandoverDesk:
 
     async def _relay_text(self, text: str, source: str | None, target: str | None, *,
                           for_volunteer: bool) -> str:
-        """The message as written, plus a labelled machine translation when needed."""
+        """The message as written, then a labelled translation when they do not share a
+        language. A greeting or short reply comes from the phrase book (the catalogs), the
+        rest from the offline model; what they typed is never cached (see
+        bot/translation/translator.py), so /forget leaves nothing of it behind."""
         source_code, target_code = language(source).code, language(target).code
         if source_code == target_code:
             return text
-        translated: str | None = None
-        if self.translator is not None and self.translator.supports(source_code, target_code):
+        translated = self.localizer.short_phrase(text, source_code, target_code)
+        if translated is None and self.translator is not None and \
+                self.translator.supports(source_code, target_code):
             try:
                 translated = await self.translator.translate(text, source_code, target_code)
             except TranslationError as exc:
@@ -709,7 +713,7 @@ class HandoverDesk:
             return text
         label = self.localizer.system_text("system.machine_translated", target_code) or \
             SYSTEM_TEXT["system.machine_translated"]
-        return f"{translated}\n{label}\n\n{text}"
+        return f"{text}\n\n{label}\n{translated}"
 
     def _in_hours(self) -> bool:
         now = datetime.fromtimestamp(self.clock(), self._zone).time()

@@ -14,11 +14,18 @@ translation stale (and the renderer stops using it) until a translator updates i
 checked. ``machine``: an offline machine draft. Keywords of a flow are one entry,
 ``<flow>.keywords``, whose text is a comma-separated list; so are its safeguarding
 phrases, ``<flow>.safeguarding``, and its distress words, ``<flow>.distress``.
+
+Short phrases: greetings (``phrase.*`` keys, bot/engine/system_text.py) and every text of
+at most ``SHORT_PHRASE_WORDS`` words (button labels such as "Yes") make a phrase book. A
+short message is looked up there before any model sees it: translation models are at
+their worst on one to three words (NLLB-200 repeats itself), and a person has translated
+these already.
 """
 
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -30,10 +37,13 @@ from bot.flowspec.strict_yaml import YamlMap, YamlSyntaxError, load_yaml
 from bot.text.languages import DEFAULT_LANGUAGE, LANGUAGES
 from bot.text.normalize import normalize
 
-__all__ = ["WORD_LIST_SUFFIXES", "CatalogSet", "Entry", "Status", "catalog_file", "distress_key",
+__all__ = ["PHRASE_PREFIX", "SHORT_PHRASE_WORDS", "WORD_LIST_SUFFIXES", "CatalogSet", "Entry", "Status",
+           "catalog_file", "distress_key",
            "keywords_key", "load_catalogs", "safeguarding_key"]
 
 ENTRY_KEYS = ("status", "source", "text")
+PHRASE_PREFIX = "phrase."
+SHORT_PHRASE_WORDS = 3
 
 
 class Status(StrEnum):
@@ -105,6 +115,8 @@ class CatalogSet:
         self._keywords: dict[str, str] = {}
         self._safeguarding: dict[str, str] = {}
         self._distress: dict[str, str] = {}
+        #: language -> normalised short text -> keys that have it (see short_phrase).
+        self._phrases: dict[str, dict[str, list[str]]] = {}
         for entry in self.entries.values():
             # A word list stays in use when the English list changes: its words are still
             # that language's words (a stale safeguarding list must never fall silent because
@@ -122,6 +134,17 @@ class CatalogSet:
                     break
             else:
                 self._variant_texts.setdefault(entry.key, []).append(entry.text)
+                if entry.status.human:
+                    self._add_phrase(entry.language, entry.key, entry.text)
+        for key, source in self._sources.items():
+            if not key.endswith(WORD_LIST_SUFFIXES):
+                self._add_phrase(DEFAULT_LANGUAGE, key, source)
+
+    def _add_phrase(self, language: str, key: str, text: str) -> None:
+        # Counted on the raw words first, so only short texts are normalised at start-up.
+        if (key.startswith(PHRASE_PREFIX) or len(text.split()) <= SHORT_PHRASE_WORDS) and \
+                (folded := normalize(text)):
+            self._phrases.setdefault(language, {}).setdefault(folded, []).append(key)
 
     def _fresh(self, entry: Entry) -> bool:
         source = self._sources.get(entry.key)
@@ -157,6 +180,37 @@ class CatalogSet:
     def distress(self) -> Mapping[str, str]:
         """Normalised distress word in any language -> flow id."""
         return self._distress
+
+    def _text(self, key: str, language: str) -> str | None:
+        """A person's text for the key in the language (fresh), or the English source."""
+        if language == DEFAULT_LANGUAGE:
+            return self._sources.get(key)
+        entry = self.entries.get((language, key))
+        if entry is None or not entry.status.human or not self._fresh(entry):
+            return None
+        return entry.text
+
+    def short_phrase(self, text: str, source: str, target: str) -> str | None:
+        """``text`` in ``target`` if it is one of the phrase book's short texts in ``source``
+        (or in English: people type "ok" in any language), else None.
+
+        Greetings (``phrase.*``) win; among other keys with that text, the translation most
+        of them share. ``text`` may be what a person typed: nothing here keeps it.
+        """
+        folded = normalize(text)
+        if not folded:
+            return None
+        for language in dict.fromkeys((source, DEFAULT_LANGUAGE)):
+            keys = self._phrases.get(language, {}).get(folded, [])
+            ranked = sorted(keys, key=lambda k: (not k.startswith(PHRASE_PREFIX), k))
+            found = [t for k in ranked if (t := self._text(k, target)) is not None]
+            if not found:
+                continue
+            if ranked[0].startswith(PHRASE_PREFIX) and self._text(ranked[0], target) is not None:
+                return found[0]
+            counts = Counter(found)
+            return max(found, key=lambda t: counts[t])  # first of the most common
+        return None
 
 
 def load_catalogs(locales_dir: Path, sources: Mapping[str, str] | None = None) -> tuple[

@@ -254,12 +254,18 @@ def _block(value: str) -> str:
 
 
 Progress = Callable[[int, int], None]
-Translate = Callable[[str], Awaitable[str]]
+TranslateMany = Callable[[list[str]], Awaitable[list[str]]]
+#: Texts per model call when drafting: one batch each, progress shown between them.
+DRAFT_BATCH = 8
 
 
 async def draft_missing(library: FlowLibrary, catalogs: CatalogSet, language: str,
-                        translate: Translate, progress: Progress) -> dict[str, tuple[str, str, Status]]:
-    """Machine drafts for every missing or stale key of a language."""
+                        translate: TranslateMany, progress: Progress) -> dict[str, tuple[str, str, Status]]:
+    """Machine drafts for every missing or stale key of a language, marked ``machine``.
+
+    A short text a person already translated under another key (a "Yes" button) is taken
+    from there rather than from the model; it is still marked ``machine`` until reviewed
+    for its new place."""
     sources = expected_sources(library)
 
     def needed(key: str) -> bool:
@@ -268,10 +274,22 @@ async def draft_missing(library: FlowLibrary, catalogs: CatalogSet, language: st
 
     todo = [key for key in sources if needed(key)]
     drafts: dict[str, tuple[str, str, Status]] = {}
-    for done, key in enumerate(todo, start=1):
-        drafts[key] = (await translate(sources[key]), sources[key], Status.MACHINE)
-        progress(done, len(todo))
-    return drafts
+    to_model = []
+    for key in todo:
+        known = catalogs.short_phrase(sources[key], DEFAULT_LANGUAGE, language)
+        if known is not None:
+            drafts[key] = (known, sources[key], Status.MACHINE)
+        else:
+            to_model.append(key)
+    if drafts:
+        progress(len(drafts), len(todo))
+    for start in range(0, len(to_model), DRAFT_BATCH):
+        keys = to_model[start:start + DRAFT_BATCH]
+        texts = await translate([sources[key] for key in keys])
+        for key, text in zip(keys, texts, strict=True):
+            drafts[key] = (text, sources[key], Status.MACHINE)
+        progress(len(drafts), len(todo))
+    return {key: drafts[key] for key in todo}
 
 
 def export_for_translator(sources: Mapping[str, str], catalogs: CatalogSet, language: str,

@@ -3,7 +3,9 @@
 A whole message (text and every button) comes out in ONE language, chosen in this order:
 
 1. the catalogs (a person's translation, reviewed or not, else a stored machine draft),
-2. live offline machine translation of the parts the catalogs lack,
+2. live offline machine translation of the parts the catalogs lack: a short part (a button
+   label) that a person translated under another key first (the phrase book), the rest
+   as ONE batch under one deadline for the whole message,
 3. English, with a short note in the person's language saying it is not translated yet.
 
 Never Pashto text with English buttons: if any part cannot be had in the language, the
@@ -63,6 +65,10 @@ class Catalog(Protocol):
         """Normalised distress word in some language -> flow id."""
         ...
 
+    def short_phrase(self, text: str, source: str, target: str) -> str | None:
+        """A greeting or short text in ``target``, as a person translated it, or None."""
+        ...
+
 
 class EmptyCatalog:
     """No translations: everything renders in English (or through machine translation)."""
@@ -81,6 +87,9 @@ class EmptyCatalog:
 
     def distress(self) -> Mapping[str, str]:
         return {}
+
+    def short_phrase(self, text: str, source: str, target: str) -> str | None:
+        return None
 
 
 class _Part:
@@ -110,6 +119,12 @@ class Localizer:
 
     def distress_aliases(self) -> Mapping[str, str]:
         return self.catalog.distress()
+
+    def short_phrase(self, text: str, source: str, target: str) -> str | None:
+        """``text`` in ``target`` from the phrase book (greetings, "yes", button labels), or None."""
+        if source == target:
+            return text
+        return self.catalog.short_phrase(text, source, target)
 
     def system_text(self, key: str, lang: str) -> str | None:
         """A system text in the language from the catalogs, or None."""
@@ -175,17 +190,31 @@ class Localizer:
         return complete
 
     async def _from_machine(self, parts: list[_Part], lang: str) -> bool:
-        """Translate the parts the catalogs lack; False if any of them cannot be."""
+        """Translate the parts the catalogs lack; False if any of them cannot be.
+
+        All of them go to the translator as one batch: one job, one deadline for the message."""
         if self.translator is None or not self.translator.supports(DEFAULT_LANGUAGE, lang):
             return False
-        try:
-            for part in parts:
+        missing = []
+        for part in parts:
+            if part.text is None:
+                # A short label a person translated under another key beats any model.
+                part.text = self.catalog.short_phrase(part.source, DEFAULT_LANGUAGE, lang)
                 if part.text is None:
-                    part.text = await self.translator.translate(part.source, DEFAULT_LANGUAGE, lang)
-                    part.machine = True
+                    missing.append(part)
+        if not missing:
+            return True
+        try:
+            done = await self.translator.translate_batch([p.source for p in missing],
+                                                         DEFAULT_LANGUAGE, lang, cacheable=True)
         except TranslationError as exc:
+            for part in missing:
+                part.text = None
             log.warning("live translation to %s failed, sending English: %s", lang, exc)
             return False
+        for part, translation in zip(missing, done, strict=True):
+            part.text = translation.text
+            part.machine = True
         return True
 
 

@@ -8,12 +8,11 @@ the package manager, the global language graph and the settings read from ``$HOM
 import. What is left of that path is here, with argostranslate 1.12.1's defaults, so a model
 translates as it did there:
 
-* each line is a paragraph; its sentences are encoded with the package's SentencePiece
+* sentences (cut by bot/translation/runner.py) are encoded with the package's SentencePiece
   model and translated in one CTranslate2 batch (beam 4, length penalty 0.2, unknown
   tokens replaced from the source, batches of 32 tokens), with the package's
   ``target_prefix`` when it has one (multilingual models);
-* the best hypothesis of every sentence is decoded in one go; as in argostranslate, the
-  SentencePiece marker ``▁`` and also ``_`` become spaces (which is why the caller masks
+* the SentencePiece marker ``▁`` and also ``_`` become spaces (which is why the caller masks
   placeholders, URLs and e-mail addresses), then the target prefix and one leading space
   are removed.
 
@@ -27,33 +26,31 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from bot.errors import TranslationError
 
-__all__ = ["ArgosPackage", "Pivot", "Sentencizer"]
+__all__ = ["ArgosPackage"]
 
 BEAM_SIZE = 4
 LENGTH_PENALTY = 0.2
 MAX_BATCH_TOKENS = 32
 
 
-class Sentencizer(Protocol):
-    def split_sentences(self, text: str) -> list[str]: ...
-
-
 class ArgosPackage:
-    """One installed package folder (metadata.json, model/, sentencepiece.model), loaded.
+    """One installed package folder (metadata.json, model/, sentencepiece.model), loaded: a
+    Runner (bot/translation/runner.py) for its one language pair.
 
     Loading reads the whole CTranslate2 model (about a second for a real one): build it in
     the translation worker thread, not on the event loop. Not thread-safe: one caller at a time.
     """
 
-    def __init__(self, path: Path, sentencizer: Sentencizer, *, threads: int = 1) -> None:
+    def __init__(self, path: Path, *, threads: int = 1) -> None:
         import ctranslate2
         import sentencepiece
 
         self.path = path
+        self.name = path.name
         try:
             metadata = json.loads((path / "metadata.json").read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -65,18 +62,15 @@ class ArgosPackage:
         if not tokenizer.is_file():
             raise TranslationError(f"{path}: no sentencepiece.model; only SentencePiece models "
                                    "are supported (a bpe.model package is not)")
-        self.sentencizer = sentencizer
         self.tokenizer: Any = sentencepiece.SentencePieceProcessor(model_file=str(tokenizer))
         self.translator: Any = ctranslate2.Translator(
             str(path / "model"), device="cpu", inter_threads=1, intra_threads=threads)
 
-    def translate(self, text: str) -> str:
-        return "\n".join(self._paragraph(paragraph) for paragraph in text.split("\n"))
-
-    def _paragraph(self, paragraph: str) -> str:
-        sentences = self.sentencizer.split_sentences(paragraph)
+    def translate_sentences(self, sentences: Sequence[str], source: str = "",
+                            target: str = "") -> list[str]:
+        """Translate sentences of this package's one pair (``source``/``target`` are not needed)."""
         if not sentences:
-            return ""
+            return []
         tokens = [self.tokenizer.encode(sentence, out_type=str) for sentence in sentences]
         prefix = [[self.target_prefix]] * len(tokens) if self.target_prefix else None
         results = self.translator.translate_batch(
@@ -89,7 +83,9 @@ class ArgosPackage:
             num_hypotheses=1,
             length_penalty=LENGTH_PENALTY,
         )
-        pieces = [piece for result in results for piece in result.hypotheses[0]]
+        return [self._decode(result.hypotheses[0]) for result in results]
+
+    def _decode(self, pieces: list[str]) -> str:
         value = str(self.tokenizer.decode_pieces(pieces)).replace("▁", " ").replace("_", " ")
         if self.target_prefix:
             value = value.removeprefix(self.target_prefix)
@@ -98,17 +94,3 @@ class ArgosPackage:
     def __repr__(self) -> str:
         return f"ArgosPackage({self.from_code}->{self.to_code}, {self.path})"
 
-
-class Pivot:
-    """Packages applied one after the other (``fa -> en -> ur``)."""
-
-    def __init__(self, steps: Sequence[ArgosPackage]) -> None:
-        self.steps = tuple(steps)
-
-    def translate(self, text: str) -> str:
-        for step in self.steps:
-            text = step.translate(text)
-        return text
-
-    def __repr__(self) -> str:
-        return " -> ".join(repr(step) for step in self.steps)

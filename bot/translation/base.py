@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -13,7 +14,8 @@ class Quality(enum.StrEnum):
     MACHINE = "machine"
     """Translated by a model for exactly this language pair (or the text's own language)."""
     DRAFT = "draft"
-    """Translated with a related language's model (Dari via Persian): needs human review."""
+    """Translated with a related language's model (Dari via Persian, when no installed
+    model has Dari): needs human review."""
 
 
 @dataclass(frozen=True)
@@ -22,8 +24,10 @@ class Translation:
     source: str
     target: str
     via_model: str | None
-    """Argos model code used in place of a bot language without its own model ('fa' for prs)."""
+    """The language whose model stood in for one no installed model has ('fa' for prs)."""
     cached: bool = False
+    model: str | None = None
+    """Which installed model(s) made it, for people trying models (``python -m bot translate``)."""
 
     @property
     def quality(self) -> Quality:
@@ -46,8 +50,16 @@ class CacheStats:
 class MachineTranslator(Protocol):
     """Offline machine translation between bot language codes."""
 
-    async def translate(self, text: str, source: str, target: str) -> str:
-        """``text`` in ``target``; raises TranslationError if that cannot be done now."""
+    async def translate(self, text: str, source: str, target: str, *, cacheable: bool = False) -> str:
+        """``text`` in ``target``; raises TranslationError if that cannot be done now.
+
+        ``cacheable``: the bot's own text, the same for everyone (flows, catalogs). What a
+        person typed is never cached."""
+        ...
+
+    async def translate_batch(self, texts: Sequence[str], source: str, target: str, *,
+                              cacheable: bool = False) -> list[Translation]:
+        """The parts of ONE message, translated as one job under one deadline."""
         ...
 
     def available_pairs(self) -> set[tuple[str, str]]:

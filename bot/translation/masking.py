@@ -69,9 +69,11 @@ def unmask_protected(text: str, spans: list[str]) -> str:
         return spans[index]
 
     restored = _MASK.sub(restore, text)
-    missing = [spans[i] for i in range(len(spans)) if i not in seen]
+    missing = [i for i in range(len(spans)) if i not in seen]
     if missing:
+        # Not quoted: it may be a person's phone number, and this message goes to the log.
         raise TranslationError(
-            f"the model dropped protected text {missing!r}; not sending a message without it"
+            f"the model dropped {len(missing)} protected part(s) (a number, link or "
+            "placeholder); not sending a message without them"
         )
     return restored

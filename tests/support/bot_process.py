@@ -65,7 +65,7 @@ class BotProcess:
                if not k.startswith(("BOT_", "TELEGRAM_", "WHATSAPP_"))},
             **platforms,
             "BOT_DB_PATH": str(self.db),
-            "ARGOS_PACKAGES_DIR": str(folder / "no-models"),
+            "BOT_MODELS_DIR": str(folder / "no-models"),
             "BOT_VOLUNTEER_HOURS": "00:00-00:00",
             "BOT_LOG_LEVEL": "INFO",
             "PYTHONPATH": str(REPO),

@@ -1,6 +1,7 @@
 """A network guard for tests: only loopback may be reached, and $XDG_*_HOME and the default
-ARGOS_PACKAGES_DIR are temporary folders. Used by every test module that runs real offline
-translation, which must neither reach the network nor write under the real home."""
+models folder (BOT_MODELS_DIR, and ARGOS_PACKAGES_DIR, its older name) are temporary
+folders. Used by every test module that runs real offline translation, which must neither
+reach the network nor write under the real home."""
 
 from __future__ import annotations
 
@@ -72,12 +73,13 @@ class NetworkGuard:
 
 @pytest.fixture(scope="session")
 def offline_argos(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NetworkGuard]:
-    """Temporary XDG/ARGOS dirs and a blocked network, for the whole session."""
+    """Temporary XDG and models dirs and a blocked network, for the whole session."""
     home = tmp_path_factory.mktemp("argos-home")
     guard = NetworkGuard(home)
     with pytest.MonkeyPatch.context() as mp:
         for var in ("XDG_DATA_HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME"):
             mp.setenv(var, str(home / var.lower()))
+        mp.setenv("BOT_MODELS_DIR", str(home / "default-models"))
         mp.setenv("ARGOS_PACKAGES_DIR", str(home / "default-packages"))
         guard.install(mp)
         yield guard
