@@ -56,7 +56,7 @@ async def _serving(arm: str, api: FakeWhatsAppApi, folder: Path) -> AsyncIterato
     transport = _transport(api)
     if arm == "full-bot":
         settings = replace(Settings.from_env({"BOT_VOLUNTEER_HOURS": "00:00-00:00"}),
-                           argos_packages_dir=folder / "no-models")
+                           models_dir=folder / "no-models")
         task = asyncio.ensure_future(run_bot(settings, transport, db_path=folder / "bot.sqlite3"))
     else:
         replying: set[asyncio.Task[None]] = set()

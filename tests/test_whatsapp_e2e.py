@@ -82,7 +82,7 @@ async def start_house(tmp_path: Path, *, telegram: bool = False, window_errors: 
                                             backoff_base=0.01, backoff_max=0.05))
     transport: Transport = RoutingTransport(transports) if telegram else whatsapp
     settings = replace(Settings.from_env({"BOT_VOLUNTEER_HOURS": "00:00-00:00"}),
-                       argos_packages_dir=tmp_path / "no-models")
+                       models_dir=tmp_path / "no-models")
     task = asyncio.create_task(run_bot(settings, transport, db_path=db, flush_every=0.2))
     await asyncio.wait_for(whatsapp.running.wait(), 10)
     for other in transports[1:]:
