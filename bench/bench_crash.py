@@ -24,19 +24,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.support.bot_process import BotProcess, Person, processed_count
+from tests.support.bot_process import BotProcess, Person, converse, processed_count
 from tests.support.fake_bot_api import FakeBotApi
 
 WELCOME = "Welcome. Please choose your language."
-
-
-async def converse(person: Person, until: asyncio.Event) -> None:
-    await person.say("hi")
-    await person.say("English")
-    for n in range(100_000):  # bounded; ended by ``until``
-        if until.is_set():
-            return
-        await person.say(f"a note from me, number {n}")
 
 
 async def soak(kills: int, people: int, burst: int, seed: int) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.bot_process import BotProcess, Person, processed_count
+from tests.support.bot_process import BotProcess, Person, converse, processed_count
 from tests.support.fake_bot_api import FakeBotApi
 
 pytestmark = pytest.mark.timeout(300)
@@ -39,16 +39,6 @@ async def bot(api: FakeBotApi, tmp_path: Path) -> AsyncIterator[BotProcess]:
     await process.start()
     yield process
     await process.stop()
-
-
-async def converse(person: Person, until: asyncio.Event, turns: int) -> None:
-    """Choose English, then write one message after another, each once answered."""
-    await person.say("hi")
-    await person.say("English")
-    for n in range(turns):  # bounded; usually ended by ``until`` first
-        if until.is_set():
-            return
-        await person.say(f"a note from me, number {n}")
 
 
 def starts_over(person: Person) -> int:

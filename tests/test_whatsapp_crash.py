@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.bot_process import BotProcess, Person, WhatsAppPerson, processed_count
+from tests.support.bot_process import BotProcess, Person, WhatsAppPerson, converse, processed_count
 from tests.support.fake_bot_api import FakeBotApi
 from tests.support.fake_whatsapp_api import FakeWhatsAppApi
 
@@ -32,15 +32,6 @@ async def servers() -> AsyncIterator[tuple[FakeBotApi, FakeWhatsAppApi]]:
     yield telegram, whatsapp
     await whatsapp.stop()
     await telegram.stop()
-
-
-async def converse(person: Person | WhatsAppPerson, until: asyncio.Event, turns: int) -> None:
-    await person.say("hi")
-    await person.say("English")  # typed: the engine matches the label
-    for n in range(turns):  # bounded; usually ended by ``until`` first
-        if until.is_set():
-            return
-        await person.say(f"a note from me, number {n}")
 
 
 async def test_sigkill_while_people_on_whatsapp_and_telegram_write_loses_nothing(

@@ -31,7 +31,7 @@ import httpx
 from tests.support.fake_bot_api import FakeBotApi
 from tests.support.fake_whatsapp_api import FakeUser, FakeWhatsAppApi
 
-__all__ = ["BotProcess", "Person", "WhatsAppPerson", "processed_count"]
+__all__ = ["BotProcess", "Person", "WhatsAppPerson", "converse", "processed_count"]
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -213,3 +213,15 @@ def processed_count(db: Path, chat_id: int | str) -> tuple[int, int]:
     finally:
         conn.close()
     return int(done), int(waiting)
+
+
+async def converse(person: Person | WhatsAppPerson, until: asyncio.Event,
+                   turns: int = 100_000) -> None:
+    """Choose English, then write one message after another, each once answered, until
+    ``until`` is set (bounded by ``turns``)."""
+    await person.say("hi")
+    await person.say("English")  # typed: the engine matches the label
+    for n in range(turns):
+        if until.is_set():
+            return
+        await person.say(f"a note from me, number {n}")
