@@ -18,7 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.bot_process import BotProcess, Person, converse, processed_count
+from tests.support.bot_process import (
+    BotProcess,
+    Person,
+    converse,
+    kill_while_talking,
+    processed_count,
+)
 from tests.support.fake_bot_api import FakeBotApi
 
 pytestmark = pytest.mark.timeout(300)
@@ -47,19 +53,9 @@ def starts_over(person: Person) -> int:
 
 
 async def test_sigkill_in_a_closed_loop_loses_no_message(bot: BotProcess, api: FakeBotApi) -> None:
-    chance = random.Random(20261201)
     people = [Person(api, chat_id=5000 + i) for i in range(6)]
-    done = asyncio.Event()
-    talking = [asyncio.create_task(converse(p, done, turns=400)) for p in people]
     kills = 6
-    for _ in range(kills):
-        await asyncio.sleep(chance.uniform(0.3, 1.5))
-        bot.kill()
-        await bot.wait()
-        await bot.start()
-    await asyncio.sleep(1.0)
-    done.set()
-    await asyncio.wait_for(asyncio.gather(*talking), 120)
+    await kill_while_talking(bot, people, kills=kills, seed=20261201, turns=400)
 
     assert [p.lost for p in people] == [[] for _ in people]  # every message answered
     assert sum(starts_over(p) for p in people) == 0  # no conversation started over

@@ -8,15 +8,19 @@ one saved is answered after the restart; a reply not yet accepted is sent again.
 
 from __future__ import annotations
 
-import asyncio
-import random
 import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from tests.support.bot_process import BotProcess, Person, WhatsAppPerson, converse, processed_count
+from tests.support.bot_process import (
+    BotProcess,
+    Person,
+    WhatsAppPerson,
+    kill_while_talking,
+    processed_count,
+)
 from tests.support.fake_bot_api import FakeBotApi
 from tests.support.fake_whatsapp_api import FakeWhatsAppApi
 
@@ -40,23 +44,13 @@ async def test_sigkill_while_people_on_whatsapp_and_telegram_write_loses_nothing
     bot = BotProcess(telegram, tmp_path, whatsapp=whatsapp)
     await bot.start()
     try:
-        chance = random.Random(20261213)
         on_whatsapp = [WhatsAppPerson(whatsapp, whatsapp.user(f"4477009{i:05d}", f"GB.70{i}",
                                                                hide_phone=i % 2 == 1))
                        for i in range(4)]
         on_telegram = [Person(telegram, chat_id=8000 + i) for i in range(2)]
         people: list[Person | WhatsAppPerson] = [*on_whatsapp, *on_telegram]
-        done = asyncio.Event()
-        talking = [asyncio.create_task(converse(p, done, turns=300)) for p in people]
         kills = 5
-        for _ in range(kills):
-            await asyncio.sleep(chance.uniform(0.3, 1.5))
-            bot.kill()
-            await bot.wait()
-            await bot.start()
-        await asyncio.sleep(1.0)
-        done.set()
-        await asyncio.wait_for(asyncio.gather(*talking), 120)
+        await kill_while_talking(bot, people, kills=kills, seed=20261213, turns=300)
 
         assert [p.lost for p in people] == [[] for _ in people]  # every message answered
         for person in people:

@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import signal
 import socket
 import sqlite3
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,7 +33,8 @@ import httpx
 from tests.support.fake_bot_api import FakeBotApi
 from tests.support.fake_whatsapp_api import FakeUser, FakeWhatsAppApi
 
-__all__ = ["BotProcess", "Person", "WhatsAppPerson", "converse", "processed_count"]
+__all__ = ["BotProcess", "Person", "WhatsAppPerson", "converse", "kill_while_talking",
+           "processed_count"]
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -225,3 +228,21 @@ async def converse(person: Person | WhatsAppPerson, until: asyncio.Event,
         if until.is_set():
             return
         await person.say(f"a note from me, number {n}")
+
+
+async def kill_while_talking(bot: BotProcess, people: Sequence[Person | WhatsAppPerson], *,
+                             kills: int, seed: int, turns: int) -> None:
+    """People talk in a closed loop while the bot is SIGKILLed ``kills`` times at random
+    moments (0.3-1.5 s apart) and started again on the same file; returns once each has had
+    the answer to their last message."""
+    chance = random.Random(seed)
+    done = asyncio.Event()
+    talking = [asyncio.create_task(converse(p, done, turns)) for p in people]
+    for _ in range(kills):
+        await asyncio.sleep(chance.uniform(0.3, 1.5))
+        bot.kill()
+        await bot.wait()
+        await bot.start()
+    await asyncio.sleep(1.0)
+    done.set()
+    await asyncio.wait_for(asyncio.gather(*talking), 120)
