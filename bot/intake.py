@@ -45,7 +45,6 @@ class _Chat:
     #: Whether each queued message is a crisis message (checked once, on arrival).
     crisis_flags: deque[bool] = field(default_factory=deque)
     arrivals: deque[float] = field(default_factory=deque)  # monotonic times, last window only
-    crisis: int = 0  # crisis messages among those queued
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     worker: asyncio.Task[None] | None = None
 
@@ -68,6 +67,7 @@ class Intake:
         self.wall_clock = wall_clock
         self._chats: dict[str, _Chat] = {}
         self._stopping = False
+        self._working = 0  # chats with a worker running
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -102,9 +102,9 @@ class Intake:
         chat.queue.append(inbound)
         chat.crisis_flags.append(crisis)
         chat.arrivals.append(arrived)
-        chat.crisis += crisis
         chat.wake.set()
         if chat.worker is None:
+            self._working += 1
             self._idle.clear()
             chat.worker = asyncio.ensure_future(self._work(inbound.chat_key, chat))
 
@@ -119,19 +119,19 @@ class Intake:
                     burst = list(chat.queue)
                     chat.queue.clear()
                     chat.crisis_flags.clear()
-                    chat.crisis = 0
                     await self._guarded(self.dispatcher.handle_burst(burst), burst)
                 else:
                     inbound = chat.queue.popleft()
-                    chat.crisis -= chat.crisis_flags.popleft()
+                    chat.crisis_flags.popleft()
                     await self._guarded(self.dispatcher.handle(inbound), [inbound])
         finally:
             # No await between the last look at the queue and this: a message queued from
             # now on starts a new worker.
             chat.worker = None
+            self._working -= 1
             if not chat.queue:
                 self._chats.pop(chat_key, None)
-            if all(c.worker is None for c in self._chats.values()):
+            if not self._working:
                 self._idle.set()
 
     @staticmethod
@@ -153,7 +153,7 @@ class Intake:
     async def _wait_for_pause(self, chat: _Chat) -> None:
         """Until the person pauses, a crisis message arrives, or the stop begins."""
         deadline = self.clock() + self.burst_wait_max
-        while not self._stopping and chat.crisis <= 0:
+        while not self._stopping and not any(chat.crisis_flags):
             now = self.clock()
             last = chat.arrivals[-1] if chat.arrivals else now
             left = min(self.quiet_seconds - (now - last), deadline - now)
