@@ -1,4 +1,4 @@
-"""Command line: python -m bot {chat,run,validate,locales,models,translate,volunteers,purge} ...
+"""Command line: python -m bot {chat,run,validate,graph,locales,models,translate,volunteers,purge} ...
 
 The only place that prints errors for people and chooses exit codes.
 """
@@ -39,6 +39,13 @@ def _parser() -> argparse.ArgumentParser:
 
     validate = sub.add_parser("validate", help="check flow files; exit 1 listing every problem")
     validate.add_argument("paths", nargs="*", type=Path, help="files or folders (default: flows/)")
+
+    graph = sub.add_parser("graph", help="draw a flow as a Mermaid flowchart (and, with --html, "
+                           "as a page that works offline)")
+    graph.add_argument("flow", help="a flow id (e.g. claim_refused) or a flow file (a draft is "
+                       "drawn in place of the flow of the same name)")
+    graph.add_argument("--html", type=Path, metavar="FILE",
+                       help="also write a self-contained HTML page that draws the flow")
 
     locales = sub.add_parser("locales", help="translation catalogs in locales/")
     locales_sub = locales.add_subparsers(dest="locales_command", required=True)
@@ -113,6 +120,39 @@ def _validate(paths: Sequence[Path], settings: Settings) -> int:
     catalogs, _ = load_catalogs(settings.locales_dir, expected_sources(library))
     for line in stale_warnings(check_catalogs(library, catalogs)):
         print(line)
+    return 0
+
+
+def _graph(args: argparse.Namespace, settings: Settings) -> int:
+    import difflib
+
+    from bot.diagram.graph import flow_graph
+    from bot.diagram.mermaid import to_mermaid
+
+    named = Path(args.flow)
+    is_file = named.suffix in (".yaml", ".yml")
+    library = load_library(in_folder_context([named] if is_file else [], settings.flows_dir))
+    flow_id = named.stem if is_file else args.flow
+    flow = library.get(flow_id)
+    if flow is None:
+        close = difflib.get_close_matches(flow_id, list(library.flows), n=1)
+        print(f"error: there is no flow called '{flow_id}'"
+              + (f"; did you mean '{close[0]}'?" if close else "") + "\nflows: "
+              + ", ".join(sorted(library.flows)), file=sys.stderr)
+        return 1
+    graph = flow_graph(flow, library.menu())
+    mermaid = to_mermaid(graph)
+    print(mermaid, end="")
+    if args.html is not None:
+        from bot.diagram.page import to_html
+
+        try:
+            args.html.write_text(to_html(graph, mermaid), encoding="utf-8")
+        except OSError as exc:
+            print(f"error: cannot write {args.html}: {exc.strerror or exc}", file=sys.stderr)
+            return 1
+        print(f"wrote {args.html} ({len(graph.steps)} steps); open it in any browser, "
+              "it needs no network", file=sys.stderr)
     return 0
 
 
@@ -453,12 +493,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         # A folder that is not there would leave the bot silent or English-only: say so first.
         if args.command in ("chat", "run"):
             settings.require_folders()
-        elif args.command == "locales" or (args.command == "validate" and not args.paths):
+        elif args.command in ("locales", "graph") or (args.command == "validate"
+                                                      and not args.paths):
             settings.require_folders(locales=False)  # locales import may create the folder
         if args.command == "validate":
             return _validate(args.paths, settings)
         if args.command == "chat":
             return _chat(args, settings)
+        if args.command == "graph":
+            return _graph(args, settings)
         if args.command == "locales":
             return _locales(args, settings)
         if args.command == "models":
