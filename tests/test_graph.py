@@ -4,7 +4,6 @@ of our own (tests/support/mermaid_check.py), and labels that try to break the sy
 from __future__ import annotations
 
 import re
-import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import pytest
 from bot.__main__ import main
 from bot.diagram.graph import FlowGraph, Role, flow_graph
 from bot.diagram.mermaid import to_mermaid
-from bot.flowspec.library import FlowLibrary, in_folder_context, load_library
+from bot.flowspec.library import FlowLibrary
 from bot.flowspec.model import (
     AskStep,
     ChooseLanguageStep,
@@ -30,6 +29,7 @@ from bot.flowspec.model import (
 )
 from tests.conftest import FLOWS_DIR
 from tests.support.mermaid_check import MermaidError, Parsed, parse_flowchart
+from tests.support.odd_labels import ODD_LABELS, load_odd_labels
 
 SHIPPED = sorted(p.stem for p in FLOWS_DIR.glob("*.yaml"))
 
@@ -145,34 +145,9 @@ def _targets(step: Step) -> list[Target]:
     return out
 
 
-ODD = textwrap.dedent('''\
-    spec_version: 1
-    id: odd_labels
-    title: 'Odd "labels" #1'
-    steps:
-      - id: end
-        ask: 'She said "yes"]; then <script>alert(1)</script> & #35; | `code` %% done'
-        buttons:
-          - {id: a, label: 'Quote " and ]', next: persian}
-          - {id: b, label: "Pipe | and <b>", next: "flow:talk_to_person"}
-          - {id: c, label: "#quot; literally", next: MENU}
-      - id: persian
-        say: "می‌خواهم \u202eRTL\u202c بدانم؟ (نیم‌فاصله) 0808 8010 503"
-      - id: graph
-        goto:
-          - if: {language_is: [fa, prs]}
-            then: finish
-          - else: END
-      - id: finish
-        end: true
-''')
-
-
 @pytest.fixture(scope="module")
 def odd_library(tmp_path_factory: pytest.TempPathFactory) -> FlowLibrary:
-    draft = tmp_path_factory.mktemp("drafts") / "odd_labels.yaml"
-    draft.write_text(ODD, encoding="utf-8")
-    return load_library(in_folder_context([draft], FLOWS_DIR))
+    return load_odd_labels(tmp_path_factory.mktemp("drafts"))
 
 
 def test_labels_that_look_like_syntax_stay_text(odd_library: FlowLibrary) -> None:
@@ -243,7 +218,7 @@ def test_cli_prints_mermaid_and_writes_the_page(tmp_path: Path,
 
 def test_cli_draws_a_draft_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     draft = tmp_path / "odd_labels.yaml"
-    draft.write_text(ODD, encoding="utf-8")
+    draft.write_text(ODD_LABELS, encoding="utf-8")
     assert main(["graph", str(draft)]) == 0
     assert "%% flow odd_labels" in capsys.readouterr().out
 

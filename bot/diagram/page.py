@@ -252,7 +252,7 @@ _LEGEND = (
 
 _CSS = """
 body{font-family:"DejaVu Sans","Liberation Sans",Arial,sans-serif;margin:0;padding:12px;
-color:#263238;background:#fafafa;line-height:1.4}
+color:#263238;background:#fafafa;line-height:1.4;overflow-wrap:anywhere}
 h1{font-size:1.25rem;margin:0 0 4px}
 .meta{margin:0 0 8px;font-size:.9rem}
 .legend{display:flex;flex-wrap:wrap;gap:4px 14px;list-style:none;padding:0;margin:0 0 10px;
