@@ -113,6 +113,11 @@ def _validate(paths: Sequence[Path], settings: Settings) -> int:
         return 1
     steps = sum(len(f.steps) for f in library.flows.values())
     print(f"OK: {len(library.flows)} flows, {steps} steps, {len(library.strings())} texts.")
+    # Valid, but worded like advice on a person's own case: warn, with where and how to reword.
+    from bot.flowspec.advice import advice_warnings
+
+    for problem in advice_warnings(library.flows):
+        print(f"warning: {problem}")
     # Valid, but a changed English text leaves its translations stale: say which, and where.
     from bot.i18n.catalog import load_catalogs
     from bot.i18n.locales_tools import check_catalogs, expected_sources, stale_warnings

@@ -29,8 +29,8 @@ from bot.flowspec.model import (
 from bot.flowspec.required import FIRST_CONTACT_FLOW, MAIN_MENU_FLOW, required_flow_problems
 from bot.text.normalize import normalize
 
-__all__ = ["FIRST_CONTACT_FLOW", "MAIN_MENU_FLOW", "outranked_by", "validate_flow",
-           "validate_library"]
+__all__ = ["FIRST_CONTACT_FLOW", "MAIN_MENU_FLOW", "outranked_by", "step_reached", "successors",
+           "validate_flow", "validate_library"]
 
 # Looser than model.PLACEHOLDER on purpose: it also catches {Bad Names} to report them.
 _PLACEHOLDER = re.compile(r"(?<!\{)\{([^{}]*)\}(?!\})")
@@ -52,7 +52,7 @@ def successors(flow: Flow, step: Step) -> Iterator[Target | None]:
         yield None
 
 
-def _resolve(flow: Flow, step: Step, target: Target | None) -> str | None:
+def step_reached(flow: Flow, step: Step, target: Target | None) -> str | None:
     """The id of the step in this flow that a target leads to, if it stays in the flow."""
     if target is None:
         after = flow.step_after(step.id)
@@ -96,7 +96,7 @@ def validate_flow(flow: Flow) -> list[Problem]:
             here = flow.step(current)
             assert here is not None
             todo.extend(
-                nid for t in successors(flow, here) if (nid := _resolve(flow, here, t)) is not None
+                nid for t in successors(flow, here) if (nid := step_reached(flow, here, t)) is not None
             )
         for step in flow.steps:
             if step.id not in reached:
@@ -178,7 +178,7 @@ def _loops_without_question(flow: Flow) -> Iterator[Problem]:
     """A cycle of steps that never waits for the user would spin forever."""
     passive = {s.id: s for s in flow.steps if isinstance(s, SayStep | GotoStep | HandoverStep)}
     graph = {
-        sid: {n for t in successors(flow, s) if (n := _resolve(flow, s, t)) in passive}
+        sid: {n for t in successors(flow, s) if (n := step_reached(flow, s, t)) in passive}
         for sid, s in passive.items()
     }
     state: dict[str, int] = {}  # 1 = on the current path, 2 = done
