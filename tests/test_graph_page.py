@@ -167,3 +167,20 @@ def test_page_loads_nothing_and_carries_its_mermaid(library: FlowLibrary) -> Non
     assert pre and html.unescape(pre.group(1)) == mermaid
     assert page.count('data-step="') == len(flow.steps)
     assert 'data-flow="talk_to_person"' in page and 'data-role="handover"' in page
+
+
+def test_right_to_left_lines_are_isolated_and_keep_numbers_in_order(tmp_path: Path) -> None:
+    odd = load_odd_labels(tmp_path)
+    graph = flow_graph(odd.flows["odd_labels"], odd.menu())
+    page = to_html(graph, to_mermaid(graph))
+    drawn = re.search(r'<g class="node[^"]*" data-kind="say"[^>]*data-step="persian".*?</g>', page)
+    assert drawn
+    lines = re.findall(r"<tspan[^>]*>(.*?)</tspan>", drawn.group(0))
+    # The author's override (U+202E) is dropped; each Persian line is isolated as a whole,
+    # and the phone number is one unit on one line, as the bot sends it in RTL languages.
+    assert "\u202e" not in drawn.group(0) and "\u202c" not in drawn.group(0)
+    rtl = [line for line in lines[2:] if line.startswith("\u2068")]
+    assert rtl and all(line.endswith("\u2069") for line in rtl)
+    assert any("0808 8010 503" in line for line in lines)  # never cut across lines
+    assert "\u2068RTL\u2069" in "".join(rtl)  # a Latin word inside Persian is isolated too
+    assert "می\u200cخواهم" in "".join(lines)  # ZWNJ kept: it is part of the word

@@ -11,12 +11,14 @@ no two boxes overlap and that each text fits its box, and writes the result into
 from __future__ import annotations
 
 import html
+import re
 import unicodedata
 from collections.abc import Iterator
 
 from bot.diagram.graph import FlowGraph, Node, Role
 from bot.diagram.layout import Box, Layout, LayoutEdge, layered_layout
 from bot.diagram.mermaid import ROLE_STYLES
+from bot.text.bidi import FSI, PDI, isolate_ltr_spans
 
 __all__ = ["text_width", "to_html", "wrap"]
 
@@ -68,14 +70,29 @@ def _char_width(char: str, bold: bool) -> float:
 
 def text_width(text: str, bold: bool = False) -> float:
     """Estimated width in px of ``text`` at FONT_PX."""
-    return sum(_char_width(c, bold) for c in text) * FONT_PX
+    return sum(_char_width(c, bold) for c in text.replace("\u00a0", " ")) * FONT_PX
+
+
+#: Embeddings, overrides and isolates in a text could reorder the lines drawn after them:
+#: the page drops them and isolates each line itself (_text).
+_BIDI_CONTROLS = dict.fromkeys(map(ord, "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"))
+_NBSP = "\u00a0"
+
+
+def _plain(text: str) -> str:
+    """Text to draw: without bidi controls, and with the spaces inside a number (0808 8010
+    503) made unbreakable, so that a phone number stays on one line."""
+    return re.sub(r"(?<=\d) (?=\d)", _NBSP, " ".join(text.translate(_BIDI_CONTROLS).split()))
 
 
 def wrap(text: str, max_px: float, max_lines: int, bold: bool = False) -> list[str]:
-    """Greedy word wrap; a word wider than a line is cut; more lines than allowed end with …"""
+    """Greedy word wrap at spaces (not at no-break spaces); a word wider than a line is cut;
+    more lines than allowed end with …"""
     lines: list[str] = []
     current = ""
-    for word in text.split():
+    for word in text.split(" "):
+        if not word:
+            continue
         while text_width(word, bold) > max_px:  # cut a very long word (a link)
             cut = len(word) - 1
             while cut > 1 and text_width(word[:cut], bold) > max_px:
@@ -110,7 +127,7 @@ def _node_lines(node: Node) -> list[tuple[str, str]]:
                                                                       bold=True))]
     lines = [(line, "title") for line in wrap(node.title, _NODE_TEXT_PX, 2, bold=True)]
     lines.append((node.kind, "kind"))
-    lines += [(line, "") for line in wrap(node.text, _NODE_TEXT_PX, _EXCERPT_LINES)]
+    lines += [(line, "") for line in wrap(_plain(node.text), _NODE_TEXT_PX, _EXCERPT_LINES)]
     return lines
 
 
@@ -120,7 +137,7 @@ def _box(lines: list[tuple[str, str]], extra: float = 0.0) -> Box:
 
 
 def _label_lines(label: str) -> list[str]:
-    return wrap(label, _LABEL_TEXT_PX, _LABEL_LINES)
+    return wrap(_plain(label), _LABEL_TEXT_PX, _LABEL_LINES)
 
 
 def _label_box(lines: list[str]) -> Box:
@@ -151,9 +168,19 @@ def _shape(role: Role, cx: float, cy: float, box: Box) -> str:
     return rect
 
 
+def _bidi_line(line: str) -> str:
+    """A line in right-to-left script reads in its own direction, whatever the lines around
+    it, with numbers and links inside it kept in order (as the bot sends them)."""
+    line = line.replace(_NBSP, " ")
+    if any(unicodedata.bidirectional(c) in ("R", "AL") for c in line):
+        return f"{FSI}{isolate_ltr_spans(line)}{PDI}"
+    return line
+
+
 def _text(lines: list[tuple[str, str]], cx: float, top: float) -> str:
     spans = []
-    for i, (line, style) in enumerate(lines):
+    for i, (raw, style) in enumerate(lines):
+        line = _bidi_line(raw)
         y = top + LINE_PX * (i + 0.75)
         css = f' class="{style}"' if style else ""
         spans.append(f'<tspan x="{_fmt(cx)}" y="{_fmt(y)}"{css}>{html.escape(line)}</tspan>')
