@@ -55,7 +55,9 @@ def _where(flow: Flow, step: Step, target: Target | None) -> str:
 def _step_label(step: Step) -> str:
     kind = {SayStep: "say", AskStep: "ask", HandoverStep: "handover", MenuStep: "menu",
             EndStep: "end", ForgetStep: "forget", GotoStep: "goto",
-            ChooseLanguageStep: "choose_language"}[type(step)]
+            ChooseLanguageStep: "choose_language"}.get(type(step))
+    if kind is None:  # a kind added later: its YAML key, from the class name (ServicesStep)
+        kind = re.sub(r"(?<!^)(?=[A-Z])", "_", type(step).__name__.removesuffix("Step")).lower()
     return f"{step.id}\n{kind}"
 
 
