@@ -125,7 +125,7 @@ def _excerpt(step: Step) -> str:
     return text
 
 
-def condition_label(condition: Condition | None) -> str:
+def _condition_label(condition: Condition | None) -> str:
     if condition is None:
         return "else"
     if condition.name == "answered":
@@ -208,4 +208,4 @@ def _next_targets(nxt: Target | tuple[Branch, ...] | None) -> Iterator[tuple[str
         yield "", nxt
         return
     for branch in nxt:
-        yield condition_label(branch.condition), branch.target
+        yield _condition_label(branch.condition), branch.target
