@@ -167,17 +167,20 @@ def layered_layout(boxes: Sequence[Box], edges: Sequence[LayoutEdge], *, gap: fl
                    layer_gap: float = 16.0, margin: float = 12.0, sweeps: int = 12) -> Layout:
     count = len(boxes)
     loops: dict[int, float] = {}  # node -> room its self-loops need on the right
+    loop_labels: dict[int, float] = {}  # node -> height of its self-loops' labels, stacked
     for edge in edges:
         if edge.source == edge.target:
             label = edge.label.width + 6 if edge.label else 0.0
             loops[edge.source] = max(loops.get(edge.source, 0.0), _LOOP_WIDTH + label)
+            if edge.label:
+                loop_labels[edge.source] = loop_labels.get(edge.source, 0.0) + edge.label.height
     back = _break_cycles(count, edges)
     arcs = [(e.target, e.source) if i in back else (e.source, e.target)
             for i, e in enumerate(edges) if e.source != e.target]
     node_rank = [2 * r for r in _longest_path_ranks(count, arcs)]
 
     widths = [b.width + loops.get(i, 0.0) for i, b in enumerate(boxes)]
-    heights = [b.height for b in boxes]
+    heights = [max(b.height, loop_labels.get(i, 0.0)) for i, b in enumerate(boxes)]
     rank = list(node_rank)
     chains: list[list[int]] = []  # per input edge, its vertices top to bottom
     label_vertex: list[int | None] = []
@@ -247,17 +250,22 @@ def layered_layout(boxes: Sequence[Box], edges: Sequence[LayoutEdge], *, gap: fl
         return centres[v] if v < count else (x[v], y[v])
 
     paths: list[EdgePath] = []
+    stacked: dict[int, float] = {}  # node -> top of its next self-loop label
     for index, edge in enumerate(edges):
         chain = chains[index]
         holder = label_vertex[index]
         if edge.source == edge.target:
-            paths.append(_self_loop(centres[edge.source], boxes[edge.source], edge.label))
+            node = edge.source
+            label_top = stacked.get(node, centres[node][1] - loop_labels.get(node, 0.0) / 2)
+            paths.append(_self_loop(centres[node], boxes[node], edge.label, label_top))
+            stacked[node] = label_top + (edge.label.height if edge.label else 0.0)
             continue
         first, last = centre(chain[0]), centre(chain[-1])
-        points = [(first[0], first[1] + heights[chain[0]] / 2)]
+        # Real nodes are joined at their box, not at their layer slot.
+        points = [(first[0], first[1] + boxes[chain[0]].height / 2)]
         for v in chain[1:-1]:  # straight down through each dummy (and its label)
             points += [(x[v], y[v] - heights[v] / 2), (x[v], y[v] + heights[v] / 2)]
-        points.append((last[0], last[1] - heights[chain[-1]] / 2))
+        points.append((last[0], last[1] - boxes[chain[-1]].height / 2))
         upward = index in back
         if upward:
             points.reverse()
@@ -266,10 +274,11 @@ def layered_layout(boxes: Sequence[Box], edges: Sequence[LayoutEdge], *, gap: fl
     return Layout(width, height, tuple(centres), tuple(paths))
 
 
-def _self_loop(at: tuple[float, float], box: Box, label: Box | None) -> EdgePath:
+def _self_loop(at: tuple[float, float], box: Box, label: Box | None, top: float) -> EdgePath:
+    """A loop out of the right side of the box and back; its label beside it, ``top`` down."""
     cx, cy = at
     side = cx + box.width / 2
     points = ((side, cy - box.height / 4), (side + _LOOP_WIDTH - 6, cy - box.height / 4),
               (side + _LOOP_WIDTH - 6, cy + box.height / 4), (side, cy + box.height / 4))
-    label_at = (side + _LOOP_WIDTH + label.width / 2, cy) if label else None
+    label_at = (side + _LOOP_WIDTH + label.width / 2, top + label.height / 2) if label else None
     return EdgePath(points, label_at, False)
