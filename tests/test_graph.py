@@ -180,6 +180,7 @@ def test_labels_that_look_like_syntax_stay_text(odd_library: FlowLibrary) -> Non
     'flowchart TD\n    end["a"]\n',
     'graph TD\n    n0["a"]\n',
     'flowchart TD\n    n0["a"]\n    class n0 nowhere\n',
+    'flowchart TD\n    n0["a \\n b"]\n',
 ])
 def test_the_checker_refuses_broken_mermaid(broken: str) -> None:
     with pytest.raises(MermaidError):

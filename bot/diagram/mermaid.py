@@ -47,7 +47,7 @@ ROLE_STYLES: dict[Role, RoleStyle] = {
 }
 
 _ENTITIES = {'"': "#quot;", "#": "#35;", "&": "#amp;", "<": "#lt;", ">": "#gt;",
-             "|": "#124;", "`": "#96;", "%": "#37;"}
+             "|": "#124;", "`": "#96;", "%": "#37;", "\\": "#92;"}  # Mermaid reads \n as a line break
 
 
 def escape_label(text: str) -> str:

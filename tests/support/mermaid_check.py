@@ -52,6 +52,8 @@ class Parsed:
 def _decode(raw: str, number: int) -> str:
     if '"' in raw or "\n" in raw:
         raise MermaidError(f"line {number}: quote or newline inside a label")
+    if "\\n" in raw:
+        raise MermaidError(f"line {number}: a literal \\n, which Mermaid draws as a line break")
     rest = raw.replace("<br/>", "\n")
     if "<" in rest or ">" in rest:
         raise MermaidError(f"line {number}: raw < or > in a label: {raw!r}")

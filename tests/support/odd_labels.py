@@ -21,6 +21,7 @@ ODD_LABELS = textwrap.dedent('''\
           - {id: a, label: 'Quote " and ]', next: persian}
           - {id: b, label: "Pipe | and <b>", next: "flow:talk_to_person"}
           - {id: c, label: "#quot; literally", next: MENU}
+          - {id: d, label: 'C:\\new\\no break', next: END}
       - id: persian
         say: "می‌خواهم \u202eRTL\u202c بدانم؟ (نیم‌فاصله) 0808 8010 503"
       - id: graph
