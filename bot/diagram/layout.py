@@ -235,11 +235,13 @@ def layered_layout(boxes: Sequence[Box], edges: Sequence[LayoutEdge], *, gap: fl
     width = max((x[v] + widths[v] / 2 for v in range(total)), default=0.0) + margin
 
     y = [0.0] * total
+    band = [(0.0, 0.0)] * total  # top and bottom of each vertex's layer
     layer_top = margin
     for layer in layers:
         tallest = max((heights[v] for v in layer), default=0.0)
         for v in layer:
             y[v] = layer_top + tallest / 2
+            band[v] = (layer_top, layer_top + tallest)
         layer_top += tallest + layer_gap
     height = layer_top - layer_gap + margin
 
@@ -261,11 +263,13 @@ def layered_layout(boxes: Sequence[Box], edges: Sequence[LayoutEdge], *, gap: fl
             stacked[node] = label_top + (edge.label.height if edge.label else 0.0)
             continue
         first, last = centre(chain[0]), centre(chain[-1])
-        # Real nodes are joined at their box, not at their layer slot.
-        points = [(first[0], first[1] + boxes[chain[0]].height / 2)]
-        for v in chain[1:-1]:  # straight down through each dummy (and its label)
-            points += [(x[v], y[v] - heights[v] / 2), (x[v], y[v] + heights[v] / 2)]
-        points.append((last[0], last[1] - boxes[chain[-1]].height / 2))
+        # Straight down inside every layer (from a box's border to the layer's edge, through
+        # each dummy and its label), so that an edge bends only in the gaps between layers,
+        # where there are no boxes.
+        points = [(first[0], first[1] + boxes[chain[0]].height / 2), (first[0], band[chain[0]][1])]
+        for v in chain[1:-1]:
+            points += [(x[v], band[v][0]), (x[v], band[v][1])]
+        points += [(last[0], band[chain[-1]][0]), (last[0], last[1] - boxes[chain[-1]].height / 2)]
         upward = index in back
         if upward:
             points.reverse()

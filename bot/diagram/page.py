@@ -4,7 +4,8 @@ The page loads nothing: no script library, no font, no image (its Content-Securi
 forbids every fetch). Boxes are sized here from DejaVu Sans advance widths measured in
 Chromium, placed by bot/diagram/layout.py, and the Mermaid source is included for staff
 to paste elsewhere. A small script checks, once the browser has laid the page out, that
-no two boxes overlap and that each text fits its box, and writes the result into the page
+no two boxes overlap, that each text fits its box and that no arrow runs through a box
+(other than its own two and its label), and writes the result into the page
 (``#layout-check``), where the browser test reads it.
 """
 
@@ -192,6 +193,8 @@ def _path(points: tuple[tuple[float, float], ...]) -> str:
     (x, y), rest = points[0], points[1:]
     parts = [f"M{_fmt(x)},{_fmt(y)}"]
     for nx, ny in rest:
+        if abs(nx - x) < 0.5 and abs(ny - y) < 0.5:
+            continue  # a box as tall as its layer: nothing to draw
         if abs(nx - x) < 0.5 or abs(ny - y) < 0.5:
             parts.append(f"L{_fmt(nx)},{_fmt(ny)}")
         else:
@@ -230,28 +233,32 @@ def _svg(graph: FlowGraph) -> tuple[str, Layout]:
              '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" '
              'markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" '
              'fill="#546e7a"/></marker></defs>', '<g class="edges">']
-    for edge, path in zip(graph.edges, layout.edges, strict=True):
+    for number, (edge, path) in enumerate(zip(graph.edges, layout.edges, strict=True)):
         css = "edge back" if path.upward else "edge"
-        parts.append(f'<path class="{css}" d="{_path(path.points)}" data-from="'
-                     f'{html.escape(graph.node(edge.source).title)}" data-to="'
-                     f'{html.escape(graph.node(edge.target).title)}" data-kind="{edge.kind.value}" '
-                     f'marker-end="url(#arrow)"/>')
+        parts.append(f'<path class="{css}" d="{_path(path.points)}" data-edge="{number}" '
+                     f'data-source-node="{index[edge.source]}" data-target-node="'
+                     f'{index[edge.target]}" data-from="{html.escape(graph.node(edge.source).title)}" '
+                     f'data-to="{html.escape(graph.node(edge.target).title)}" '
+                     f'data-kind="{edge.kind.value}" marker-end="url(#arrow)"/>')
     parts.append('</g><g class="edge-labels">')
-    for edge, path, wrapped, spec in zip(graph.edges, layout.edges, label_lines, edges, strict=True):
+    for number, (edge, path, wrapped, spec) in enumerate(
+            zip(graph.edges, layout.edges, label_lines, edges, strict=True)):
         if path.label_at is None or spec.label is None:
             continue
         lx, ly = path.label_at
         size = spec.label
-        parts.append(f'<g class="edge-label" data-label="{html.escape(edge.label)}">'
+        parts.append(f'<g class="edge-label" data-edge="{number}" '
+                     f'data-label="{html.escape(edge.label)}">'
                      f'<rect x="{_fmt(lx - size.width / 2)}" y="{_fmt(ly - size.height / 2)}" '
                      f'width="{_fmt(size.width)}" height="{_fmt(size.height)}" rx="3"/>'
                      + _text([(line, "") for line in wrapped], lx, ly - size.height / 2 + 2)
                      + "</g>")
     parts.append('</g><g class="nodes">')
-    for node, lines, box, (cx, cy) in zip(graph.nodes, node_lines, boxes, layout.centres,
-                                          strict=True):
+    for number, (node, lines, box, (cx, cy)) in enumerate(
+            zip(graph.nodes, node_lines, boxes, layout.centres, strict=True)):
         start = " start" if graph.steps and node is graph.steps[0] else ""
-        parts.append(f'<g class="node role-{node.role.value}{start}" {_data(node)}>'
+        parts.append(f'<g class="node role-{node.role.value}{start}" data-node="{number}" '
+                     f'{_data(node)}>'
                      + _shape(node.role, cx, cy, box)
                      + _text(lines, cx, cy - box.height / 2 + _PAD_Y) + "</g>")
     parts.append("</g></svg>")
@@ -330,6 +337,28 @@ _CHECK_SCRIPT = """
     if (text.x < shape.x - 1 || text.x + text.width > shape.x + shape.width + 1 ||
         text.y < shape.y - 1 || text.y + text.height > shape.y + shape.height + 1) { overflows++; }
   });
+  // An edge may touch only its own two boxes and its own label on its way.
+  function inside(pt, b) {
+    return pt.x > b.x + 1 && pt.x < b.x + b.width - 1 && pt.y > b.y + 1 && pt.y < b.y + b.height - 1;
+  }
+  var shapes = [].slice.call(svg.querySelectorAll('.node')).map(function (g) {
+    return {key: 'n' + g.getAttribute('data-node'), box: g.querySelector('.shape').getBBox()};
+  }).concat([].slice.call(svg.querySelectorAll('.edge-label')).map(function (g) {
+    return {key: 'e' + g.getAttribute('data-edge'), box: g.querySelector('rect').getBBox()};
+  }));
+  var crossing = 0;
+  [].slice.call(svg.querySelectorAll('path.edge')).forEach(function (path) {
+    var own = ['n' + path.getAttribute('data-source-node'), 'n' + path.getAttribute('data-target-node'),
+               'e' + path.getAttribute('data-edge')];
+    var length = path.getTotalLength(), hit = false, d, k;
+    for (d = 0; d <= length && !hit; d += 3) {
+      var pt = path.getPointAtLength(d);
+      for (k = 0; k < shapes.length && !hit; k++) {
+        hit = own.indexOf(shapes[k].key) < 0 && inside(pt, shapes[k].box);
+      }
+    }
+    if (hit) { crossing++; }
+  });
   var scale = svg.getBoundingClientRect().width / svg.viewBox.baseVal.width;
   var steps = svg.querySelectorAll('.node[data-step]').length;
   var wide = document.documentElement.scrollWidth > window.innerWidth + 1;
@@ -339,9 +368,11 @@ _CHECK_SCRIPT = """
   out.setAttribute('data-overflows', overflows);
   out.setAttribute('data-font-px', (%(font)s * scale).toFixed(1));
   out.setAttribute('data-page-wider-than-screen', wide);
-  out.setAttribute('data-status', overlaps === 0 && overflows === 0 ? 'ok' : 'bad');
+  out.setAttribute('data-edges-through-boxes', crossing);
+  out.setAttribute('data-status', overlaps + overflows + crossing === 0 ? 'ok' : 'bad');
   out.textContent = 'Layout check: ' + steps + ' steps, ' + boxes.length + ' boxes, ' +
-    overlaps + ' overlapping, ' + overflows + ' with text outside.';
+    overlaps + ' overlapping, ' + overflows + ' with text outside, ' + crossing +
+    ' arrows through a box.';
 })();
 """
 
