@@ -33,7 +33,7 @@ from bot.flowspec.model import AskStep, Flow, HandoverStep, Step
 from bot.flowspec.validate import step_reached, successors
 from bot.text.normalize import normalize
 
-__all__ = ["ADVISER_SIGNPOSTS", "advice_warnings"]
+__all__ = ["ADVISER_SIGNPOSTS", "advice_warnings", "case_talk"]
 
 
 @dataclass(frozen=True)
