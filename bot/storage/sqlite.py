@@ -290,6 +290,9 @@ MIGRATIONS: tuple[str, ...] = (
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
+#: How long a statement waits for another connection's write lock (another process's
+#: turn, or its migration when several start at once on a new file) before failing.
+BUSY_TIMEOUT_MS = 5000
 
 log = logging.getLogger(__name__)
 
@@ -373,27 +376,49 @@ class SqliteStore:
         if synchronous.upper() not in ("NORMAL", "FULL"):
             raise StorageError(f"BOT_SQLITE_SYNC must be NORMAL or FULL, not {synchronous!r}")
         try:
+            # First: whatever follows may wait for another process starting on the same file.
+            await self._conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             await self._conn.execute("PRAGMA journal_mode=WAL")
             await self._conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
-            await self._conn.execute("PRAGMA busy_timeout=5000")
             # Deleted rows are overwritten with zeros, not left readable in free space.
             await self._conn.execute("PRAGMA secure_delete=ON")
-            async with self._conn.execute("PRAGMA user_version") as cursor:
-                row = await cursor.fetchone()
-            version = int(row[0]) if row else 0
-            if version > SCHEMA_VERSION:
-                raise StorageError(
-                    f"{self.path} has schema version {version}, newer than this bot "
-                    f"({SCHEMA_VERSION}); upgrade the bot or use another --db file")
-            for number in range(version, SCHEMA_VERSION):
-                # executescript runs the whole migration (triggers hold ';' inside) in one go.
-                await self._conn.executescript(
-                    f"BEGIN IMMEDIATE; {MIGRATIONS[number]}; PRAGMA user_version={number + 1}; COMMIT;")
+            await self._migrate()
             await self._check_writable()
         except StorageError as exc:
             raise StorageUnavailable(str(exc)) from exc
         except Exception as exc:
             raise StorageUnavailable(explain_open_failure(Path(self.path), exc)) from exc
+
+    async def _migrate(self) -> None:
+        """Bring the schema up to SCHEMA_VERSION once, however many processes start at once
+        on a new file: the version is read again under the write lock (BEGIN IMMEDIATE
+        waits up to busy_timeout for another process's migration), so the first process
+        applies every step in one transaction and the others find nothing left to do."""
+        if await self._schema_version() == SCHEMA_VERSION:
+            return  # the common start: no write lock taken
+        # Statement by statement: executescript would COMMIT the open transaction first.
+        await self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            for number in range(await self._schema_version(), SCHEMA_VERSION):
+                for statement in _statements(MIGRATIONS[number]):
+                    await self._conn.execute(statement)
+            await self._conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            await self._conn.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                await self._conn.execute("ROLLBACK")
+            raise
+
+    async def _schema_version(self) -> int:
+        """The file's schema version; a StorageError when a newer bot wrote it."""
+        async with self._conn.execute("PRAGMA user_version") as cursor:
+            row = await cursor.fetchone()
+        version = int(row[0]) if row else 0
+        if version > SCHEMA_VERSION:
+            raise StorageError(
+                f"{self.path} has schema version {version}, newer than this bot "
+                f"({SCHEMA_VERSION}); upgrade the bot or use another --db file")
+        return version
 
     async def _check_writable(self) -> None:
         """Fail at start-up, not on the first turn, when the file opens but cannot be written
@@ -940,6 +965,20 @@ def _truncate_wal(path: str) -> bool:
         return False  # locked by another writer: the caller tries again
     # (busy, frames in the WAL, frames copied): busy means a reader still uses old frames.
     return bool(busy == 0 and frames == copied)
+
+
+def _statements(script: str) -> list[str]:
+    """A migration's statements one by one (a trigger's body holds ';' of its own)."""
+    statements: list[str] = []
+    part = ""
+    for piece in script.split(";"):
+        part += piece + ";"
+        if sqlite3.complete_statement(part):
+            if any(line.strip() and not line.strip().startswith("--")
+                   for line in part[:-1].splitlines()):
+                statements.append(part)
+            part = ""
+    return statements
 
 
 def _split(text: str) -> tuple[str, ...]:
