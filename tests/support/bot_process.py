@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import select
 import signal
 import socket
 import sqlite3
@@ -33,8 +34,8 @@ import httpx
 from tests.support.fake_bot_api import FakeBotApi
 from tests.support.fake_whatsapp_api import FakeUser, FakeWhatsAppApi
 
-__all__ = ["BotProcess", "Person", "WhatsAppPerson", "converse", "kill_while_talking",
-           "processed_count"]
+__all__ = ["BotProcess", "Person", "Started", "WhatsAppPerson", "bot_env", "converse",
+           "kill_while_talking", "processed_count", "start_together"]
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -63,17 +64,8 @@ class BotProcess:
                           "WHATSAPP_VERIFY_TOKEN": whatsapp.verify_token,
                           "WHATSAPP_API_BASE_URL": whatsapp.base_url,
                           "WHATSAPP_WEBHOOK_PORT": str(self.webhook_port)}
-        self.env = {
-            **{k: v for k, v in os.environ.items()
-               if not k.startswith(("BOT_", "TELEGRAM_", "WHATSAPP_"))},
-            **platforms,
-            "BOT_DB_PATH": str(self.db),
-            "BOT_MODELS_DIR": str(folder / "no-models"),
-            "BOT_VOLUNTEER_HOURS": "00:00-00:00",
-            "BOT_LOG_LEVEL": "INFO",
-            "PYTHONPATH": str(REPO),
-            **env,
-        }
+        self.env = bot_env(folder, **{**platforms, "BOT_DB_PATH": str(self.db),
+                                      "BOT_LOG_LEVEL": "INFO", **env})
         self.process: asyncio.subprocess.Process | None = None
         self.starts = 0
 
@@ -195,6 +187,70 @@ class WhatsAppPerson:
             self.lost.append(text)
             return False
         return True
+
+
+def bot_env(folder: Path, **env: str) -> dict[str, str]:
+    """This environment without the bot's own settings, plus ``env``: no models (in
+    ``folder``), volunteers' hours always, the checkout importable."""
+    return {**{k: v for k, v in os.environ.items()
+               if not k.startswith(("BOT_", "TELEGRAM_", "WHATSAPP_"))},
+            "BOT_MODELS_DIR": str(folder / "no-models"), "BOT_VOLUNTEER_HOURS": "00:00-00:00",
+            "PYTHONPATH": str(REPO), **env}
+
+
+@dataclass(frozen=True)
+class Started:
+    """How one process of :func:`start_together` ended."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def start_together(commands: Sequence[Sequence[str]], folder: Path, *, stdin: str = "",
+                   within: float = 60.0, **env: str) -> list[Started]:
+    """Run ``python -m bot COMMAND`` for each command at the same moment (after the imports:
+    see tests/support/at_barrier.py), each reading ``stdin``; returns once all have exited."""
+    import subprocess  # the asyncio tests above use asyncio's; this one is synchronous
+
+    typed = folder / "stdin.txt"
+    typed.write_text(stdin, encoding="utf-8")
+    ready_in, ready_out = os.pipe()
+    go_in, go_out = os.pipe()
+    processes: list[subprocess.Popen[str]] = []
+    try:
+        for command in commands:
+            with typed.open() as given:
+                processes.append(subprocess.Popen(
+                    [sys.executable, "-m", "tests.support.at_barrier", str(ready_out),
+                     str(go_in), *command], cwd=folder, env=bot_env(folder, **env), text=True,
+                    stdin=given, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                    pass_fds=(ready_out, go_in)))
+        os.close(ready_out)
+        os.close(go_in)
+        ready_out = go_in = -1
+        arrived, deadline = 0, time.monotonic() + within
+        while arrived < len(commands) and select.select(
+                [ready_in], [], [], max(0.0, deadline - time.monotonic()))[0]:
+            chunk = os.read(ready_in, len(commands))  # b"": all closed it (one died early)
+            if not chunk:
+                break
+            arrived += len(chunk)
+        os.close(go_out)  # the barrier opens: every process goes on at once
+        go_out = -1
+        ended = []
+        for process in processes:
+            out, err = process.communicate(timeout=within)
+            ended.append(Started(process.returncode, out, err))
+        return ended
+    finally:
+        for fd in (ready_in, ready_out, go_in, go_out):
+            if fd >= 0:
+                os.close(fd)
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
 
 
 def _free_port() -> int:
