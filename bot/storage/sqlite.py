@@ -6,14 +6,18 @@ Durability: WAL journal with synchronous=NORMAL. A commit is in the WAL before
 fsync per turn for that too).
 
 Schema changes are numbered migrations; a database written by a newer bot is refused.
+Several processes may open one file at once (on one machine, as SQLite requires): the
+first migrates it, and one of them at a time runs the shared timers (``lead_timers``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import logging
+import os
 import sqlite3
 import time
 from collections import Counter
@@ -290,6 +294,8 @@ MIGRATIONS: tuple[str, ...] = (
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
+#: Beside the database: the lock held by the process that runs the shared timers.
+TIMERS_LOCK_SUFFIX = ".timers.lock"
 #: How long a statement waits for another connection's write lock (another process's
 #: turn, or its migration when several start at once on a new file) before failing.
 BUSY_TIMEOUT_MS = 5000
@@ -349,6 +355,9 @@ class SqliteStore:
         self._receives: Batcher[list[str], bool] = Batcher(self._receive_batch)
         #: Trips to the database thread on the turn path, by kind (for the benchmarks).
         self.trips: Counter[str] = Counter()
+        #: The timers lock file, open once asked; its flock is held from the first True on.
+        self._timers_lock: int | None = None
+        self._leads_timers = False
 
     @classmethod
     async def open(cls, path: str | Path, *, synchronous: str = "NORMAL",
@@ -441,6 +450,32 @@ class SqliteStore:
             with contextlib.suppress(sqlite3.Error):
                 await self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         await self._conn.close()
+        if self._timers_lock is not None:
+            os.close(self._timers_lock)  # releases the flock: another process takes over
+            self._timers_lock, self._leads_timers = None, False
+
+    async def lead_timers(self) -> bool:
+        """See :meth:`Store.lead_timers`. An exclusive flock on a file beside the database,
+        tried without waiting and, once taken, held until :meth:`close`. The kernel releases
+        it when the process ends however it ends (kill -9, a crash), so the next process to
+        ask takes it; the file itself stays (deleting it would let two processes lock two
+        different files) and holds nothing. POSIX only: Windows is not a target."""
+        if self._leads_timers:
+            return True
+        if self.path == ":memory:":  # no other process can open this database
+            self._leads_timers = True
+            return True
+        if self._timers_lock is None:
+            self._timers_lock = os.open(self.path + TIMERS_LOCK_SUFFIX, os.O_RDWR | os.O_CREAT,
+                                        0o600)
+        try:
+            fcntl.flock(self._timers_lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False  # another process runs them
+        self._leads_timers = True
+        log.info("this process runs the shared timers now (delayed offers, silence timeouts, "
+                 "the retention purge)")
+        return True
 
     async def load_session(self, chat_key: str) -> Session | None:
         # execute_fetchall is one trip to the database thread; a cursor is three.
