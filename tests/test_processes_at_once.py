@@ -11,8 +11,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
+from bot.config import Settings
 from bot.engine.events import Handover
 from bot.engine.session import Session
+from bot.errors import ConfigError
 from bot.flowspec.library import default_flows_dir, flow_files, load_library
 from bot.flowspec.model import Priority
 from bot.flowspec.yaml_cache import CACHE_FILE_NAME, YamlCache
@@ -201,3 +205,11 @@ def _session_gone(db: Path, chat_key: str) -> bool:
                             (chat_key,)).fetchone() is None
     finally:
         conn.close()
+
+
+def test_the_timers_intervals_are_read_from_the_environment() -> None:
+    settings = Settings.from_env({"BOT_PURGE_EVERY_HOURS": "0.5", "BOT_DESK_CLOCK_SECONDS": "3"})
+    assert (settings.purge_every_seconds, settings.desk_clock_seconds) == (1800.0, 3.0)
+    assert Settings.from_env({}).purge_every_seconds == 6 * 3600
+    with pytest.raises(ConfigError, match="BOT_DESK_CLOCK_SECONDS must be a positive number"):
+        Settings.from_env({"BOT_DESK_CLOCK_SECONDS": "0"})
