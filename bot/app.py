@@ -195,7 +195,7 @@ async def run_bot(settings: Settings, transport: Transport, *, db_path: Path | N
     try:
         if on_start is not None:
             await on_start(localizer)
-        await intake.recover()
+        await intake.recover(transport.owns)
         if reopen is not None:
             await intake.drain()  # what was saved before the last stop comes first
             await dispatcher.reopen(reopen)

@@ -23,7 +23,7 @@ from bot.flowspec.yaml_cache import CACHE_FILE_NAME, YamlCache
 from bot.handover.model import Volunteer
 from bot.storage.base import TurnRecord
 from bot.storage.sqlite import MIGRATIONS, SCHEMA_VERSION, TIMERS_LOCK_SUFFIX, SqliteStore
-from tests.support.bot_process import bot_env, start_together
+from tests.support.bot_process import BotForks, bot_env
 
 ROUNDS = 20
 BOTS = 4
@@ -52,30 +52,37 @@ def test_four_bots_started_at_once_on_a_new_database_all_start_and_share_it(
     wanted_schema = _schema(reference)
     assert wanted_schema[0] == SCHEMA_VERSION
     shipped_flows = sorted(f.name for f in flow_files([default_flows_dir()]))
-    for round_ in range(ROUNDS):
-        folder = tmp_path / f"round-{round_}"
-        folder.mkdir()
-        db = folder / "data" / "bot.sqlite3"
-        ended = start_together(
-            [["chat", "--user", f"person{n}", "--db", str(db)] for n in range(BOTS)],
-            folder, stdin="hi\n")
-        for n, bot in enumerate(ended):
-            # Nothing on stderr: the chat logs only warnings and errors there.
-            assert (bot.returncode, bot.stderr) == (0, ""), f"round {round_}, bot {n}"
-            assert "[1] English" in bot.stdout, bot.stdout  # it answered: the language question
-        assert _schema(db) == wanted_schema
-        conn = sqlite3.connect(db)
-        sessions = conn.execute("SELECT chat_key FROM sessions ORDER BY chat_key").fetchall()
-        conn.close()
-        assert sessions == [(f"console:person{n}",) for n in range(BOTS)]
-        snapshot = db.parent / "flows-last-good"
-        assert sorted(p.name for p in snapshot.iterdir()) == shipped_flows
-        with YamlCache(db.parent / CACHE_FILE_NAME) as cache:  # whole: every flow is in it
-            load_library([default_flows_dir()])
-        assert (cache.hits, cache.misses) == (len(shipped_flows), 0)
-        left = sorted(p.name for p in db.parent.iterdir() if not p.name.endswith(("-wal", "-shm")))
-        assert left == [".flows-last-good.lock", "bot.sqlite3", "bot.sqlite3" + TIMERS_LOCK_SUFFIX,
-                        "flows-last-good", CACHE_FILE_NAME]
+    with BotForks(tmp_path) as forks:
+        for round_ in range(ROUNDS):
+            _start_four_on_a_new_database(forks, tmp_path / f"round-{round_}", round_,
+                                          wanted_schema, shipped_flows)
+
+
+def _start_four_on_a_new_database(forks: BotForks, folder: Path, round_: int,
+                                  wanted_schema: tuple[int, list[tuple[str, str, str]]],
+                                  shipped_flows: list[str]) -> None:
+    folder.mkdir()
+    db = folder / "data" / "bot.sqlite3"
+    ended = forks.start_together(
+        [["chat", "--user", f"person{n}", "--db", str(db)] for n in range(BOTS)],
+        folder, stdin="hi\n")
+    for n, bot in enumerate(ended):
+        # Nothing on stderr: the chat logs only warnings and errors there.
+        assert (bot.returncode, bot.stderr) == (0, ""), f"round {round_}, bot {n}"
+        assert "[1] English" in bot.stdout, bot.stdout  # it answered: the language question
+    assert _schema(db) == wanted_schema
+    conn = sqlite3.connect(db)
+    sessions = conn.execute("SELECT chat_key FROM sessions ORDER BY chat_key").fetchall()
+    conn.close()
+    assert sessions == [(f"console:person{n}",) for n in range(BOTS)]
+    snapshot = db.parent / "flows-last-good"
+    assert sorted(p.name for p in snapshot.iterdir()) == shipped_flows
+    with YamlCache(db.parent / CACHE_FILE_NAME) as cache:  # whole: every flow is in it
+        load_library([default_flows_dir()])
+    assert (cache.hits, cache.misses) == (len(shipped_flows), 0)
+    left = sorted(p.name for p in db.parent.iterdir() if not p.name.endswith(("-wal", "-shm")))
+    assert left == [".flows-last-good.lock", "bot.sqlite3", "bot.sqlite3" + TIMERS_LOCK_SUFFIX,
+                    "flows-last-good", CACHE_FILE_NAME]
 
 
 #: What a process logs when it takes over the shared timers.

@@ -17,6 +17,7 @@ soaks about crashes, kills and signals.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import select
@@ -34,8 +35,8 @@ import httpx
 from tests.support.fake_bot_api import FakeBotApi
 from tests.support.fake_whatsapp_api import FakeUser, FakeWhatsAppApi
 
-__all__ = ["BotProcess", "Person", "Started", "WhatsAppPerson", "bot_env", "converse",
-           "kill_while_talking", "processed_count", "start_together"]
+__all__ = ["BotForks", "BotProcess", "Person", "Started", "WhatsAppPerson", "bot_env", "converse",
+           "kill_while_talking", "processed_count"]
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -200,57 +201,61 @@ def bot_env(folder: Path, **env: str) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class Started:
-    """How one process of :func:`start_together` ended."""
+    """How one process of :meth:`BotForks.start_together` ended."""
 
     returncode: int
     stdout: str
     stderr: str
 
 
-def start_together(commands: Sequence[Sequence[str]], folder: Path, *, stdin: str = "",
-                   within: float = 60.0, **env: str) -> list[Started]:
-    """Run ``python -m bot COMMAND`` for each command at the same moment (after the imports:
-    see tests/support/at_barrier.py), each reading ``stdin``; returns once all have exited."""
-    import subprocess  # the asyncio tests above use asyncio's; this one is synchronous
+class BotForks:
+    """Bot processes started several at the same moment, as often as wanted, forked from
+    one process that imported the bot once (tests/support/bot_forks.py): on two shared
+    cores, Python importing the bot is half of each start.
 
-    typed = folder / "stdin.txt"
-    typed.write_text(stdin, encoding="utf-8")
-    ready_in, ready_out = os.pipe()
-    go_in, go_out = os.pipe()
-    processes: list[subprocess.Popen[str]] = []
-    try:
-        for command in commands:
-            with typed.open() as given:
-                processes.append(subprocess.Popen(
-                    [sys.executable, "-m", "tests.support.at_barrier", str(ready_out),
-                     str(go_in), *command], cwd=folder, env=bot_env(folder, **env), text=True,
-                    stdin=given, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                    pass_fds=(ready_out, go_in)))
-        os.close(ready_out)
-        os.close(go_in)
-        ready_out = go_in = -1
-        arrived, deadline = 0, time.monotonic() + within
-        while arrived < len(commands) and select.select(
-                [ready_in], [], [], max(0.0, deadline - time.monotonic()))[0]:
-            chunk = os.read(ready_in, len(commands))  # b"": all closed it (one died early)
-            if not chunk:
-                break
-            arrived += len(chunk)
-        os.close(go_out)  # the barrier opens: every process goes on at once
-        go_out = -1
-        ended = []
-        for process in processes:
-            out, err = process.communicate(timeout=within)
-            ended.append(Started(process.returncode, out, err))
-        return ended
-    finally:
-        for fd in (ready_in, ready_out, go_in, go_out):
-            if fd >= 0:
-                os.close(fd)
-        for process in processes:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+        with BotForks(tmp_path) as forks:
+            ended = forks.start_together([["chat", "--user", "a"], ["chat", "--user", "b"]],
+                                         folder, stdin="hi\n")
+    """
+
+    def __init__(self, folder: Path, **env: str) -> None:
+        import subprocess  # synchronous: the tests using it are
+
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "tests.support.bot_forks"], cwd=folder,
+            env=bot_env(folder, **env), text=True, stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE)
+
+    def __enter__(self) -> BotForks:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._process.stdin is not None
+        self._process.stdin.close()
+        try:
+            self._process.wait(30)
+        finally:
+            if self._process.poll() is None:
+                self._process.kill()
+                self._process.wait()
+            if self._process.stdout is not None:
+                self._process.stdout.close()
+
+    def start_together(self, commands: Sequence[Sequence[str]], folder: Path, *,
+                       stdin: str = "", within: float = 60.0) -> list[Started]:
+        """Run ``python -m bot COMMAND`` for each command at the same moment in ``folder``,
+        each reading ``stdin``; returns once all have exited."""
+        assert self._process.stdin is not None and self._process.stdout is not None
+        typed = folder / "stdin.txt"
+        typed.write_text(stdin, encoding="utf-8")
+        request = {"folder": str(folder), "stdin": str(typed), "commands": list(map(list, commands))}
+        self._process.stdin.write(json.dumps(request) + "\n")
+        self._process.stdin.flush()
+        if not select.select([self._process.stdout], [], [], within)[0]:
+            raise AssertionError(f"the bots in {folder} did not all exit within {within} s")
+        codes = json.loads(self._process.stdout.readline())["codes"]
+        return [Started(code, (folder / f"bot{n}.out").read_text(),
+                        (folder / f"bot{n}.err").read_text()) for n, code in enumerate(codes)]
 
 
 def _free_port() -> int:
