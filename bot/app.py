@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot import limits
-from bot.config import Settings
+from bot.config import PURGE_EVERY_SECONDS, Settings
 from bot.dispatcher import Dispatcher
 from bot.engine.system_text import COMMAND_TEXT
 from bot.errors import ConfigError
@@ -37,11 +37,6 @@ __all__ = ["PURGE_EVERY_SECONDS", "build_localizer", "build_transports", "comman
            "keep_purging", "load_catalog_set", "run_bot", "serve"]
 
 log = logging.getLogger(__name__)
-
-#: How often a running bot deletes what is past BOT_RETENTION_DAYS (and once at start).
-#: Retention is counted in days: a few hours late is well inside it.
-PURGE_EVERY_SECONDS = 6 * 3600
-
 
 def load_catalog_set(settings: Settings, library: FlowLibrary) -> CatalogSet:
     catalogs, problems = load_catalogs(settings.locales_dir, expected_sources(library))
@@ -191,14 +186,16 @@ async def run_bot(settings: Settings, transport: Transport, *, db_path: Path | N
     signals = _on_stop_signals(loop, stop)
     input_ended = False
     background = [asyncio.create_task(flows.watch(settings.flows_poll_seconds)),
-                  asyncio.create_task(dispatcher.keep_flushing(flush_every)),
-                  asyncio.create_task(keep_purging(store, timedelta(days=settings.retention_days)))]
+                  asyncio.create_task(dispatcher.keep_flushing(flush_every,
+                                                               settings.desk_clock_seconds)),
+                  asyncio.create_task(keep_purging(store, timedelta(days=settings.retention_days),
+                                                   settings.purge_every_seconds))]
     if translator is not None:
         background.append(asyncio.create_task(translator.warm_up()))
     try:
         if on_start is not None:
             await on_start(localizer)
-        await intake.recover()
+        await intake.recover(transport.owns)
         if reopen is not None:
             await intake.drain()  # what was saved before the last stop comes first
             await dispatcher.reopen(reopen)
@@ -264,9 +261,14 @@ def _spawn(coro: Coroutine[Any, Any, None]) -> None:
 async def keep_purging(store: Store, retention: timedelta,
                        every: float = PURGE_EVERY_SECONDS) -> None:
     """Delete what is older than ``retention`` now, then every ``every`` seconds, until
-    cancelled. Logs counts only: never whose data or what it said."""
+    cancelled; in one process of those sharing the database (Store.lead_timers, asked each
+    round: another takes over within a round when it stops). Logs counts only: never whose
+    data or what it said."""
     while True:
         try:
+            if not await store.lead_timers():
+                await asyncio.sleep(every)
+                continue
             purged = await store.purge(retention)
             if purged.total:
                 log.info("retention purge: %d idle session(s), %d closed handover(s) with %d "

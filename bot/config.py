@@ -18,13 +18,19 @@ from bot.flowspec.library import default_flows_dir
 from bot.handover.desk import DeskSettings, parse_hours
 from bot.text.languages import LANGUAGES
 
-__all__ = ["DEFAULT_MODELS_DIR", "WHATSAPP_REQUIRED", "Settings", "check_retention_days",
+__all__ = ["DEFAULT_MODELS_DIR", "DESK_CLOCK_SECONDS", "PURGE_EVERY_SECONDS", "WHATSAPP_REQUIRED",
+           "Settings", "check_retention_days",
            "default_locales_dir", "parse_template_languages", "translation_order"]
 
 DEFAULT_DB = Path("data") / "bot.sqlite3"
 DEFAULT_MODELS_DIR = Path("data") / "models"
 #: Days kept before the purge deletes idle sessions, closed handovers, stale messages.
 DEFAULT_RETENTION_DAYS = 30.0
+#: How often a running bot deletes what is past BOT_RETENTION_DAYS (and once at start).
+#: Retention is counted in days: a few hours late is well inside it.
+PURGE_EVERY_SECONDS = 6 * 3600.0
+#: How often the desk's clock runs (delayed offers, silence timeouts).
+DESK_CLOCK_SECONDS = 15.0
 
 
 def default_locales_dir() -> Path:
@@ -51,6 +57,10 @@ class Settings:
     log_level: str = "INFO"
     flows_poll_seconds: float = 2.0
     retention_days: float = DEFAULT_RETENTION_DAYS
+    #: The shared timers, run by one process on a database at a time (Store.lead_timers);
+    #: another asks before each round and takes over within one when that process stops.
+    purge_every_seconds: float = PURGE_EVERY_SECONDS
+    desk_clock_seconds: float = DESK_CLOCK_SECONDS
     telegram_token: str | None = None
     telegram_api_base_url: str | None = None
     telegram_file_base_url: str | None = None
@@ -129,6 +139,8 @@ class Settings:
             log_level=(text("BOT_LOG_LEVEL") or "INFO").upper(),
             flows_poll_seconds=number("BOT_FLOWS_POLL_SECONDS", 2.0),
             retention_days=check_retention_days(text("BOT_RETENTION_DAYS"), "BOT_RETENTION_DAYS"),
+            purge_every_seconds=3600 * positive("BOT_PURGE_EVERY_HOURS", PURGE_EVERY_SECONDS / 3600),
+            desk_clock_seconds=positive("BOT_DESK_CLOCK_SECONDS", DESK_CLOCK_SECONDS),
             telegram_token=text("TELEGRAM_BOT_TOKEN"),
             telegram_api_base_url=text("TELEGRAM_API_BASE_URL"),
             telegram_file_base_url=text("TELEGRAM_FILE_BASE_URL"),

@@ -283,7 +283,8 @@ class Dispatcher:
                 todo |= await self._send(await self.store.pending(chat_key))
 
     async def tick(self) -> None:
-        """The desk's clock: delayed offers and silence timeouts."""
+        """One round of the desk's clock: delayed offers and silence timeouts. Shared by the
+        processes on a database: :meth:`keep_flushing` runs it only in the one leading."""
         if self.desk is not None:
             pending = await self.desk.tick()
             await self.deliver({p.message.chat_key for p in pending})
@@ -310,14 +311,25 @@ class Dispatcher:
         await self.deliver({p.message.chat_key for p in await self.store.pending()})
 
     async def keep_flushing(self, interval: float = 30.0, tick_every: float = 15.0) -> None:
-        """Retry unsent replies every ``interval`` seconds and run the desk's clock, until
-        cancelled."""
-        last_tick = 0.0
+        """Every ``interval`` seconds, send what the outbox holds for this process's chats;
+        every ``tick_every`` seconds (at the next flush after), run the desk's clock if this
+        process leads the shared timers. Until cancelled.
+
+        The flush is per process and runs in every one: a message is sent by the process
+        whose transport owns its chat, whichever process wrote it (the console's two
+        terminals each own one chat). The desk's clock is shared: it reads and changes the
+        one queue all processes on the database hold, so it runs in one of them at a time
+        (:meth:`Store.lead_timers`, asked before each round, so another takes over within a
+        round when that one stops or dies). What it writes for chats of other processes
+        waits in the outbox for their own flush.
+        """
+        last_tick: float | None = None
         while True:
             await asyncio.sleep(interval)
             try:
                 await self.flush_outbox()
-                if time.monotonic() - last_tick >= tick_every:
+                if (last_tick is None or time.monotonic() - last_tick >= tick_every) and \
+                        await self.store.lead_timers():
                     last_tick = time.monotonic()
                     await self.tick()
             except Exception:  # a retry loop must outlive one bad round; the next may work

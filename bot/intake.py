@@ -83,9 +83,13 @@ class Intake:
         for inbound in await self.store.receive(named):
             self._enqueue(inbound, self.clock())
 
-    async def recover(self) -> int:
-        """Queue the messages a crash or a stop left in the inbox; returns how many."""
-        waiting = await self.store.inbox()
+    async def recover(self, owns: Callable[[str], bool] | None = None) -> int:
+        """Queue the messages a crash or a stop left in the inbox; returns how many.
+        ``owns``: the chats this process serves (its transport's). Another process's
+        messages are left to it: it may be answering them right now (two local chats on
+        one database), and only it can deliver the answer."""
+        waiting = [(inbound, at) for inbound, at in await self.store.inbox()
+                   if owns is None or owns(inbound.chat_key)]
         now, wall = self.clock(), self.wall_clock()
         for inbound, received_at in waiting:
             # Arrival times as they were, so a backlog of one chat is read as the burst it was.

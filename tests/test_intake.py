@@ -72,6 +72,22 @@ async def test_saved_messages_are_answered_after_a_crash_in_order(db: Path,
     assert count(db, "inbox") == 0 and count(db, "processed_updates") == 2
 
 
+async def test_a_restart_answers_only_what_waits_for_its_own_chats(db: Path,
+                                                                  library: FlowLibrary) -> None:
+    """Two local chats on one database: the one starting leaves the other's message, which
+    that process may be answering now, and only it can show the answer."""
+    store = await SqliteStore.open(db)
+    try:
+        await store.receive([text(1, "hi"), text(1, "hi", chat="test:2")])
+        bot = Bot(store, library)
+        assert await bot.intake.recover(lambda chat_key: chat_key == CHAT) == 1
+        assert await bot.intake.drain(10)
+        assert {m.chat_key for m in bot.transport.take()} == {CHAT}
+        assert [m.chat_key for m, _ in await store.inbox()] == ["test:2"]
+    finally:
+        await store.close()
+
+
 async def test_a_redelivered_message_is_answered_once(db: Path, library: FlowLibrary) -> None:
     store = await SqliteStore.open(db)
     bot = Bot(store, library)

@@ -122,4 +122,69 @@ def test_bots_started_at_once_on_one_database_share_the_snapshot(flows: Path, tm
         thread.join()
     assert errors == []
     assert sorted(p.name for p in snapshot.iterdir()) == sorted(p.name for p in flows.iterdir())
-    assert [p.name for p in snapshot.parent.iterdir()] == ["flows-last-good"]  # no temporary folders left
+    # No temporary folders left: the snapshot and its lock file only.
+    assert sorted(p.name for p in snapshot.parent.iterdir()) == [".flows-last-good.lock",
+                                                                 "flows-last-good"]
+
+
+def test_a_bot_reading_the_snapshot_while_another_swaps_it_sees_it_whole(
+        flows: Path, tmp_path: Path) -> None:
+    """One bot reloads good flows over and over (a new snapshot each time) while others
+    start on broken files and read the snapshot: each reader gets every flow."""
+    snapshot = tmp_path / "data" / "flows-last-good"
+    broken = tmp_path / "broken"
+    shutil.copytree(flows, broken)
+    break_file(broken / "refused.yaml")
+    writer = LiveLibrary([flows], snapshot_dir=snapshot)
+    wanted = set(writer.current.flows)
+    starting = threading.Barrier(4)
+    errors: list[BaseException] = []
+    served: list[set[str]] = []
+
+    def swap_again_and_again() -> None:
+        try:
+            starting.wait()
+            for _ in range(40):
+                assert writer.reload() == []
+        except BaseException as exc:
+            errors.append(exc)
+
+    def start_on_broken_files() -> None:
+        try:
+            starting.wait()
+            for _ in range(15):
+                reader = LiveLibrary([broken], snapshot_dir=snapshot)
+                assert reader.last_problems
+                served.append(set(reader.current.flows))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=swap_again_and_again)]
+    threads += [threading.Thread(target=start_on_broken_files) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(served) == 45 and all(flows_served == wanted for flows_served in served)
+
+
+def test_a_kill_mid_swap_leaves_a_whole_snapshot_that_is_used_then_cleared(
+        flows: Path, tmp_path: Path) -> None:
+    snapshot = tmp_path / "flows-last-good"
+    LiveLibrary([flows], snapshot_dir=snapshot)
+    # As a process killed between its two renames leaves it: the old snapshot moved aside,
+    # and another killed while copying leaves a part-filled folder of its own.
+    snapshot.rename(tmp_path / ".flows-last-good.abc123.old")
+    partial = tmp_path / ".flows-last-good.def456.new"
+    partial.mkdir()
+    shutil.copyfile(flows / "refused.yaml", partial / "refused.yaml")
+    broken = tmp_path / "broken"
+    shutil.copytree(flows, broken)
+    break_file(broken / "refused.yaml")
+    restarted = LiveLibrary([broken], snapshot_dir=snapshot)
+    assert restarted.last_problems and set(restarted.current.flows) == \
+        set(load_library([flows]).flows)
+    LiveLibrary([flows], snapshot_dir=snapshot)  # the next good load clears what was left
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".flows-last-good.lock", "broken", "flows", "flows-last-good"]

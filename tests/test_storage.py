@@ -150,6 +150,45 @@ async def test_schema_upgrades_from_version_one(tmp_path: Path) -> None:
         await store.close()
 
 
+async def test_a_failed_migration_leaves_the_file_as_it_was(tmp_path: Path) -> None:
+    """Every step missing runs in one transaction: a step that fails undoes the earlier ones."""
+    from bot.errors import StorageUnavailable
+    from bot.storage.sqlite import MIGRATIONS
+
+    path = tmp_path / "old.sqlite3"
+    db = sqlite3.connect(path)
+    db.executescript("".join(MIGRATIONS[:2]) + "; PRAGMA user_version=2; CREATE TABLE inbox (x);")
+    db.close()
+    with pytest.raises(StorageUnavailable, match="table inbox already exists"):
+        await SqliteStore.open(path)  # step 3 applies, step 4 fails on the stray table
+    db = sqlite3.connect(path)
+    try:
+        assert db.execute("PRAGMA user_version").fetchone() == (2,)
+        assert db.execute("SELECT name FROM sqlite_master WHERE name = 'volunteers'").fetchall() == []
+    finally:
+        db.close()
+
+
+async def test_one_store_at_a_time_leads_the_timers(tmp_path: Path) -> None:
+    """Two stores on one file (as two processes): one leads until it closes, then the other."""
+    first = await SqliteStore.open(tmp_path / "bot.sqlite3")
+    second = await SqliteStore.open(tmp_path / "bot.sqlite3")
+    try:
+        assert await first.lead_timers()
+        assert not await second.lead_timers()
+        assert await first.lead_timers()  # asked again: still the one
+        assert not await second.lead_timers()
+        await first.close()
+        assert await second.lead_timers()
+    finally:
+        await second.close()
+    alone = await SqliteStore.open(":memory:")
+    try:
+        assert await alone.lead_timers()
+    finally:
+        await alone.close()
+
+
 async def test_forget_deletes_everything_about_a_chat(store: SqliteStore) -> None:
     turn = TurnRecord(CHAT, Session(language="ur", started=True), [Outbound(CHAT, "x")],
                       [Handover("f", "s", "legal", Priority.CRISIS, "summary")], "u9")

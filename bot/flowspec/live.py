@@ -10,16 +10,22 @@ serving.
 
 Every good load is also copied to a snapshot folder (beside the database), so that a bot
 restarted while a file is broken still starts, on the last good flows, and says why.
+Several bots may share that folder (processes on one database, started at once): each
+copies into a folder of its own and swaps it in with renames, under an exclusive flock,
+and a bot reading the snapshot holds a shared one, so it never sees a half-written or
+half-swapped folder. The kernel drops a dead process's flock. POSIX only (Linux, macOS):
+Windows is not a target.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from bot.errors import FlowLoadError, Problem
@@ -43,13 +49,14 @@ class LiveLibrary:
         try:
             self.current: FlowLibrary = load_library(self.paths)
         except FlowLoadError as exc:
-            if snapshot_dir is None or not any(snapshot_dir.glob("*.yaml")):
+            last_good = _read_snapshot(snapshot_dir) if snapshot_dir is not None else None
+            if last_good is None:
                 raise
-            self.current = load_library([snapshot_dir])
+            self.current, folder = last_good
             self.last_problems = exc.problems
             for problem in exc.problems:
                 log.error("flow refused, serving the last good flows from %s: %s",
-                          snapshot_dir, problem)
+                          folder, problem)
             return
         self._snapshot()
 
@@ -68,15 +75,19 @@ class LiveLibrary:
             return
         target = self.snapshot_dir
         target.parent.mkdir(parents=True, exist_ok=True)
-        # A folder of this process's own: two bots started at once on one database
-        # (a person and a volunteer chatting locally) snapshot at the same moment.
-        fresh = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".new", dir=target.parent))
-        try:
-            for flow in self.current.flows.values():
-                shutil.copyfile(flow.path, fresh / f"{flow.id}.yaml")
-            _swap_in(fresh, target)
-        finally:
-            shutil.rmtree(fresh, ignore_errors=True)
+        with _locked(target, fcntl.LOCK_EX):
+            # A folder of this process's own, then renames: nobody sees a half snapshot.
+            fresh = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".new",
+                                          dir=target.parent))
+            try:
+                for flow in self.current.flows.values():
+                    shutil.copyfile(flow.path, fresh / f"{flow.id}.yaml")
+                _swap_in(fresh, target)
+            finally:
+                shutil.rmtree(fresh, ignore_errors=True)
+            # Under the lock every other .new/.old folder is left by a process killed mid-swap.
+            for left in _leftovers(target):
+                shutil.rmtree(left, ignore_errors=True)
 
     def reload(self) -> list[Problem]:
         """Try the files as they are now. Returns the problems; empty means swapped in."""
@@ -129,21 +140,41 @@ class LiveLibrary:
 
 
 def _swap_in(fresh: Path, target: Path) -> None:
-    """Put the complete folder ``fresh`` at ``target`` with one rename, so nobody ever sees
-    a half snapshot. An older snapshot is first moved aside under a name of this process's
-    own. When another process swaps its snapshot in at the same moment, either may win:
-    both hold flows that passed validation."""
-    try:
-        fresh.rename(target)  # the first snapshot (a rename onto a non-empty folder fails)
-        return
-    except OSError:
-        pass
+    """Put the complete folder ``fresh`` at ``target`` (under the exclusive lock). A kill
+    between the two renames leaves the old snapshot whole as ``.old``, which readers use."""
     aside = fresh.with_suffix(".old")  # unique, as ``fresh`` is
-    with contextlib.suppress(FileNotFoundError):  # another process moved it aside just now
+    if target.exists():
         target.rename(aside)
     try:
         fresh.rename(target)
     except OSError:
-        pass  # another process put its snapshot there first; keep theirs
-    finally:
-        shutil.rmtree(aside, ignore_errors=True)
+        if aside.exists():
+            aside.rename(target)  # keep the one there was
+        raise
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def _leftovers(target: Path, suffixes: tuple[str, ...] = (".new", ".old")) -> list[Path]:
+    return sorted(p for p in target.parent.glob(f".{target.name}.*")
+                  if p.suffix in suffixes and p.is_dir())
+
+
+def _read_snapshot(target: Path) -> tuple[FlowLibrary, Path] | None:
+    """The last good flows and the folder they came from; None when there are none."""
+    if not target.parent.is_dir():
+        return None
+    with _locked(target, fcntl.LOCK_SH):
+        # An .old folder is a whole former snapshot: only a kill mid-swap leaves one alone.
+        for folder in (target, *_leftovers(target, (".old",))):
+            if any(folder.glob("*.yaml")):
+                return load_library([folder]), folder
+    return None
+
+
+@contextlib.contextmanager
+def _locked(target: Path, mode: int) -> Iterator[None]:
+    """flock on a file beside the snapshot; closing the file (or the process dying)
+    releases it."""
+    with open(target.parent / f".{target.name}.lock", "ab") as handle:
+        fcntl.flock(handle, mode)
+        yield

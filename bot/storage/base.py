@@ -101,4 +101,10 @@ class Store(Protocol):
         scrub it from the disk as :meth:`forget` does."""
         ...
 
+    async def lead_timers(self) -> bool:
+        """True while this process is the one that runs the shared timers (delayed offers,
+        silence timeouts, the retention purge); asked again before each round, so another
+        process takes over when the leader stops or dies."""
+        ...
+
     async def close(self) -> None: ...

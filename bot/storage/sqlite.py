@@ -6,14 +6,18 @@ Durability: WAL journal with synchronous=NORMAL. A commit is in the WAL before
 fsync per turn for that too).
 
 Schema changes are numbered migrations; a database written by a newer bot is refused.
+Several processes may open one file at once (on one machine, as SQLite requires): the
+first migrates it, and one of them at a time runs the shared timers (``lead_timers``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import logging
+import os
 import sqlite3
 import time
 from collections import Counter
@@ -290,6 +294,11 @@ MIGRATIONS: tuple[str, ...] = (
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
+#: Beside the database: the lock held by the process that runs the shared timers.
+TIMERS_LOCK_SUFFIX = ".timers.lock"
+#: How long a statement waits for another connection's write lock (another process's
+#: turn, or its migration when several start at once on a new file) before failing.
+BUSY_TIMEOUT_MS = 5000
 
 log = logging.getLogger(__name__)
 
@@ -346,6 +355,9 @@ class SqliteStore:
         self._receives: Batcher[list[str], bool] = Batcher(self._receive_batch)
         #: Trips to the database thread on the turn path, by kind (for the benchmarks).
         self.trips: Counter[str] = Counter()
+        #: The timers lock file, open once asked; its flock is held from the first True on.
+        self._timers_lock: int | None = None
+        self._leads_timers = False
 
     @classmethod
     async def open(cls, path: str | Path, *, synchronous: str = "NORMAL",
@@ -373,27 +385,49 @@ class SqliteStore:
         if synchronous.upper() not in ("NORMAL", "FULL"):
             raise StorageError(f"BOT_SQLITE_SYNC must be NORMAL or FULL, not {synchronous!r}")
         try:
+            # First: whatever follows may wait for another process starting on the same file.
+            await self._conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             await self._conn.execute("PRAGMA journal_mode=WAL")
             await self._conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
-            await self._conn.execute("PRAGMA busy_timeout=5000")
             # Deleted rows are overwritten with zeros, not left readable in free space.
             await self._conn.execute("PRAGMA secure_delete=ON")
-            async with self._conn.execute("PRAGMA user_version") as cursor:
-                row = await cursor.fetchone()
-            version = int(row[0]) if row else 0
-            if version > SCHEMA_VERSION:
-                raise StorageError(
-                    f"{self.path} has schema version {version}, newer than this bot "
-                    f"({SCHEMA_VERSION}); upgrade the bot or use another --db file")
-            for number in range(version, SCHEMA_VERSION):
-                # executescript runs the whole migration (triggers hold ';' inside) in one go.
-                await self._conn.executescript(
-                    f"BEGIN IMMEDIATE; {MIGRATIONS[number]}; PRAGMA user_version={number + 1}; COMMIT;")
+            await self._migrate()
             await self._check_writable()
         except StorageError as exc:
             raise StorageUnavailable(str(exc)) from exc
         except Exception as exc:
             raise StorageUnavailable(explain_open_failure(Path(self.path), exc)) from exc
+
+    async def _migrate(self) -> None:
+        """Bring the schema up to SCHEMA_VERSION once, however many processes start at once
+        on a new file: the version is read again under the write lock (BEGIN IMMEDIATE
+        waits up to busy_timeout for another process's migration), so the first process
+        applies every step in one transaction and the others find nothing left to do."""
+        if await self._schema_version() == SCHEMA_VERSION:
+            return  # the common start: no write lock taken
+        # Statement by statement: executescript would COMMIT the open transaction first.
+        await self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            for number in range(await self._schema_version(), SCHEMA_VERSION):
+                for statement in _statements(MIGRATIONS[number]):
+                    await self._conn.execute(statement)
+            await self._conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            await self._conn.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                await self._conn.execute("ROLLBACK")
+            raise
+
+    async def _schema_version(self) -> int:
+        """The file's schema version; a StorageError when a newer bot wrote it."""
+        async with self._conn.execute("PRAGMA user_version") as cursor:
+            row = await cursor.fetchone()
+        version = int(row[0]) if row else 0
+        if version > SCHEMA_VERSION:
+            raise StorageError(
+                f"{self.path} has schema version {version}, newer than this bot "
+                f"({SCHEMA_VERSION}); upgrade the bot or use another --db file")
+        return version
 
     async def _check_writable(self) -> None:
         """Fail at start-up, not on the first turn, when the file opens but cannot be written
@@ -416,6 +450,32 @@ class SqliteStore:
             with contextlib.suppress(sqlite3.Error):
                 await self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         await self._conn.close()
+        if self._timers_lock is not None:
+            os.close(self._timers_lock)  # releases the flock: another process takes over
+            self._timers_lock, self._leads_timers = None, False
+
+    async def lead_timers(self) -> bool:
+        """See :meth:`Store.lead_timers`. An exclusive flock on a file beside the database,
+        tried without waiting and, once taken, held until :meth:`close`. The kernel releases
+        it when the process ends however it ends (kill -9, a crash), so the next process to
+        ask takes it; the file itself stays (deleting it would let two processes lock two
+        different files) and holds nothing. POSIX only: Windows is not a target."""
+        if self._leads_timers:
+            return True
+        if self.path == ":memory:":  # no other process can open this database
+            self._leads_timers = True
+            return True
+        if self._timers_lock is None:
+            self._timers_lock = os.open(self.path + TIMERS_LOCK_SUFFIX, os.O_RDWR | os.O_CREAT,
+                                        0o600)
+        try:
+            fcntl.flock(self._timers_lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False  # another process runs them
+        self._leads_timers = True
+        log.info("this process runs the shared timers now (delayed offers, silence timeouts, "
+                 "the retention purge)")
+        return True
 
     async def load_session(self, chat_key: str) -> Session | None:
         # execute_fetchall is one trip to the database thread; a cursor is three.
@@ -940,6 +1000,20 @@ def _truncate_wal(path: str) -> bool:
         return False  # locked by another writer: the caller tries again
     # (busy, frames in the WAL, frames copied): busy means a reader still uses old frames.
     return bool(busy == 0 and frames == copied)
+
+
+def _statements(script: str) -> list[str]:
+    """A migration's statements one by one (a trigger's body holds ';' of its own)."""
+    statements: list[str] = []
+    part = ""
+    for piece in script.split(";"):
+        part += piece + ";"
+        if sqlite3.complete_statement(part):
+            if any(line.strip() and not line.strip().startswith("--")
+                   for line in part[:-1].splitlines()):
+                statements.append(part)
+            part = ""
+    return statements
 
 
 def _split(text: str) -> tuple[str, ...]:

@@ -17,8 +17,10 @@ soaks about crashes, kills and signals.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
+import select
 import signal
 import socket
 import sqlite3
@@ -33,8 +35,8 @@ import httpx
 from tests.support.fake_bot_api import FakeBotApi
 from tests.support.fake_whatsapp_api import FakeUser, FakeWhatsAppApi
 
-__all__ = ["BotProcess", "Person", "WhatsAppPerson", "converse", "kill_while_talking",
-           "processed_count"]
+__all__ = ["BotForks", "BotProcess", "Person", "Started", "WhatsAppPerson", "bot_env", "converse",
+           "kill_while_talking", "processed_count"]
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -63,17 +65,8 @@ class BotProcess:
                           "WHATSAPP_VERIFY_TOKEN": whatsapp.verify_token,
                           "WHATSAPP_API_BASE_URL": whatsapp.base_url,
                           "WHATSAPP_WEBHOOK_PORT": str(self.webhook_port)}
-        self.env = {
-            **{k: v for k, v in os.environ.items()
-               if not k.startswith(("BOT_", "TELEGRAM_", "WHATSAPP_"))},
-            **platforms,
-            "BOT_DB_PATH": str(self.db),
-            "BOT_MODELS_DIR": str(folder / "no-models"),
-            "BOT_VOLUNTEER_HOURS": "00:00-00:00",
-            "BOT_LOG_LEVEL": "INFO",
-            "PYTHONPATH": str(REPO),
-            **env,
-        }
+        self.env = bot_env(folder, **{**platforms, "BOT_DB_PATH": str(self.db),
+                                      "BOT_LOG_LEVEL": "INFO", **env})
         self.process: asyncio.subprocess.Process | None = None
         self.starts = 0
 
@@ -195,6 +188,74 @@ class WhatsAppPerson:
             self.lost.append(text)
             return False
         return True
+
+
+def bot_env(folder: Path, **env: str) -> dict[str, str]:
+    """This environment without the bot's own settings, plus ``env``: no models (in
+    ``folder``), volunteers' hours always, the checkout importable."""
+    return {**{k: v for k, v in os.environ.items()
+               if not k.startswith(("BOT_", "TELEGRAM_", "WHATSAPP_"))},
+            "BOT_MODELS_DIR": str(folder / "no-models"), "BOT_VOLUNTEER_HOURS": "00:00-00:00",
+            "PYTHONPATH": str(REPO), **env}
+
+
+@dataclass(frozen=True)
+class Started:
+    """How one process of :meth:`BotForks.start_together` ended."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+class BotForks:
+    """Bot processes started several at the same moment, as often as wanted, forked from
+    one process that imported the bot once (tests/support/bot_forks.py): on two shared
+    cores, Python importing the bot is half of each start.
+
+        with BotForks(tmp_path) as forks:
+            ended = forks.start_together([["chat", "--user", "a"], ["chat", "--user", "b"]],
+                                         folder, stdin="hi\n")
+    """
+
+    def __init__(self, folder: Path, **env: str) -> None:
+        import subprocess  # synchronous: the tests using it are
+
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "tests.support.bot_forks"], cwd=folder,
+            env=bot_env(folder, **env), text=True, stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE)
+
+    def __enter__(self) -> BotForks:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._process.stdin is not None
+        self._process.stdin.close()
+        try:
+            self._process.wait(30)
+        finally:
+            if self._process.poll() is None:
+                self._process.kill()
+                self._process.wait()
+            if self._process.stdout is not None:
+                self._process.stdout.close()
+
+    def start_together(self, commands: Sequence[Sequence[str]], folder: Path, *,
+                       stdin: str = "", within: float = 60.0) -> list[Started]:
+        """Run ``python -m bot COMMAND`` for each command at the same moment in ``folder``,
+        each reading ``stdin``; returns once all have exited."""
+        assert self._process.stdin is not None and self._process.stdout is not None
+        typed = folder / "stdin.txt"
+        typed.write_text(stdin, encoding="utf-8")
+        request = {"folder": str(folder), "stdin": str(typed), "commands": list(map(list, commands))}
+        self._process.stdin.write(json.dumps(request) + "\n")
+        self._process.stdin.flush()
+        if not select.select([self._process.stdout], [], [], within)[0]:
+            raise AssertionError(f"the bots in {folder} did not all exit within {within} s")
+        codes = json.loads(self._process.stdout.readline())["codes"]
+        return [Started(code, (folder / f"bot{n}.out").read_text(),
+                        (folder / f"bot{n}.err").read_text()) for n, code in enumerate(codes)]
 
 
 def _free_port() -> int:
