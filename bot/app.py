@@ -7,7 +7,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +25,7 @@ from bot.i18n.locales_tools import expected_sources
 from bot.i18n.localizer import Localizer
 from bot.intake import Intake
 from bot.messages import Inbound
+from bot.services.load import load_directory
 from bot.storage.base import Store
 from bot.storage.sqlite import SqliteStore
 from bot.text.languages import LANGUAGES
@@ -167,13 +168,16 @@ async def run_bot(settings: Settings, transport: Transport, *, db_path: Path | N
             flows = LiveLibrary([settings.flows_dir],
                                 snapshot_dir=Path(db).parent / "flows-last-good")
             localizer, translator = build_localizer(settings, flows.current)
+            # Read once at start (restart after an edit; `python -m bot validate` checks it).
+            directory = load_directory(settings.services_dir, date.today())
     except BaseException:
         await store.close()
         raise
     desk = HandoverDesk(store, localizer, translator, settings.desk,
-                        flow_queues=lambda: flows.current.handover_queues())
+                        flow_queues=lambda: flows.current.handover_queues(),
+                        directory=lambda: directory)
     dispatcher = Dispatcher(store, lambda: flows.current, localizer, transport,
-                            default_language=language, desk=desk)
+                            default_language=language, desk=desk, directory=lambda: directory)
     intake = Intake(store, dispatcher, flood_control=flood_control)
 
     async def accept(inbounds: Sequence[Inbound]) -> None:
