@@ -34,7 +34,7 @@ from bot.flowspec.model import (
     Target,
 )
 from bot.flowspec.strict_yaml import YamlList, YamlMap, YamlSyntaxError, load_yaml
-from bot.services.model import TAGS
+from bot.services.model import TAGS, tag_hint
 
 __all__ = ["IDENTIFIER", "Collector", "parse_flow", "string_list", "text_field"]
 
@@ -347,9 +347,7 @@ def _parse_services(out: Collector, raw: YamlMap, base: _StepFields) -> Services
                 continue
             for tag in listed:
                 if tag not in TAGS:
-                    close = difflib.get_close_matches(tag, list(TAGS), n=1)
-                    out.add(tags_raw.line_of(button_id), f"unknown tag '{tag}'",
-                            f"did you mean '{close[0]}'?" if close else "tags: " + ", ".join(TAGS))
+                    out.add(tags_raw.line_of(button_id), f"unknown tag '{tag}'", tag_hint(tag))
             tags.append((button_id, tuple(t for t in listed if t in TAGS)))
     return ServicesStep(**base, text=text, none_text=none_text, need=need, tags=tuple(tags),
                         place=tuple(place), unknown_place_text=unknown_place)

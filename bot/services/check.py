@@ -20,14 +20,12 @@ def flow_place_problems(flows: Mapping[str, Flow], directory: Directory) -> list
     as a place, that does not lead elsewhere) must be a place of the directory."""
     problems: list[Problem] = []
     for flow in flows.values():
-        asks = {s.save: s for s in flow.steps if isinstance(s, AskStep) and s.save}
         for step in flow.steps:
             if not isinstance(step, ServicesStep):
                 continue
-            for name in step.place:
-                question = asks.get(name)
-                if question is None:
-                    continue  # validate_flow reports it
+            questions = [s for s in flow.steps
+                         if isinstance(s, AskStep) and s.save is not None and s.save in step.place]
+            for question in questions:
                 for button in question.buttons:
                     if button.next is None and button.id not in directory.places:
                         problems.append(Problem(

@@ -19,7 +19,7 @@ from bot._shipped import shipped_dir
 from bot.errors import DirectoryLoadError, Problem
 from bot.flowspec.parse import ID_HINT, IDENTIFIER, Collector, string_list, text_field
 from bot.flowspec.strict_yaml import YamlList, YamlMap, YamlSyntaxError, load_yaml
-from bot.services.model import FACTS, TAGS, UK, Directory, Place, PlaceKind, Service, Source
+from bot.services.model import FACTS, TAGS, UK, Directory, Place, PlaceKind, Service, Source, tag_hint
 from bot.text.normalize import normalize
 
 __all__ = ["PLACES_FILE", "default_services_dir", "load_directory", "parse_directory"]
@@ -244,10 +244,7 @@ def _tags(out: Collector, raw: YamlMap, where: str) -> tuple[str, ...]:
         return ()
     for tag in values:
         if tag not in TAGS:
-            by_label = {label.casefold(): tag_id for tag_id, label in TAGS.items()}
-            hint = (f"write it as '{by_label[tag.casefold()]}'" if tag.casefold() in by_label
-                    else _did_you_mean(tag, TAGS) or "use one of: " + ", ".join(TAGS))
-            out.add(raw.line_of("tags"), f"unknown tag '{tag}' in {where}", hint)
+            out.add(raw.line_of("tags"), f"unknown tag '{tag}' in {where}", tag_hint(tag))
     return tuple(t for t in values if t in TAGS)
 
 

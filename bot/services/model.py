@@ -8,11 +8,12 @@ it was checked, so the staff member who keeps the directory knows what to check 
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
 
-__all__ = ["FACTS", "TAGS", "UK", "Directory", "Place", "PlaceKind", "Service", "Source"]
+__all__ = ["FACTS", "TAGS", "UK", "Directory", "Place", "PlaceKind", "Service", "Source", "tag_hint"]
 
 #: What a service helps with: one fixed list (id -> the words staff and volunteers read).
 TAGS: dict[str, str] = {
@@ -32,6 +33,18 @@ TAGS: dict[str, str] = {
     "english_classes": "English classes",
     "social_and_community": "social and community",
 }
+
+def tag_hint(written: str) -> str:
+    """How to fix a tag that is not one of TAGS: its id when its words were written, else
+    the closest tag (by id, or by the first word of one), else the list."""
+    by_words = {label.casefold(): tag for tag, label in TAGS.items()}
+    if written.casefold() in by_words:
+        return f"write it as '{by_words[written.casefold()]}'"
+    heads = {tag.split("_")[0]: tag for tag in TAGS}
+    close = difflib.get_close_matches(written, list(TAGS), n=1) or [
+        heads[h] for h in difflib.get_close_matches(written.split("_")[0], list(heads), n=1)]
+    return f"did you mean '{close[0]}'?" if close else "use one of: " + ", ".join(TAGS)
+
 
 #: The facts of an entry that need a source (everything but its id and its sources).
 FACTS = ("name", "tags", "serves", "languages", "interpreters", "phone", "web", "address",
