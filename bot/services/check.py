@@ -16,8 +16,9 @@ __all__ = ["age_lines", "flow_place_problems", "stale_warnings"]
 
 
 def flow_place_problems(flows: Mapping[str, Flow], directory: Directory) -> list[Problem]:
-    """A place button of a flow (a button of a question whose answer a services step reads
-    as a place, that does not lead elsewhere) must be a place of the directory."""
+    """Place buttons of a flow (buttons of a question whose answer a services step reads as
+    a place, that do not lead elsewhere) that are not places of the directory: a person who
+    taps one is shown services for the wider place they chose before (validate warns)."""
     problems: list[Problem] = []
     for flow in flows.values():
         for step in flow.steps:
