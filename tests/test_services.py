@@ -422,3 +422,17 @@ def test_validate_checks_the_flows_place_buttons_against_the_directory(
     assert any("button 'london' of step 'region_england' is read as a place by step 'results'" in p
                for p in found), found
     assert not any("type_town" in p or "'skip'" in p for p in found)  # they lead elsewhere
+
+
+def test_a_place_typed_at_a_place_question_is_saved_as_its_id_not_as_typed(
+        library: FlowLibrary, fixture_directory: Directory) -> None:
+    session = Session(language="en", flow="find_help", step="region_england", token=5,
+                      started=True, answers={"need": "legal", "nation": "england"})
+    turn = resume(library, session, Inbound.from_text("c", "Glasgae"), directory=fixture_directory)
+    assert turn.session.step == "more" and turn.session.answers["region"] == "glasgow"
+    assert "Glasgae" not in turn.session.to_json()
+    assert next(e.service.id for e in turn.events if isinstance(e, ServiceCard)) == "glasgow_legal_two"
+    # Not a place: not understood, and nothing saved.
+    again = resume(library, session, Inbound.from_text("c", "Atlantis"), directory=fixture_directory)
+    assert again.session.answers == session.answers
+    assert next(getattr(e, "key", "") for e in again.events) == "system.not_understood"

@@ -214,6 +214,18 @@ class _Run:
             typed_unknown = True
         return None, typed_unknown
 
+    def take_typed_place(self, flow: Flow, step: AskStep, text: str) -> bool:
+        """A place question (its answer is a place a services step reads) also takes a place
+        typed instead of tapped ("Leicester" at the regions): the place's id is saved, as
+        a tap would, never the words typed."""
+        reads_place = any(isinstance(s, ServicesStep) and step.save in s.place for s in flow.steps)
+        place = find_place(self.directory, text) if reads_place and step.save else None
+        if place is None or step.save is None:
+            return False
+        self.save(step.save, place.id)
+        self.go(flow, step, step.next)
+        return True
+
     def ask(self, flow: Flow, step: AskStep | MenuStep | ChooseLanguageStep) -> None:
         token = self.session.token + 1
         self.session = self.session.evolve(flow=flow.id, step=step.id, token=token)
@@ -492,6 +504,8 @@ def _dispatch(run: _Run, inbound: Inbound, aliases: Aliases, words: _Words) -> N
         index = _match_language(text)
     if index is not None:
         run.choose(flow, step, index)
+        return
+    if isinstance(step, AskStep) and run.take_typed_place(flow, step, text):
         return
     if isinstance(step, MenuStep):
         # Keywords first; then, for words nothing else understood, distress words: "help
