@@ -229,16 +229,21 @@ def test_locales_check_lists_each_stale_key_with_its_languages(
 SERVICES_FIXTURE = Path(__file__).parent / "fixtures" / "services"
 
 
-def test_validate_checks_the_directory_and_warns_about_entries_not_checked_for_six_months(
-        tmp_path: Path) -> None:
+def services_folder(tmp_path: Path, entry: str) -> Path:
+    """A directory of services with Wales as its one place and ``entry`` as its one service."""
     services = tmp_path / "services"
     services.mkdir()
     (services / "places.yaml").write_text("places:\n  - {id: wales, name: Wales, kind: nation}\n",
                                           encoding="utf-8")
-    (services / "local.yaml").write_text(
-        "services:\n  - id: old_line\n    name: Old Line\n    tags: [housing]\n    serves: wales\n"
-        "    phone: 01632 960099\n    sources: [{source: a leaflet, checked: 2020-05-04}]\n",
-        encoding="utf-8")
+    (services / "local.yaml").write_text("services:\n" + entry, encoding="utf-8")
+    return services
+
+
+def test_validate_checks_the_directory_and_warns_about_entries_not_checked_for_six_months(
+        tmp_path: Path) -> None:
+    services = services_folder(
+        tmp_path, "  - id: old_line\n    name: Old Line\n    tags: [housing]\n    serves: wales\n"
+        "    phone: 01632 960099\n    sources: [{source: a leaflet, checked: 2020-05-04}]\n")
     done = run_bot("validate", env={"BOT_SERVICES_DIR": str(services)})
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
@@ -255,14 +260,10 @@ def test_validate_checks_the_directory_and_warns_about_entries_not_checked_for_s
 
 
 def test_validate_refuses_a_broken_directory_with_file_line_and_hint(tmp_path: Path) -> None:
-    services = tmp_path / "services"
-    services.mkdir()
-    (services / "places.yaml").write_text("places:\n  - {id: wales, name: Wales, kind: nation}\n",
-                                          encoding="utf-8")
-    (services / "local.yaml").write_text(
-        "services:\n  - id: line\n    name: A Line\n    tags: [housing]\n    serves: [wales]\n"
+    services = services_folder(
+        tmp_path, "  - id: line\n    name: A Line\n    tags: [housing]\n    serves: [wales]\n"
         "    phone: 01632 960098\n    opening: daily\n"
-        "    sources: [{source: a leaflet, checked: 2026-11-05}]\n", encoding="utf-8")
+        "    sources: [{source: a leaflet, checked: 2026-11-05}]\n")
     done = run_bot("validate", env={"BOT_SERVICES_DIR": str(services)})
     assert done.returncode == 1
     assert f"{services / 'local.yaml'}:7: unknown key 'opening' in service 'line'" in done.stdout

@@ -134,7 +134,9 @@ def _document(out: Collector, text: str, key: str) -> YamlList | None:
     return entries
 
 
-def _entry(out: Collector, raw: Any, line: int, what: str) -> tuple[YamlMap, str] | None:
+def _entry(out: Collector, raw: Any, line: int, what: str,
+           keys: Sequence[str]) -> tuple[YamlMap, str, str, str] | None:
+    """An entry's mapping, id, how problems name it, and its name (its id if none)."""
     if not isinstance(raw, YamlMap):
         out.add(line, f"each {what} must be a mapping starting with '- id: ...'")
         return None
@@ -143,17 +145,17 @@ def _entry(out: Collector, raw: Any, line: int, what: str) -> tuple[YamlMap, str
         return None
     if not IDENTIFIER.match(entry_id):
         out.add(raw.line_of("id"), f"{what} id '{entry_id}' is not a valid id", ID_HINT)
-    return raw, entry_id
+    where = f"{what} '{entry_id}'"
+    out.unknown_keys(raw, keys, where)
+    name = text_field(out, raw, "name", where, required=True) or entry_id
+    return raw, entry_id, where, name
 
 
 def _parse_place(out: Collector, raw: Any, line: int) -> Place | None:
-    found = _entry(out, raw, line, "place")
+    found = _entry(out, raw, line, "place", PLACE_KEYS)
     if found is None:
         return None
-    raw, place_id = found
-    where = f"place '{place_id}'"
-    out.unknown_keys(raw, PLACE_KEYS, where)
-    name = text_field(out, raw, "name", where, required=True) or place_id
+    raw, place_id, where, name = found
     kind_text = text_field(out, raw, "kind", where, required=True)
     kinds = [k.value for k in PlaceKind if k is not PlaceKind.UK]
     kind = PlaceKind.TOWN
@@ -199,13 +201,10 @@ def _check_places(directory: Directory) -> list[Problem]:
 
 def _parse_service(out: Collector, raw: Any, directory: Directory,
                    today: date | None) -> Service | None:
-    found = _entry(out, raw, getattr(raw, "line", 1), "service")
+    found = _entry(out, raw, getattr(raw, "line", 1), "service", SERVICE_KEYS)
     if found is None:
         return None
-    raw, service_id = found
-    where = f"service '{service_id}'"
-    out.unknown_keys(raw, SERVICE_KEYS, where)
-    name = text_field(out, raw, "name", where, required=True) or service_id
+    raw, service_id, where, name = found
     tags = _tags(out, raw, where)
     serves = _serves(out, raw, where, directory)
     languages = tuple(string_list(out, raw, "languages"))
