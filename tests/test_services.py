@@ -25,6 +25,7 @@ from bot.handover.model import Volunteer
 from bot.i18n.localizer import SERVICE_CARD_KEY
 from bot.messages import Inbound, InboundKind, Outbound
 from bot.services.check import age_lines, flow_place_problems, stale_warnings
+from bot.services.live import LiveDirectory
 from bot.services.load import default_services_dir, load_directory, parse_directory
 from bot.services.matching import find_place, matching_services, months_before, stale_services
 from bot.services.model import Directory
@@ -436,3 +437,36 @@ def test_a_place_typed_at_a_place_question_is_saved_as_its_id_not_as_typed(
     again = resume(library, session, Inbound.from_text("c", "Atlantis"), directory=fixture_directory)
     assert again.session.answers == session.answers
     assert next(getattr(e, "key", "") for e in again.events) == "system.not_understood"
+
+
+def test_an_edit_is_taken_once_settled_and_a_broken_one_leaves_the_last_good_directory(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    folder = tmp_path / "services"
+    folder.mkdir()
+    for file in FIXTURE_DIR.iterdir():
+        (folder / file.name).write_text(file.read_text(encoding="utf-8"), encoding="utf-8")
+    snapshot = tmp_path / "data" / "services-last-good"
+    live = LiveDirectory([folder], snapshot_dir=snapshot)
+    assert len(live.current.services) == 6
+    assert sorted(p.name for p in snapshot.iterdir()) == ["local.yaml", "places.yaml"]
+    local = folder / "local.yaml"
+    local.write_text(local.read_text(encoding="utf-8") + GOOD_ENTRY.removeprefix("services:\n")
+                     .replace("[glasgow]", "[manchester]"), encoding="utf-8")
+    assert live.poll() is None  # seen once: it may still be being written
+    assert live.poll() == []
+    assert live.current.service("drop_in") is not None
+    # A broken edit: refused with its line, and the last good directory keeps serving.
+    local.write_text(local.read_text(encoding="utf-8").replace("    phone: 01632 960010\n",
+                                                               "    phnoe: 01632 960010\n"),
+                     encoding="utf-8")
+    with caplog.at_level("ERROR"):
+        live.poll()
+        problems = live.poll()
+    assert problems and any(p.line == 55 and "unknown key 'phnoe'" in p.message for p in problems)
+    assert "directory of services refused, still serving the last good copy" in caplog.text
+    assert live.current.service("drop_in") is not None
+    # A restart on the broken file starts on the last good copy, and says why.
+    restarted = LiveDirectory([folder], snapshot_dir=snapshot)
+    assert restarted.current.service("drop_in") is not None and restarted.last_problems
+    with pytest.raises(DirectoryLoadError):
+        LiveDirectory([folder], snapshot_dir=tmp_path / "no-copy-yet")

@@ -1,4 +1,5 @@
-"""The flows currently served, replaced only by a reload that passes validation.
+"""The flows currently served (and, through LiveFolder, the directory of services),
+replaced only by a reload that passes validation.
 
 Staff edit files in place; a half-saved or broken file must never reach people. The
 watcher polls modification times (cheap, works on every filesystem and in containers)
@@ -21,18 +22,26 @@ import shutil
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Generic, TypeVar
 
-from bot.errors import FlowLoadError, Problem
+from bot.errors import DirectoryLoadError, FlowLoadError, Problem
 from bot.flowspec.library import FlowLibrary, flow_files, load_library
 
-__all__ = ["LiveLibrary"]
+__all__ = ["LiveFolder", "LiveLibrary"]
 
 log = logging.getLogger(__name__)
 
 _Fingerprint = tuple[tuple[str, int, int], ...]
+T = TypeVar("T")
 
 
-class LiveLibrary:
+class LiveFolder(Generic[T]):
+    """What a folder of YAML files holds (``current``), replaced only by a reload that
+    passes every check; a subclass says how to read the files and what to snapshot."""
+
+    #: For the log: "flows", "directory of services".
+    what = "files"
+
     def __init__(self, paths: Sequence[Path], snapshot_dir: Path | None = None) -> None:
         self.paths = list(paths)
         self.snapshot_dir = snapshot_dir
@@ -41,21 +50,36 @@ class LiveLibrary:
         self._stamp = self._fingerprint()
         self._seen = self._stamp
         try:
-            self.current: FlowLibrary = load_library(self.paths)
-        except FlowLoadError as exc:
+            self.current: T = self._load(self.paths)
+        except (FlowLoadError, DirectoryLoadError) as exc:
             if snapshot_dir is None or not any(snapshot_dir.glob("*.yaml")):
                 raise
-            self.current = load_library([snapshot_dir])
+            self.current = self._load([snapshot_dir])
             self.last_problems = exc.problems
             for problem in exc.problems:
-                log.error("flow refused, serving the last good flows from %s: %s",
+                log.error("%s refused, serving the last good copy from %s: %s", self.what,
                           snapshot_dir, problem)
             return
         self._snapshot()
 
+    def _load(self, paths: Sequence[Path]) -> T:
+        """Read and check the files; raises FlowLoadError or DirectoryLoadError."""
+        raise NotImplementedError
+
+    def _files(self) -> list[Path]:
+        """The files whose changes are watched."""
+        raise NotImplementedError
+
+    def _snapshot_files(self) -> list[tuple[Path, str]]:
+        """(file, name in the snapshot) of what was just loaded."""
+        raise NotImplementedError
+
+    def _describe(self, loaded: T) -> str:
+        return self.what
+
     def _fingerprint(self) -> _Fingerprint:
         stamps = []
-        for file in flow_files(self.paths):
+        for file in self._files():
             try:
                 stat = file.stat()
             except OSError:
@@ -72,8 +96,8 @@ class LiveLibrary:
         # (a person and a volunteer chatting locally) snapshot at the same moment.
         fresh = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".new", dir=target.parent))
         try:
-            for flow in self.current.flows.values():
-                shutil.copyfile(flow.path, fresh / f"{flow.id}.yaml")
+            for source, name in self._snapshot_files():
+                shutil.copyfile(source, fresh / name)
             _swap_in(fresh, target)
         finally:
             shutil.rmtree(fresh, ignore_errors=True)
@@ -101,24 +125,24 @@ class LiveLibrary:
             return None
         return self._take(now, read)
 
-    def _read(self) -> FlowLibrary | list[Problem]:
+    def _read(self) -> T | list[Problem]:
         try:
-            return load_library(self.paths)
-        except FlowLoadError as exc:
+            return self._load(self.paths)
+        except (FlowLoadError, DirectoryLoadError) as exc:
             return exc.problems
 
-    def _take(self, stamp: _Fingerprint, read: FlowLibrary | list[Problem]) -> list[Problem]:
+    def _take(self, stamp: _Fingerprint, read: T | list[Problem]) -> list[Problem]:
         """Serve what was read from the files as they were at ``stamp``, if it is good."""
         self._stamp = self._seen = stamp
         if isinstance(read, list):
             self.last_problems = read
             for problem in read:
-                log.error("flow refused, still serving the last good flows: %s", problem)
+                log.error("%s refused, still serving the last good copy: %s", self.what, problem)
             return read
         self.current = read
         self.last_problems = []
         self._snapshot()
-        log.info("flows reloaded: %d flows", len(read.flows))
+        log.info("%s reloaded: %s", self.what, self._describe(read))
         return []
 
     async def watch(self, interval: float = 2.0) -> None:
@@ -126,6 +150,24 @@ class LiveLibrary:
         while True:
             await asyncio.sleep(interval)
             self.poll()
+
+
+class LiveLibrary(LiveFolder[FlowLibrary]):
+    """The flows currently served."""
+
+    what = "flows"
+
+    def _load(self, paths: Sequence[Path]) -> FlowLibrary:
+        return load_library(paths)
+
+    def _files(self) -> list[Path]:
+        return flow_files(self.paths)
+
+    def _snapshot_files(self) -> list[tuple[Path, str]]:
+        return [(Path(flow.path), f"{flow.id}.yaml") for flow in self.current.flows.values()]
+
+    def _describe(self, loaded: FlowLibrary) -> str:
+        return f"{len(loaded.flows)} flows"
 
 
 def _swap_in(fresh: Path, target: Path) -> None:

@@ -22,7 +22,8 @@ from bot.flowspec.strict_yaml import YamlList, YamlMap, YamlSyntaxError, load_ya
 from bot.services.model import FACTS, TAGS, UK, Directory, Place, PlaceKind, Service, Source, tag_hint
 from bot.text.normalize import normalize
 
-__all__ = ["PLACES_FILE", "default_services_dir", "load_directory", "parse_directory"]
+__all__ = ["PLACES_FILE", "default_services_dir", "directory_files", "load_directory",
+           "parse_directory"]
 
 PLACES_FILE = "places.yaml"
 PLACE_KEYS = ("id", "name", "kind", "in", "spellings", "note")
@@ -46,12 +47,17 @@ def _display(path: Path) -> str:
         return str(path)
 
 
+def directory_files(folder: Path) -> list[Path]:
+    """The YAML files of the directory, in the order they are read."""
+    return sorted(p for p in [*folder.glob("*.yaml"), *folder.glob("*.yml")]
+                  if not p.name.startswith("."))
+
+
 def load_directory(folder: Path, today: date | None = None) -> Directory:
     """Read every file of the folder. Raises DirectoryLoadError listing every problem.
 
     ``today``, when given, refuses a 'checked' date in the future (a typing slip)."""
-    files = sorted(p for p in [*folder.glob("*.yaml"), *folder.glob("*.yml")]
-                   if not p.name.startswith("."))
+    files = directory_files(folder)
     texts: list[tuple[str, str]] = []
     problems: list[Problem] = []
     for file in files:
