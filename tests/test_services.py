@@ -408,8 +408,12 @@ async def test_a_volunteer_lists_services_and_sends_one_to_the_person(
         assert any(m.chat_key == me and "sent Example Glasgow Law Drop-in" in m.text for m in sent)
         nowhere = await bot.send(me, "/services housing Atlantis")
         assert nowhere[0].text.startswith("No place called 'Atlantis'")
-        gone = await bot.tap(me, f"{SEND_SERVICE_CALLBACK_PREFIX}no_such_service")
+        chat_id = listing[0].buttons[0].callback.split(".")[1]
+        gone = await bot.tap(me, f"{SEND_SERVICE_CALLBACK_PREFIX}{chat_id}.no_such_service")
         assert "no longer in the directory" in gone[0].text
+        # A button from a list made for another chat sends nothing to this one.
+        other = await bot.tap(me, f"{SEND_SERVICE_CALLBACK_PREFIX}999.glasgow_legal")
+        assert [m.chat_key for m in other] == [me] and "Nothing was sent" in other[0].text
         assert "/services TAG [PLACE]" in (await bot.send(me, "/help"))[0].text
     finally:
         await bot.store.close()

@@ -57,7 +57,8 @@ LEAVE_CALLBACK = "leave"
 TAKE_CALLBACK_PREFIX = "vt."
 #: "vq.<page>": a page of /queue.
 QUEUE_CALLBACK_PREFIX = "vq."
-#: "vs.<service id>": send that service of the directory to the person in the chat held.
+#: "vs.<chat id>.<service id>": send that service of the directory to the person in that
+#: chat (held by the volunteer: a list from an earlier chat sends nothing to the next one).
 SEND_SERVICE_CALLBACK_PREFIX = "vs."
 VOLUNTEER_COMMANDS = ("available", "away", "queue", "take", "done", "release", "transfer",
                       "invite", "services", "start", "help")
@@ -300,8 +301,9 @@ class HandoverDesk:
             return DeskResult([await self._queue_listing(volunteer, page)], seen=seen)
         if inbound.kind is InboundKind.BUTTON and \
                 inbound.button.startswith(SEND_SERVICE_CALLBACK_PREFIX):
-            service_id = inbound.button.removeprefix(SEND_SERVICE_CALLBACK_PREFIX)
-            return await self._send_service(volunteer, holding, service_id)
+            chat_id, _, service_id = inbound.button.removeprefix(
+                SEND_SERVICE_CALLBACK_PREFIX).partition(".")
+            return await self._send_service(volunteer, holding, _number(chat_id), service_id)
         if inbound.kind is InboundKind.COMMAND:
             return await self._command(volunteer, inbound.command, inbound.text.strip(), holding)
         if holding is None:
@@ -465,16 +467,20 @@ class HandoverDesk:
             lines += ["", "Take a chat to send one of these to the person."]
             return _desk(me, "\n".join(lines))
         lines += ["", f"Tap Send N to send it to #{holding.id}, in their language."]
-        buttons = tuple(OutButton(f"{SEND_SERVICE_CALLBACK_PREFIX}{s.id}", f"Send {i}")
+        buttons = tuple(OutButton(f"{SEND_SERVICE_CALLBACK_PREFIX}{holding.id}.{s.id}", f"Send {i}")
                         for i, s in enumerate(found, start=1))
         return Outbound(me, "\n".join(lines), buttons, key="desk")
 
     async def _send_service(self, volunteer: Volunteer, holding: QueueEntry | None,
-                            service_id: str) -> DeskResult:
+                            listed_for: int | None, service_id: str) -> DeskResult:
         me = volunteer.chat_key
         if holding is None:
             return DeskResult([_desk(me, "You are not in a chat, so there is no one to send it to.")])
         seen = (holding.id, "volunteer")
+        if listed_for != holding.id:
+            return DeskResult([_desk(me, f"That list was for chat #{listed_for}; you are now in "
+                                     f"#{holding.id}. Nothing was sent: /services again.")],
+                              seen=seen)
         directory = self.directory()
         service = directory.service(service_id)
         if service is None:  # the directory changed since the list was sent
