@@ -186,11 +186,13 @@ class _Run:
         found = matching_services(self.directory, tags, place.id if place else None,
                                   self.session.language)
         if typed_unknown and step.unknown_place_text is not None:
-            self.events.append(self.say(step.unknown_place_key, step.unknown_place_text))
+            self.events.append(self.say(step.unknown_place_key, step.unknown_place_text,
+                                        self.params_for(flow, step.unknown_place_text)))
         if not found:
-            self.events.append(self.say(step.none_key, step.none_text))
+            self.events.append(self.say(step.none_key, step.none_text,
+                                        self.params_for(flow, step.none_text)))
             return
-        self.events.append(self.say(step.key, step.text))
+        self.events.append(self.say(step.key, step.text, self.params_for(flow, step.text)))
         shown_in = self.guess if self.session.language is None else None
         self.events.extend(ServiceCard.of(self.directory, service, shown_in) for service in found)
 
