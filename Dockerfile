@@ -25,6 +25,7 @@ COPY pyproject.toml README.md /src/
 COPY bot /src/bot
 COPY flows /src/flows
 COPY locales /src/locales
+COPY services /src/services
 RUN pip install /src && rm -rf /src
 
 RUN mkdir -p /data && chown bot:bot /data

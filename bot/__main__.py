@@ -1,4 +1,5 @@
-"""Command line: python -m bot {chat,run,validate,graph,locales,models,translate,volunteers,purge} ...
+"""Command line: python -m bot {chat,run,validate,services,graph,locales,models,translate,volunteers,
+purge} ...
 
 The only place that prints errors for people and chooses exit codes.
 """
@@ -11,12 +12,20 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bot.config import Settings, check_language
-from bot.errors import BotError, FlowLoadError, MissingFolderError, StorageUnavailable
-from bot.flowspec.library import in_folder_context, load_library
+from bot.errors import (
+    BotError,
+    DirectoryLoadError,
+    FlowLoadError,
+    MissingFolderError,
+    StorageUnavailable,
+)
+from bot.flowspec.library import FlowLibrary, in_folder_context, load_library
+from bot.services.load import PLACES_FILE, load_directory
 
 if TYPE_CHECKING:
     from bot.i18n.localizer import Localizer
@@ -37,8 +46,16 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("run", help="serve Telegram and/or WhatsApp (needs TELEGRAM_BOT_TOKEN or the "
                    "WHATSAPP_* settings, or both)")
 
-    validate = sub.add_parser("validate", help="check flow files; exit 1 listing every problem")
-    validate.add_argument("paths", nargs="*", type=Path, help="files or folders (default: flows/)")
+    validate = sub.add_parser("validate", help="check flow files and the directory of services; "
+                              "exit 1 listing every problem")
+    validate.add_argument("paths", nargs="*", type=Path,
+                          help="files or folders (default: flows/ and services/)")
+    services = sub.add_parser("services", help="the directory of services in services/")
+    services_sub = services.add_subparsers(dest="services_command", required=True)
+    services_check = services_sub.add_parser(
+        "check", help="every entry by when it was last checked; exit 1 if one is over six months")
+    services_check.add_argument("--today", type=date.fromisoformat, default=None,
+                                help="count ages from this day (YYYY-MM-DD) instead of today")
 
     graph = sub.add_parser("graph", help="draw a flow as a Mermaid flowchart (and, with --html, "
                            "as a page that works offline)")
@@ -102,30 +119,80 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _validate(paths: Sequence[Path], settings: Settings) -> int:
-    # A single file links to other flows: it is checked with the folder it belongs to.
-    targets = in_folder_context(paths, settings.flows_dir)
+    # services/ (a folder holding places.yaml, or a file in one) is the directory; the rest
+    # are flows. A single flow file links to other flows: it is checked with its folder.
+    services_dirs = [p if p.is_dir() else p.parent for p in paths if _in_services_dir(p)]
+    flow_paths = [p for p in paths if not _in_services_dir(p)]
+    library = None
+    if flow_paths or not paths:
+        try:
+            library = load_library(in_folder_context(flow_paths, settings.flows_dir))
+        except FlowLoadError as exc:
+            for problem in exc.problems:
+                print(problem)
+            print(f"\n{len(exc.problems)} problem(s) found; nothing was changed.", file=sys.stderr)
+            return 1
+        steps = sum(len(f.steps) for f in library.flows.values())
+        print(f"OK: {len(library.flows)} flows, {steps} steps, {len(library.strings())} texts.")
+        # Valid, but worded like advice on a person's own case: warn, with where and how to reword.
+        from bot.flowspec.advice import advice_warnings
+
+        for problem in advice_warnings(library.flows):
+            print(f"warning: {problem}")
+    directory_ok = _validate_directory(services_dirs[0] if services_dirs else settings.services_dir,
+                                       library)
+    if library is not None:
+        # Valid, but a changed English text leaves its translations stale: say which, and where.
+        from bot.i18n.catalog import load_catalogs
+        from bot.i18n.locales_tools import check_catalogs, expected_sources, stale_warnings
+
+        catalogs, _ = load_catalogs(settings.locales_dir, expected_sources(library))
+        for line in stale_warnings(check_catalogs(library, catalogs)):
+            print(line)
+    return 0 if directory_ok else 1
+
+
+def _in_services_dir(path: Path) -> bool:
+    folder = path if path.is_dir() else path.parent
+    return (folder / PLACES_FILE).is_file()
+
+
+def _validate_directory(folder: Path, library: FlowLibrary | None) -> bool:
+    """Check the directory of services (and the flows' place buttons against it)."""
+    from bot.services.check import flow_place_problems, stale_warnings
+
+    today = date.today()
     try:
-        library = load_library(targets)
-    except FlowLoadError as exc:
+        directory = load_directory(folder, today)
+    except DirectoryLoadError as exc:
         for problem in exc.problems:
             print(problem)
-        print(f"\n{len(exc.problems)} problem(s) found; nothing was changed.", file=sys.stderr)
-        return 1
-    steps = sum(len(f.steps) for f in library.flows.values())
-    print(f"OK: {len(library.flows)} flows, {steps} steps, {len(library.strings())} texts.")
-    # Valid, but worded like advice on a person's own case: warn, with where and how to reword.
-    from bot.flowspec.advice import advice_warnings
-
-    for problem in advice_warnings(library.flows):
+        print(f"\n{len(exc.problems)} problem(s) found in the directory of services; nothing was "
+              "changed.", file=sys.stderr)
+        return False
+    print(f"OK: {len(directory.services)} services, {len(directory.places)} places.")
+    # A place button the directory lacks still works (the nation's services are shown).
+    for problem in flow_place_problems(library.flows, directory) if library is not None else []:
         print(f"warning: {problem}")
-    # Valid, but a changed English text leaves its translations stale: say which, and where.
-    from bot.i18n.catalog import load_catalogs
-    from bot.i18n.locales_tools import check_catalogs, expected_sources, stale_warnings
-
-    catalogs, _ = load_catalogs(settings.locales_dir, expected_sources(library))
-    for line in stale_warnings(check_catalogs(library, catalogs)):
+    for line in stale_warnings(directory, today):
         print(line)
-    return 0
+    return True
+
+
+def _services(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.services.check import age_lines
+    from bot.services.matching import stale_services
+
+    today = args.today or date.today()
+    directory = load_directory(settings.services_dir, today)
+    if not directory.services:
+        print(f"No services in {settings.services_dir}.")
+        return 0
+    print(f"{len(directory.services)} services in {settings.services_dir}, least recently checked "
+          f"first (STALE: not checked for more than six months, as of {today.isoformat()}):")
+    for line in age_lines(directory, today):
+        print(line)
+    return 1 if stale_services(directory, today) else 0
 
 
 def _graph(args: argparse.Namespace, settings: Settings) -> int:
@@ -503,6 +570,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings.require_folders(locales=False)  # locales import may create the folder
         if args.command == "validate":
             return _validate(args.paths, settings)
+        if args.command == "services":
+            return _services(args, settings)
         if args.command == "chat":
             return _chat(args, settings)
         if args.command == "graph":
@@ -523,6 +592,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except FlowLoadError as exc:
         print("The flows could not be loaded:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
+    except DirectoryLoadError as exc:
+        print("The directory of services could not be loaded (python -m bot validate):",
+              file=sys.stderr)
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
         return 1

@@ -25,6 +25,7 @@ from bot.i18n.locales_tools import expected_sources
 from bot.i18n.localizer import Localizer
 from bot.intake import Intake
 from bot.messages import Inbound
+from bot.services.live import LiveDirectory
 from bot.storage.base import Store
 from bot.storage.sqlite import SqliteStore
 from bot.text.languages import LANGUAGES
@@ -162,13 +163,17 @@ async def run_bot(settings: Settings, transport: Transport, *, db_path: Path | N
             flows = LiveLibrary([settings.flows_dir],
                                 snapshot_dir=Path(db).parent / "flows-last-good")
             localizer, translator = build_localizer(settings, flows.current)
+            directory = LiveDirectory([settings.services_dir],
+                                      snapshot_dir=Path(db).parent / "services-last-good")
     except BaseException:
         await store.close()
         raise
     desk = HandoverDesk(store, localizer, translator, settings.desk,
-                        flow_queues=lambda: flows.current.handover_queues())
+                        flow_queues=lambda: flows.current.handover_queues(),
+                        directory=lambda: directory.current)
     dispatcher = Dispatcher(store, lambda: flows.current, localizer, transport,
-                            default_language=language, desk=desk)
+                            default_language=language, desk=desk,
+                            directory=lambda: directory.current)
     intake = Intake(store, dispatcher, flood_control=flood_control)
 
     async def accept(inbounds: Sequence[Inbound]) -> None:
@@ -186,6 +191,7 @@ async def run_bot(settings: Settings, transport: Transport, *, db_path: Path | N
     signals = _on_stop_signals(loop, stop)
     input_ended = False
     background = [asyncio.create_task(flows.watch(settings.flows_poll_seconds)),
+                  asyncio.create_task(directory.watch(settings.flows_poll_seconds)),
                   asyncio.create_task(dispatcher.keep_flushing(flush_every,
                                                                settings.desk_clock_seconds)),
                   asyncio.create_task(keep_purging(store, timedelta(days=settings.retention_days),

@@ -16,6 +16,7 @@ from bot._shipped import shipped_dir
 from bot.errors import ConfigError, MissingFolderError
 from bot.flowspec.library import default_flows_dir
 from bot.handover.desk import DeskSettings, parse_hours
+from bot.services.load import default_services_dir
 from bot.text.languages import LANGUAGES
 
 __all__ = ["DEFAULT_MODELS_DIR", "DESK_CLOCK_SECONDS", "PURGE_EVERY_SECONDS", "WHATSAPP_REQUIRED",
@@ -44,6 +45,8 @@ class Settings:
     db_path: Path = DEFAULT_DB
     flows_dir: Path = field(default_factory=default_flows_dir)
     locales_dir: Path = field(default_factory=default_locales_dir)
+    #: The directory of services (services/*.yaml) that find_help and /services show.
+    services_dir: Path = field(default_factory=default_services_dir)
     #: Offline translation models (.argosmodel packages and NLLB-200 / M2M-100 folders).
     models_dir: Path = DEFAULT_MODELS_DIR
     translation_timeout: float = 10.0
@@ -128,6 +131,7 @@ class Settings:
             db_path=Path(text("BOT_DB_PATH") or DEFAULT_DB),
             flows_dir=Path(text("BOT_FLOWS_DIR") or default_flows_dir()),
             locales_dir=Path(text("BOT_LOCALES_DIR") or default_locales_dir()),
+            services_dir=Path(text("BOT_SERVICES_DIR") or default_services_dir()),
             # ARGOS_PACKAGES_DIR: the variable's name before NLLB-200 models, still honoured.
             models_dir=Path(text("BOT_MODELS_DIR") or text("ARGOS_PACKAGES_DIR") or DEFAULT_MODELS_DIR),
             translation_timeout=positive("BOT_TRANSLATION_TIMEOUT", 10.0),
@@ -171,7 +175,9 @@ class Settings:
     def require_folders(self, *, flows: bool = True, locales: bool = True) -> None:
         """Raise MissingFolderError, in one line, for the first folder asked for that is not
         there: the variable that names it, or the shipped copy when none is set."""
-        wanted = [("BOT_FLOWS_DIR", self.flows_dir, default_flows_dir(), "flow files")] if flows else []
+        wanted = [("BOT_FLOWS_DIR", self.flows_dir, default_flows_dir(), "flow files"),
+                  ("BOT_SERVICES_DIR", self.services_dir, default_services_dir(),
+                   "service directory files")] if flows else []
         if locales:
             wanted.append(("BOT_LOCALES_DIR", self.locales_dir, default_locales_dir(),
                            "translation catalogs"))

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
 from bot import limits
-from bot.engine.events import Forget, Handover, Param, Say
+from bot.engine.events import Forget, Handover, Param, Say, ServiceCard
 from bot.engine.runtime import Turn, reprompt, resume, takes_while_queued
 from bot.engine.session import Session
 from bot.engine.system_text import SYSTEM_TEXT
@@ -37,6 +37,7 @@ from bot.handover.desk import DeskResult, HandoverDesk, Undelivered
 from bot.handover.model import Status as QueueStatus
 from bot.i18n.localizer import Localizer
 from bot.messages import Inbound, InboundKind, Outbound
+from bot.services.model import Directory
 from bot.storage.base import PendingMessage, Store, TurnRecord
 from bot.text.languages import hinted_language
 from bot.transports.base import Transport
@@ -44,6 +45,13 @@ from bot.transports.base import Transport
 __all__ = ["Dispatcher", "merge_turn"]
 
 log = logging.getLogger(__name__)
+
+
+_EMPTY_DIRECTORY = Directory()
+
+
+def _no_directory() -> Directory:
+    return _EMPTY_DIRECTORY
 
 
 @dataclass
@@ -78,9 +86,12 @@ class Dispatcher:
         default_language: str | None = None,
         typing_after: float = 0.3,
         desk: HandoverDesk | None = None,
+        directory: Callable[[], Directory] | None = None,
     ) -> None:
         self.store = store
         self.library = library
+        #: The directory of services that flows' ``services`` steps show (none: empty).
+        self.directory: Callable[[], Directory] = directory or _no_directory
         self.localizer = localizer
         self.transport = transport
         #: For retry backoffs of replies the platform could not take yet.
@@ -227,7 +238,7 @@ class Dispatcher:
             work_started = asyncio.get_running_loop().time()  # the lock and the load are behind
             turn = resume(self.library(), session, inbound, self.localizer.aliases,
                           self.localizer.keyword_aliases(), self.localizer.safeguarding_aliases(),
-                          self.localizer.distress_aliases())
+                          self.localizer.distress_aliases(), self.directory())
             if also_read:
                 read = Say("system.burst_read", SYSTEM_TEXT["system.burst_read"],
                            {"count": Param(str(len(also_read) + 1))})
@@ -356,6 +367,9 @@ class Dispatcher:
                 if isinstance(event, Say):
                     outbound.append(await self.localizer.render(event, chat_key,
                                                                 turn.session.language))
+                elif isinstance(event, ServiceCard):
+                    outbound.append(await self.localizer.render_service(event, chat_key,
+                                                                        turn.session.language))
                 elif isinstance(event, Handover):
                     handovers.append(event)
         if self.transport.merge_up_to:

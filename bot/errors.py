@@ -5,6 +5,8 @@
      |    +-- MissingFolderError  a folder the bot reads (flows, catalogs) is not there
      +-- FlowError            a flow file cannot be used
      |    +-- FlowLoadError   one or more problems, each with path:line and a hint
+     +-- DirectoryError       the directory of services (services/) cannot be used
+     |    +-- DirectoryLoadError  one or more problems, each with path:line and a hint
      +-- StorageError         the SQLite store failed or holds data from a newer version
      |    +-- StorageUnavailable  the database cannot be opened, prepared or written at start-up
      +-- TransportError       a chat platform refused or could not be reached
@@ -23,6 +25,8 @@ __all__ = [
     "BotError",
     "ConfigError",
     "DeliveryRefused",
+    "DirectoryError",
+    "DirectoryLoadError",
     "FlowError",
     "FlowLoadError",
     "MissingFolderError",
@@ -100,6 +104,18 @@ class FlowError(BotError):
 
 class FlowLoadError(FlowError):
     """Flows were refused; ``problems`` lists every reason, each with file and line."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = sorted(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class DirectoryError(BotError):
+    """The directory of services cannot be used."""
+
+
+class DirectoryLoadError(DirectoryError):
+    """The directory was refused; ``problems`` lists every reason, each with file and line."""
 
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = sorted(problems)

@@ -36,6 +36,8 @@ from bot.flowspec.model import AskStep, EndStep, GotoStep, HandoverStep
 from bot.handover.desk import DeskSettings, HandoverDesk
 from bot.i18n.localizer import Localizer
 from bot.messages import Inbound, InboundKind, Outbound
+from bot.services.load import default_services_dir, load_directory
+from bot.services.model import Directory
 from bot.storage.sqlite import SqliteStore
 from bot.transports.memory import MemoryTransport
 
@@ -77,6 +79,14 @@ def load_cases() -> list[tuple[str, dict[str, Any]]]:
 
 
 _SHIPPED: dict[int, tuple[FlowLibrary, Localizer]] = {}
+_DIRECTORY: list[Directory] = []
+
+
+def shipped_directory() -> Directory:
+    """The directory of services in services/, loaded once."""
+    if not _DIRECTORY:
+        _DIRECTORY.append(load_directory(default_services_dir()))
+    return _DIRECTORY[0]
 
 
 def shipped_localizer(library: FlowLibrary) -> Localizer:
@@ -103,8 +113,10 @@ async def run_case(case: dict[str, Any], library: FlowLibrary, db_path: Path,
     localizer = localizer or shipped_localizer(library)
     desk = HandoverDesk(store, localizer, None, DeskSettings(hours="00:00-00:00")) \
         if case.get("desk") else None
+    directory = shipped_directory()
     dispatcher = Dispatcher(store, lambda: library, localizer, transport,
-                            default_language=case.get("lang"), desk=desk)
+                            default_language=case.get("lang"), desk=desk,
+                            directory=lambda: directory)
     chat = "test:case"
     actual: list[list[str]] = []
     last_question: Outbound | None = None

@@ -224,3 +224,76 @@ def test_locales_check_lists_each_stale_key_with_its_languages(
     out = capsys.readouterr().out
     assert "1 key(s) stale (English changed since translation):" in out
     assert "  claim_refused.letter_when.older: ps, prs, fa, ur, hi" in out
+
+
+SERVICES_FIXTURE = Path(__file__).parent / "fixtures" / "services"
+
+
+def services_folder(tmp_path: Path, entry: str) -> Path:
+    """A directory of services with Wales as its one place and ``entry`` as its one service."""
+    services = tmp_path / "services"
+    services.mkdir()
+    (services / "places.yaml").write_text("places:\n  - {id: wales, name: Wales, kind: nation}\n",
+                                          encoding="utf-8")
+    (services / "local.yaml").write_text("services:\n" + entry, encoding="utf-8")
+    return services
+
+
+def test_validate_checks_the_directory_and_warns_about_entries_not_checked_for_six_months(
+        tmp_path: Path) -> None:
+    services = services_folder(
+        tmp_path, "  - id: old_line\n    name: Old Line\n    tags: [housing]\n    serves: wales\n"
+        "    phone: 01632 960099\n    sources: [{source: a leaflet, checked: 2020-05-04}]\n")
+    done = run_bot("validate", env={"BOT_SERVICES_DIR": str(services)})
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("OK: ") and "flows" in lines[0]
+    assert "OK: 1 services, 2 places." in lines
+    warning = next(line for line in lines if "old_line" in line)
+    assert warning.startswith(f"warning: {services / 'local.yaml'}:2: 'old_line' was last checked "
+                              "2020-05-04 (")
+    assert "more than 6 months" in warning
+    # Checking the directory alone, by its folder.
+    alone = run_bot("validate", str(services))
+    assert alone.returncode == 0 and not alone.stdout.startswith("OK: 18 flows")
+    assert "OK: 1 services, 2 places." in alone.stdout
+
+
+def test_validate_refuses_a_broken_directory_with_file_line_and_hint(tmp_path: Path) -> None:
+    services = services_folder(
+        tmp_path, "  - id: line\n    name: A Line\n    tags: [housing]\n    serves: [wales]\n"
+        "    phone: 01632 960098\n    opening: daily\n"
+        "    sources: [{source: a leaflet, checked: 2026-11-05}]\n")
+    done = run_bot("validate", env={"BOT_SERVICES_DIR": str(services)})
+    assert done.returncode == 1
+    assert f"{services / 'local.yaml'}:7: unknown key 'opening' in service 'line'" in done.stdout
+    assert "hint: " in done.stdout and "Traceback" not in done.stdout + done.stderr
+    # The bot itself does not start on it either, and says why.
+    chat = run_bot("chat", "--db", str(tmp_path / "bot.sqlite3"), stdin="hi\n",
+                   env={"BOT_SERVICES_DIR": str(services)})
+    assert chat.returncode == 1 and "unknown key 'opening'" in chat.stderr
+
+
+def test_services_check_lists_entries_by_age_for_the_person_who_keeps_them(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BOT_SERVICES_DIR", str(SERVICES_FIXTURE))
+    assert main(["services", "check", "--today", "2026-12-02"]) == 1  # two are over six months
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("6 services in ") and "as of 2026-12-02" in out[0]
+    ids = [line.split()[4] for line in out[1:]]
+    assert ids[:2] == ["uk_women", "glasgow_legal_two"] and len(ids) == 6
+    assert out[1].startswith("STALE   686 days  2025-01-15  uk_women")
+    assert all(line.startswith("ok") for line in out[3:])
+
+
+def test_the_shipped_directory_is_fresh_and_the_chat_finds_help_with_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["services", "check", "--today", "2026-12-02"]) == 0
+    listed = capsys.readouterr().out
+    assert "migrant_help" in listed and "STALE " not in listed
+    chat = run_bot("chat", "--lang", "en", "--db", str(tmp_path / "bot.sqlite3"),
+                   stdin="find help\n1\n2\n1\n")
+    assert chat.returncode == 0, chat.stderr
+    assert "Which city or area of Scotland?" in chat.stdout
+    assert "These services may be able to help." in chat.stdout
+    assert "Immigration Advice Authority register of advisers (GOV.UK)" in chat.stdout

@@ -15,7 +15,15 @@ import re
 from pathlib import Path
 
 from bot.flowspec.library import FlowLibrary
-from bot.flowspec.model import AskStep, ChooseLanguageStep, Flow, ForgetStep, MenuStep, SayStep
+from bot.flowspec.model import (
+    AskStep,
+    ChooseLanguageStep,
+    Flow,
+    ForgetStep,
+    MenuStep,
+    SayStep,
+    ServicesStep,
+)
 from bot.limits import PHONE_MESSAGE_CHARS
 from tests.conftest import FLOWS_DIR
 
@@ -32,8 +40,10 @@ _DATED = re.compile(r"(?:checked|not re-checked live)\b.*\b\d{4}-\d{2}\b")
 
 
 def _texts(library: FlowLibrary) -> list[tuple[str, str]]:
-    return [(step.key, step.text) for flow in library.flows.values() for step in flow.steps
-            if isinstance(step, _TEXT_STEPS)]
+    texts = [(step.key, step.text) for flow in library.flows.values() for step in flow.steps
+             if isinstance(step, _TEXT_STEPS)]
+    return texts + [item for flow in library.flows.values() for step in flow.steps
+                    if isinstance(step, ServicesStep) for item in step.texts().items()]
 
 
 def test_every_english_text_fits_a_phone_screen(library: FlowLibrary) -> None:

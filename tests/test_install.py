@@ -30,7 +30,7 @@ import yaml
 from bot.text.languages import LANGUAGES
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCKERFILE_COPIES = ("pyproject.toml", "README.md", "bot", "flows", "locales")
+DOCKERFILE_COPIES = ("pyproject.toml", "README.md", "bot", "flows", "locales", "services")
 MAX_INSTALL_MB = 300  # the runtime install, over an empty virtual environment
 
 pytestmark = pytest.mark.timeout(900)
@@ -126,18 +126,21 @@ def test_the_install_is_not_editable_and_carries_its_flows_and_catalogs(
         installed: Installed) -> None:
     done = installed.run("python", "-c", "import os, bot, bot._shipped as s; "
                          "print(os.geteuid()); print(bot.__file__); "
-                         "print(s.shipped_dir('flows')); print(s.shipped_dir('locales'))")
+                         "print(s.shipped_dir('flows')); print(s.shipped_dir('locales')); "
+                         "print(s.shipped_dir('services'))")
     assert done.returncode == 0, done.stderr
     uid, *paths = done.stdout.splitlines()
     assert int(uid) != 0, "the bot must run as an unprivileged user, as in the image"
-    package, flows, locales = (Path(line) for line in paths)
+    package, flows, locales, services = (Path(line) for line in paths)
     site = installed.venv / "lib"
-    for path in (package, flows, locales):
+    for path in (package, flows, locales, services):
         assert path.is_relative_to(site), f"{path} is not inside the installed package"
     assert sorted(p.name for p in flows.glob("*.yaml")) == sorted(
         p.name for p in (ROOT / "flows").glob("*.yaml"))
     assert sorted(p.name for p in locales.iterdir()) == sorted(
         p.name for p in (ROOT / "locales").iterdir() if p.is_dir())
+    assert sorted(p.name for p in services.glob("*.yaml")) == sorted(
+        p.name for p in (ROOT / "services").glob("*.yaml"))
 
 
 def test_validate_passes_as_an_unprivileged_user_from_a_data_only_folder(

@@ -1,12 +1,12 @@
 """The flows and translation catalogs shipped with the bot, found the same way however it runs.
 
-``flows`` and ``locales`` beside this file are links to the folders at the repository root,
+``flows``, ``locales`` and ``services`` beside this file are links to the folders at the repository root,
 where staff edit them. A checkout or an editable install (``pip install -e .``) reads the root
 folders through the links. Building a wheel (``pip install .``, the Docker image) follows the
 links: setuptools copies the files they point at into the package (``[tool.setuptools.
 package-data]`` in pyproject.toml), so an installed bot carries its own copy and needs no
-checkout and no particular current folder. ``BOT_FLOWS_DIR`` and ``BOT_LOCALES_DIR`` point a
-running bot at other copies (see bot/config.py).
+checkout and no particular current folder. ``BOT_FLOWS_DIR``, ``BOT_LOCALES_DIR`` and
+``BOT_SERVICES_DIR`` point a running bot at other copies (see bot/config.py).
 """
 
 from __future__ import annotations
@@ -19,6 +19,6 @@ __all__ = ["shipped_dir"]
 _HERE = Path(__file__).resolve().parent
 
 
-def shipped_dir(name: Literal["flows", "locales"]) -> Path:
+def shipped_dir(name: Literal["flows", "locales", "services"]) -> Path:
     """The shipped folder, with links resolved (so paths shown to staff read ``flows/...``)."""
     return (_HERE / name).resolve()

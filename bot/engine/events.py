@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from bot.flowspec.model import Priority
+from bot.services.model import UK, Directory, Service
 
-__all__ = ["Choice", "Event", "Forget", "Handover", "LanguageSet", "Param", "Say"]
+__all__ = ["Choice", "Event", "Forget", "Handover", "LanguageSet", "Param", "Say", "ServiceCard"]
 
 
 @dataclass(frozen=True)
@@ -56,4 +57,22 @@ class Forget:
     """Delete everything stored about this chat, once the replies before it are sent."""
 
 
-Event = Say | Handover | LanguageSet | Forget
+@dataclass(frozen=True)
+class ServiceCard:
+    """Show one service of the directory: its own name and contacts as written, the labels
+    in the person's language (the localizer renders it)."""
+
+    service: Service
+    #: The names of the places it serves, as the directory writes them (empty: the whole UK).
+    areas: tuple[str, ...] = ()
+    #: Render in this language instead of the chat's (a first guess before one is chosen).
+    language: str | None = None
+
+    @classmethod
+    def of(cls, directory: Directory, service: Service, language: str | None = None) -> ServiceCard:
+        areas = () if UK in service.serves else tuple(
+            directory.places[p].name for p in service.serves if p in directory.places)
+        return cls(service, areas, language)
+
+
+Event = Say | Handover | LanguageSet | Forget | ServiceCard

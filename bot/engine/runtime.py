@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from bot import limits
-from bot.engine.events import Choice, Event, Forget, Handover, LanguageSet, Param, Say
+from bot.engine.events import Choice, Event, Forget, Handover, LanguageSet, Param, Say, ServiceCard
 from bot.engine.session import Session
 from bot.engine.system_text import SYSTEM_TEXT
 from bot.flowspec.conditions import evaluate
@@ -28,10 +28,13 @@ from bot.flowspec.model import (
     MenuStep,
     Next,
     SayStep,
+    ServicesStep,
     Step,
     Target,
 )
 from bot.messages import Inbound, InboundKind
+from bot.services.matching import find_place, matching_services
+from bot.services.model import Directory, Place
 from bot.text.detect import guess_languages
 from bot.text.languages import DEFAULT_LANGUAGE, LANGUAGES, hinted_language
 from bot.text.normalize import normalize, normalize_label, parse_number
@@ -44,6 +47,7 @@ Aliases = Callable[[str], Sequence[str]]
 KeywordAliases = Mapping[str, str]
 
 _START_COMMANDS = ("start",)
+_NO_DIRECTORY = Directory()
 
 
 def _no_aliases(_key: str) -> Sequence[str]:
@@ -59,8 +63,10 @@ class Turn:
 class _Run:
     """Mutable scratch state for one turn; discarded when the turn returns."""
 
-    def __init__(self, library: FlowLibrary, session: Session) -> None:
+    def __init__(self, library: FlowLibrary, session: Session,
+                 directory: Directory = _NO_DIRECTORY) -> None:
         self.library = library
+        self.directory = directory
         self.session = session
         self.events: list[Event] = []
         self.steps_run = 0
@@ -145,6 +151,8 @@ class _Run:
                 return
             if isinstance(step, SayStep):
                 self.events.append(self.say(step.key, step.text, self.params_for(flow, step.text)))
+            elif isinstance(step, ServicesStep):
+                self.show_services(flow, step)
             elif isinstance(step, HandoverStep):
                 summary = _fill(step.summary, self.params_for(flow, step.summary))
                 self.events.append(Handover(flow.id, step.id, step.queue, step.priority, summary))
@@ -160,7 +168,7 @@ class _Run:
                 # Keep the language only so the goodbye above renders; storage drops it all.
                 self.session = Session(language=self.session.language)
                 return
-            # Say, Handover and Goto move on; ``go`` recurses only across flows or jumps.
+            # Say, Services, Handover and Goto move on; ``go`` recurses only across flows or jumps.
             if isinstance(step, GotoStep) or step.next is not None:
                 self.go(flow, step, step.next)
                 return
@@ -169,6 +177,56 @@ class _Run:
                 self.end()
                 return
             step = following
+
+    def show_services(self, flow: Flow, step: ServicesStep) -> None:
+        """The services that fit the saved answers; what was typed is only read, never kept
+        beyond the answers of this flow (cleared when it ends)."""
+        tags = step.tags_for(self.session.answers.get(step.need, ""))
+        place, typed_unknown = self.place_of(flow, step)
+        found = matching_services(self.directory, tags, place.id if place else None,
+                                  self.session.language)
+        if typed_unknown and step.unknown_place_text is not None:
+            self.events.append(self.say(step.unknown_place_key, step.unknown_place_text,
+                                        self.params_for(flow, step.unknown_place_text)))
+        if not found:
+            self.events.append(self.say(step.none_key, step.none_text,
+                                        self.params_for(flow, step.none_text)))
+            return
+        self.events.append(self.say(step.key, step.text, self.params_for(flow, step.text)))
+        shown_in = self.guess if self.session.language is None else None
+        self.events.extend(ServiceCard.of(self.directory, service, shown_in) for service in found)
+
+    def place_of(self, flow: Flow, step: ServicesStep) -> tuple[Place | None, bool]:
+        """The first of the step's place answers that names a place, and whether a typed
+        place before it was not found. A button that names no place ("type my town")
+        is passed over quietly."""
+        typed_unknown = False
+        for name in step.place:
+            value = self.session.answers.get(name, "")
+            if not value:
+                continue
+            known = self.directory.places.get(value)
+            if known is not None:
+                return known, typed_unknown
+            if _is_button_answer(flow, name, value):
+                continue
+            typed = find_place(self.directory, value)
+            if typed is not None:
+                return typed, typed_unknown
+            typed_unknown = True
+        return None, typed_unknown
+
+    def take_typed_place(self, flow: Flow, step: AskStep, text: str) -> bool:
+        """A place question (its answer is a place a services step reads) also takes a place
+        typed instead of tapped ("Leicester" at the regions): the place's id is saved, as
+        a tap would, never the words typed."""
+        reads_place = any(isinstance(s, ServicesStep) and step.save in s.place for s in flow.steps)
+        place = find_place(self.directory, text) if reads_place and step.save else None
+        if place is None or step.save is None:
+            return False
+        self.save(step.save, place.id)
+        self.go(flow, step, step.next)
+        return True
 
     def ask(self, flow: Flow, step: AskStep | MenuStep | ChooseLanguageStep) -> None:
         token = self.session.token + 1
@@ -246,6 +304,11 @@ def _answer_param(flow: Flow, name: str, value: str) -> Param:
     return Param(value)
 
 
+def _is_button_answer(flow: Flow, name: str, value: str) -> bool:
+    return any(isinstance(step, AskStep) and step.save == name and
+               any(b.id == value for b in step.buttons) for step in flow.steps)
+
+
 def _fill(text: str, params: dict[str, Param]) -> str:
     filled = PLACEHOLDER.sub(lambda m: params[m.group(1)].text if m.group(1) in params
                              else m.group(0), text)
@@ -279,13 +342,15 @@ def _match_language(text: str) -> int | None:
 def resume(library: FlowLibrary, session: Session, inbound: Inbound,
            aliases: Aliases = _no_aliases, keyword_aliases: KeywordAliases | None = None,
            safeguarding_aliases: KeywordAliases | None = None,
-           distress_aliases: KeywordAliases | None = None) -> Turn:
+           distress_aliases: KeywordAliases | None = None,
+           directory: Directory = _NO_DIRECTORY) -> Turn:
     """Advance one chat by one message. Pure: same inputs, same outputs.
 
     The alias maps hold the words of every language (from the catalogs), normalised, each
     leading to a flow id: ``keyword_aliases`` for keywords, ``safeguarding_aliases`` for
-    safeguarding phrases, ``distress_aliases`` for distress words."""
-    run = _Run(library, session)
+    safeguarding phrases, ``distress_aliases`` for distress words. ``directory`` holds the
+    services a ``services`` step may show."""
+    run = _Run(library, session, directory)
     words = _Words(keyword_aliases if keyword_aliases is not None else {},
                    safeguarding_aliases if safeguarding_aliases is not None else {},
                    distress_aliases if distress_aliases is not None else {})
@@ -441,6 +506,8 @@ def _dispatch(run: _Run, inbound: Inbound, aliases: Aliases, words: _Words) -> N
         index = _match_language(text)
     if index is not None:
         run.choose(flow, step, index)
+        return
+    if isinstance(step, AskStep) and run.take_typed_place(flow, step, text):
         return
     if isinstance(step, MenuStep):
         # Keywords first; then, for words nothing else understood, distress words: "help

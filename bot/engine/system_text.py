@@ -85,3 +85,19 @@ PHRASE_TEXT: dict[str, str] = {
     "phrase.goodbye": "Goodbye",
 }
 SYSTEM_TEXT.update(PHRASE_TEXT)
+
+#: The labels of a service from the directory (bot/services), shown to a person: the
+#: service's own name and contacts stay as written, these go into the person's language.
+SERVICE_TEXT: dict[str, str] = {
+    "services.phone": "Phone: {phone}",
+    "services.web": "Web: {web}",
+    "services.address": "Address: {address}",
+    "services.hours": "Open: {hours}",
+    "services.speaks": "Speaks {language}",
+    "services.interpreters": "Has interpreters",
+    "services.referral_needed": "Needs a referral from another service first",
+    "services.no_referral": "No referral needed",
+    "services.serves": "Serves: {places}",
+    "services.serves_uk": "Serves the whole UK",
+}
+SYSTEM_TEXT.update(SERVICE_TEXT)

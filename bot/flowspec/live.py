@@ -1,4 +1,5 @@
-"""The flows currently served, replaced only by a reload that passes validation.
+"""The flows currently served (and, through LiveFolder, the directory of services),
+replaced only by a reload that passes validation.
 
 Staff edit files in place; a half-saved or broken file must never reach people. The
 watcher polls modification times (cheap, works on every filesystem and in containers)
@@ -10,6 +11,7 @@ serving.
 
 Every good load is also copied to a snapshot folder (beside the database), so that a bot
 restarted while a file is broken still starts, on the last good flows, and says why.
+
 Several bots may share that folder (processes on one database, started at once): each
 copies into a folder of its own and swaps it in with renames, under an exclusive flock,
 and a bot reading the snapshot holds a shared one, so it never sees a half-written or
@@ -27,18 +29,26 @@ import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Generic, TypeVar
 
-from bot.errors import FlowLoadError, Problem
+from bot.errors import DirectoryLoadError, FlowLoadError, Problem
 from bot.flowspec.library import FlowLibrary, flow_files, load_library
 
-__all__ = ["LiveLibrary"]
+__all__ = ["LiveFolder", "LiveLibrary"]
 
 log = logging.getLogger(__name__)
 
 _Fingerprint = tuple[tuple[str, int, int], ...]
+T = TypeVar("T")
 
 
-class LiveLibrary:
+class LiveFolder(Generic[T]):
+    """What a folder of YAML files holds (``current``), replaced only by a reload that
+    passes every check; a subclass says how to read the files and what to snapshot."""
+
+    #: For the log: "flows", "directory of services".
+    what = "files"
+
     def __init__(self, paths: Sequence[Path], snapshot_dir: Path | None = None) -> None:
         self.paths = list(paths)
         self.snapshot_dir = snapshot_dir
@@ -47,22 +57,37 @@ class LiveLibrary:
         self._stamp = self._fingerprint()
         self._seen = self._stamp
         try:
-            self.current: FlowLibrary = load_library(self.paths)
-        except FlowLoadError as exc:
-            last_good = _read_snapshot(snapshot_dir) if snapshot_dir is not None else None
+            self.current: T = self._load(self.paths)
+        except (FlowLoadError, DirectoryLoadError) as exc:
+            last_good = self._read_snapshot(snapshot_dir) if snapshot_dir is not None else None
             if last_good is None:
                 raise
             self.current, folder = last_good
             self.last_problems = exc.problems
             for problem in exc.problems:
-                log.error("flow refused, serving the last good flows from %s: %s",
+                log.error("%s refused, serving the last good copy from %s: %s", self.what,
                           folder, problem)
             return
         self._snapshot()
 
+    def _load(self, paths: Sequence[Path]) -> T:
+        """Read and check the files; raises FlowLoadError or DirectoryLoadError."""
+        raise NotImplementedError
+
+    def _files(self) -> list[Path]:
+        """The files whose changes are watched."""
+        raise NotImplementedError
+
+    def _snapshot_files(self) -> list[tuple[Path, str]]:
+        """(file, name in the snapshot) of what was just loaded."""
+        raise NotImplementedError
+
+    def _describe(self, loaded: T) -> str:
+        return self.what
+
     def _fingerprint(self) -> _Fingerprint:
         stamps = []
-        for file in flow_files(self.paths):
+        for file in self._files():
             try:
                 stat = file.stat()
             except OSError:
@@ -80,14 +105,25 @@ class LiveLibrary:
             fresh = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".new",
                                           dir=target.parent))
             try:
-                for flow in self.current.flows.values():
-                    shutil.copyfile(flow.path, fresh / f"{flow.id}.yaml")
+                for source, name in self._snapshot_files():
+                    shutil.copyfile(source, fresh / name)
                 _swap_in(fresh, target)
             finally:
                 shutil.rmtree(fresh, ignore_errors=True)
             # Under the lock every other .new/.old folder is left by a process killed mid-swap.
             for left in _leftovers(target):
                 shutil.rmtree(left, ignore_errors=True)
+
+    def _read_snapshot(self, target: Path) -> tuple[T, Path] | None:
+        """The last good copy and the folder it came from; None when there is none."""
+        if not target.parent.is_dir():
+            return None
+        with _locked(target, fcntl.LOCK_SH):
+            # An .old folder is a whole former snapshot: only a kill mid-swap leaves one alone.
+            for folder in (target, *_leftovers(target, (".old",))):
+                if any(folder.glob("*.yaml")):
+                    return self._load([folder]), folder
+        return None
 
     def reload(self) -> list[Problem]:
         """Try the files as they are now. Returns the problems; empty means swapped in."""
@@ -112,24 +148,24 @@ class LiveLibrary:
             return None
         return self._take(now, read)
 
-    def _read(self) -> FlowLibrary | list[Problem]:
+    def _read(self) -> T | list[Problem]:
         try:
-            return load_library(self.paths)
-        except FlowLoadError as exc:
+            return self._load(self.paths)
+        except (FlowLoadError, DirectoryLoadError) as exc:
             return exc.problems
 
-    def _take(self, stamp: _Fingerprint, read: FlowLibrary | list[Problem]) -> list[Problem]:
+    def _take(self, stamp: _Fingerprint, read: T | list[Problem]) -> list[Problem]:
         """Serve what was read from the files as they were at ``stamp``, if it is good."""
         self._stamp = self._seen = stamp
         if isinstance(read, list):
             self.last_problems = read
             for problem in read:
-                log.error("flow refused, still serving the last good flows: %s", problem)
+                log.error("%s refused, still serving the last good copy: %s", self.what, problem)
             return read
         self.current = read
         self.last_problems = []
         self._snapshot()
-        log.info("flows reloaded: %d flows", len(read.flows))
+        log.info("%s reloaded: %s", self.what, self._describe(read))
         return []
 
     async def watch(self, interval: float = 2.0) -> None:
@@ -137,6 +173,24 @@ class LiveLibrary:
         while True:
             await asyncio.sleep(interval)
             self.poll()
+
+
+class LiveLibrary(LiveFolder[FlowLibrary]):
+    """The flows currently served."""
+
+    what = "flows"
+
+    def _load(self, paths: Sequence[Path]) -> FlowLibrary:
+        return load_library(paths)
+
+    def _files(self) -> list[Path]:
+        return flow_files(self.paths)
+
+    def _snapshot_files(self) -> list[tuple[Path, str]]:
+        return [(Path(flow.path), f"{flow.id}.yaml") for flow in self.current.flows.values()]
+
+    def _describe(self, loaded: FlowLibrary) -> str:
+        return f"{len(loaded.flows)} flows"
 
 
 def _swap_in(fresh: Path, target: Path) -> None:
@@ -157,18 +211,6 @@ def _swap_in(fresh: Path, target: Path) -> None:
 def _leftovers(target: Path, suffixes: tuple[str, ...] = (".new", ".old")) -> list[Path]:
     return sorted(p for p in target.parent.glob(f".{target.name}.*")
                   if p.suffix in suffixes and p.is_dir())
-
-
-def _read_snapshot(target: Path) -> tuple[FlowLibrary, Path] | None:
-    """The last good flows and the folder they came from; None when there are none."""
-    if not target.parent.is_dir():
-        return None
-    with _locked(target, fcntl.LOCK_SH):
-        # An .old folder is a whole former snapshot: only a kill mid-swap leaves one alone.
-        for folder in (target, *_leftovers(target, (".old",))):
-            if any(folder.glob("*.yaml")):
-                return load_library([folder]), folder
-    return None
 
 
 @contextlib.contextmanager

@@ -30,6 +30,7 @@ __all__ = [
     "Next",
     "Priority",
     "SayStep",
+    "ServicesStep",
     "Step",
     "Target",
 ]
@@ -189,8 +190,45 @@ class ForgetStep(_StepBase):
     text: str
 
 
+@dataclass(frozen=True)
+class ServicesStep(_StepBase):
+    """Shows at most three services of the directory that fit what the person needs
+    (the answer ``need``, through ``tags``) and where they are (the first of the answers
+    ``place`` that names a place), local ones first; then goes on like a ``say``."""
+
+    text: str  # said before the services
+    none_text: str  # said instead when none fits
+    need: str
+    #: A ``need`` button id -> the directory tags it means (a tag id stands for itself).
+    tags: tuple[tuple[str, tuple[str, ...]], ...]
+    place: tuple[str, ...]
+    #: Said when a typed place is not in the directory (before what was found nearby).
+    unknown_place_text: str | None = None
+
+    @property
+    def none_key(self) -> str:
+        return f"{self.key}.none"
+
+    @property
+    def unknown_place_key(self) -> str:
+        return f"{self.key}.unknown_place"
+
+    def tags_for(self, answer: str) -> tuple[str, ...]:
+        for button_id, tags in self.tags:
+            if button_id == answer:
+                return tags
+        return (answer,) if answer else ()
+
+    def texts(self) -> dict[str, str]:
+        """Localisation key -> English text of every text this step can say."""
+        out = {self.key: self.text, self.none_key: self.none_text}
+        if self.unknown_place_text is not None:
+            out[self.unknown_place_key] = self.unknown_place_text
+        return out
+
+
 Step = (SayStep | AskStep | MenuStep | ChooseLanguageStep | HandoverStep | GotoStep | EndStep
-        | ForgetStep)
+        | ForgetStep | ServicesStep)
 QUESTION_STEPS = (AskStep, MenuStep, ChooseLanguageStep)
 
 
@@ -242,4 +280,6 @@ class Flow:
             elif isinstance(step, AskStep):
                 out[step.key] = step.text
                 out.update({b.key: b.label for b in step.buttons})
+            elif isinstance(step, ServicesStep):
+                out.update(step.texts())
         return out

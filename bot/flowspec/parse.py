@@ -29,22 +29,26 @@ from bot.flowspec.model import (
     Next,
     Priority,
     SayStep,
+    ServicesStep,
     Step,
     Target,
 )
 from bot.flowspec.strict_yaml import YamlList, YamlMap, YamlSyntaxError, load_yaml
+from bot.services.model import TAGS, tag_hint
 
-__all__ = ["IDENTIFIER", "parse_flow"]
+__all__ = ["IDENTIFIER", "Collector", "parse_flow", "string_list", "text_field"]
 
 IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 ID_HINT = "use lower-case letters, digits and _ only, starting with a letter (at most 32)"
 
 FLOW_KEYS = ("spec_version", "id", "title", "menu", "keywords", "command", "interrupt",
              "safeguarding", "distress", "outranks", "steps", "description")
-STEP_KINDS = ("say", "ask", "menu", "choose_language", "handover", "goto", "end", "forget")
+STEP_KINDS = ("say", "ask", "menu", "choose_language", "handover", "goto", "end", "forget",
+              "services")
 STEP_KEYS = (*STEP_KINDS, "id", "buttons", "save", "next", "note")
 BUTTON_KEYS = ("id", "label", "next")
 HANDOVER_KEYS = ("queue", "priority", "summary")
+SERVICES_KEYS = ("say", "none", "unknown_place", "need", "tags", "place")
 RESERVED_STEP_IDS = ("title",)
 
 
@@ -57,7 +61,9 @@ class _StepFields(TypedDict):
     next: Next | None
 
 
-class _Collector:
+class Collector:
+    """Problems found in one file, each with its line and a hint; a file is read whole."""
+
     def __init__(self, path: str) -> None:
         self.path = path
         self.problems: list[Problem] = []
@@ -85,7 +91,7 @@ class _Collector:
 
 def parse_flow(text: str, path: str) -> tuple[Flow | None, list[Problem]]:
     """Read one flow file. Returns the flow (None if unusable) and every problem found."""
-    out = _Collector(path)
+    out = Collector(path)
     try:
         data = load_yaml(text)
     except YamlSyntaxError as exc:
@@ -111,21 +117,21 @@ def parse_flow(text: str, path: str) -> tuple[Flow | None, list[Problem]]:
                 "upgrade the bot, or write the flow in the older format")
         return None, out.problems
 
-    flow_id = _text(out, data, "id", "the flow", required=True)
+    flow_id = text_field(out, data, "id", "the flow", required=True)
     if flow_id and not IDENTIFIER.match(flow_id):
         out.add(data.line_of("id"), f"flow id '{flow_id}' is not a valid id", ID_HINT)
     flow_id = flow_id or "?"
-    title = _text(out, data, "title", "the flow", required=True) or ""
+    title = text_field(out, data, "title", "the flow", required=True) or ""
 
     menu_order = data.get("menu")
     if menu_order is not None and (not isinstance(menu_order, int) or isinstance(menu_order, bool)):
         out.add(data.line_of("menu"), "'menu' is the flow's position in the main menu",
                 "write a whole number such as menu: 10, or remove it to hide the flow")
         menu_order = None
-    keywords = _string_list(out, data, "keywords")
-    safeguarding = _string_list(out, data, "safeguarding")
-    distress = _string_list(out, data, "distress")
-    outranks = _string_list(out, data, "outranks")
+    keywords = string_list(out, data, "keywords")
+    safeguarding = string_list(out, data, "safeguarding")
+    distress = string_list(out, data, "distress")
+    outranks = string_list(out, data, "outranks")
     for other in outranks:
         if not IDENTIFIER.match(other):
             out.add(data.line_of("outranks"), f"'outranks' names '{other}', which is not a flow id",
@@ -160,7 +166,7 @@ def parse_flow(text: str, path: str) -> tuple[Flow | None, list[Problem]]:
     return flow, out.problems
 
 
-def _text(out: _Collector, node: YamlMap, key: str, where: str, *, required: bool) -> str | None:
+def text_field(out: Collector, node: YamlMap, key: str, where: str, *, required: bool) -> str | None:
     if key not in node:
         if required:
             out.add(node.line, f"missing '{key}' in {where}", f"add '{key}: ...'")
@@ -177,7 +183,7 @@ def _text(out: _Collector, node: YamlMap, key: str, where: str, *, required: boo
     return value.strip()
 
 
-def _string_list(out: _Collector, node: YamlMap, key: str) -> list[str]:
+def string_list(out: Collector, node: YamlMap, key: str) -> list[str]:
     value = node.get(key)
     if value is None:
         return []
@@ -188,13 +194,13 @@ def _string_list(out: _Collector, node: YamlMap, key: str) -> list[str]:
     return [v.strip() for v in value]
 
 
-def _parse_step(out: _Collector, flow_id: str, raw: Any, line: int) -> Step | None:
+def _parse_step(out: Collector, flow_id: str, raw: Any, line: int) -> Step | None:
     if not isinstance(raw, YamlMap):
         out.add(line, "each step must be a mapping starting with '- id: ...'")
         return None
     line = raw.line
     out.unknown_keys(raw, STEP_KEYS, "a step")
-    step_id = _text(out, raw, "id", "a step", required=True)
+    step_id = text_field(out, raw, "id", "a step", required=True)
     if step_id is None:
         return None
     if not IDENTIFIER.match(step_id) or step_id in RESERVED_STEP_IDS:
@@ -215,20 +221,22 @@ def _parse_step(out: _Collector, flow_id: str, raw: Any, line: int) -> Step | No
     base = _StepFields(id=step_id, flow=flow_id, line=line, next=nxt)
 
     if kind == "say":
-        return SayStep(**base, text=_text(out, raw, "say", where, required=True) or "")
+        return SayStep(**base, text=text_field(out, raw, "say", where, required=True) or "")
     if kind == "menu":
-        return MenuStep(**base, text=_text(out, raw, "menu", where, required=True) or "")
+        return MenuStep(**base, text=text_field(out, raw, "menu", where, required=True) or "")
     if kind == "choose_language":
-        text = _text(out, raw, "choose_language", where, required=True) or ""
+        text = text_field(out, raw, "choose_language", where, required=True) or ""
         return ChooseLanguageStep(**base, text=text)
     if kind == "ask":
         return _parse_ask(out, raw, base, flow_id, step_id)
     if kind == "handover":
         return _parse_handover(out, raw, base)
+    if kind == "services":
+        return _parse_services(out, raw, base)
     if kind == "forget":
         if nxt is not None:
             out.add(raw.line_of("next"), f"{where} deletes the conversation, so 'next' is never used")
-        return ForgetStep(**base, text=_text(out, raw, "forget", where, required=True) or "")
+        return ForgetStep(**base, text=text_field(out, raw, "forget", where, required=True) or "")
     if kind == "goto":
         if nxt is not None:
             out.add(raw.line_of("next"), f"{where} has both 'goto' and 'next'",
@@ -242,9 +250,9 @@ def _parse_step(out: _Collector, flow_id: str, raw: Any, line: int) -> Step | No
     return EndStep(**base)
 
 
-def _parse_ask(out: _Collector, raw: YamlMap, base: _StepFields, flow_id: str,
+def _parse_ask(out: Collector, raw: YamlMap, base: _StepFields, flow_id: str,
                step_id: str) -> AskStep:
-    text = _text(out, raw, "ask", f"step '{step_id}'", required=True) or ""
+    text = text_field(out, raw, "ask", f"step '{step_id}'", required=True) or ""
     buttons: list[Button] = []
     buttons_raw = raw.get("buttons")
     if buttons_raw is not None and not isinstance(buttons_raw, YamlList):
@@ -262,14 +270,14 @@ def _parse_ask(out: _Collector, raw: YamlMap, base: _StepFields, flow_id: str,
     return AskStep(**base, text=text, buttons=tuple(buttons), save=save)
 
 
-def _parse_button(out: _Collector, raw: Any, line: int, step_key: str) -> Button | None:
+def _parse_button(out: Collector, raw: Any, line: int, step_key: str) -> Button | None:
     if not isinstance(raw, YamlMap):
         out.add(line, "each button must be a mapping with an id and a label",
                 '- {id: yes, label: "Yes"}')
         return None
     out.unknown_keys(raw, BUTTON_KEYS, "a button")
-    button_id = _text(out, raw, "id", "a button", required=True)
-    label = _text(out, raw, "label", "a button", required=True)
+    button_id = text_field(out, raw, "id", "a button", required=True)
+    label = text_field(out, raw, "label", "a button", required=True)
     if button_id is None or label is None:
         return None
     if not IDENTIFIER.match(button_id):
@@ -283,14 +291,14 @@ def _parse_button(out: _Collector, raw: Any, line: int, step_key: str) -> Button
                   line=raw.line)
 
 
-def _parse_handover(out: _Collector, raw: YamlMap, base: _StepFields) -> HandoverStep | None:
+def _parse_handover(out: Collector, raw: YamlMap, base: _StepFields) -> HandoverStep | None:
     spec = raw["handover"]
     if not isinstance(spec, YamlMap):
         out.add(raw.line_of("handover"), "'handover' needs queue, priority and summary",
                 "handover: {queue: legal, priority: deadline, summary: \"...\"}")
         return None
     out.unknown_keys(spec, HANDOVER_KEYS, "a handover")
-    queue = _text(out, spec, "queue", "the handover", required=True) or "general"
+    queue = text_field(out, spec, "queue", "the handover", required=True) or "general"
     if not IDENTIFIER.match(queue):
         out.add(spec.line_of("queue"), f"queue name '{queue}' is not a valid id", ID_HINT)
     priority_raw = spec.get("priority", Priority.NORMAL.value)
@@ -300,11 +308,52 @@ def _parse_handover(out: _Collector, raw: YamlMap, base: _StepFields) -> Handove
         choices = ", ".join(p.value for p in Priority)
         out.add(spec.line_of("priority"), f"unknown priority '{priority_raw}'", f"use one of: {choices}")
         priority = Priority.NORMAL
-    summary = _text(out, spec, "summary", "the handover", required=True) or ""
+    summary = text_field(out, spec, "summary", "the handover", required=True) or ""
     return HandoverStep(**base, queue=queue, priority=priority, summary=summary)
 
 
-def _parse_next(out: _Collector, node: YamlMap, key: str) -> Next | None:
+def _parse_services(out: Collector, raw: YamlMap, base: _StepFields) -> ServicesStep | None:
+    spec = raw["services"]
+    example = ('services: {say: "These services may help:", none: "...", need: need, '
+               "place: [town, region, nation]}")
+    if not isinstance(spec, YamlMap):
+        out.add(raw.line_of("services"), "'services' needs say, none, need and place", example)
+        return None
+    where = "the services step"
+    out.unknown_keys(spec, SERVICES_KEYS, where)
+    text = text_field(out, spec, "say", where, required=True) or ""
+    none_text = text_field(out, spec, "none", where, required=True) or ""
+    unknown_place = text_field(out, spec, "unknown_place", where, required=False)
+    need = text_field(out, spec, "need", where, required=True) or ""
+    if need and not IDENTIFIER.match(need):
+        out.add(spec.line_of("need"), "'need' names the saved answer that says what is needed",
+                ID_HINT)
+    place = string_list(out, spec, "place")
+    if "place" not in spec:
+        out.add(spec.line, "missing 'place' in the services step",
+                "name the saved answers that say where the person is, most precise first: "
+                "place: [town, region, nation]")
+    tags: list[tuple[str, tuple[str, ...]]] = []
+    tags_raw = spec.get("tags")
+    if tags_raw is not None and not isinstance(tags_raw, YamlMap):
+        out.add(spec.line_of("tags"), "'tags' maps each button of the need question to tags",
+                "tags: {legal: [legal_advice], housing: [housing, asylum_support]}")
+    elif tags_raw is not None:
+        for button_id, value in tags_raw.items():
+            listed = [value] if isinstance(value, str) else value
+            if not isinstance(listed, list) or not all(isinstance(v, str) for v in listed):
+                out.add(tags_raw.line_of(button_id), f"tags of '{button_id}' must be a list of tags",
+                        f"{button_id}: [legal_advice]")
+                continue
+            for tag in listed:
+                if tag not in TAGS:
+                    out.add(tags_raw.line_of(button_id), f"unknown tag '{tag}'", tag_hint(tag))
+            tags.append((button_id, tuple(t for t in listed if t in TAGS)))
+    return ServicesStep(**base, text=text, none_text=none_text, need=need, tags=tuple(tags),
+                        place=tuple(place), unknown_place_text=unknown_place)
+
+
+def _parse_next(out: Collector, node: YamlMap, key: str) -> Next | None:
     value = node[key]
     line = node.line_of(key)
     if isinstance(value, str) and value.strip():
@@ -343,7 +392,7 @@ def _parse_next(out: _Collector, node: YamlMap, key: str) -> Next | None:
     return tuple(branches)
 
 
-def _parse_condition(out: _Collector, raw: Any, line: int) -> Condition | None:
+def _parse_condition(out: Collector, raw: Any, line: int) -> Condition | None:
     names = ", ".join(CONDITIONS)
     if not isinstance(raw, YamlMap) or len(raw) != 1:
         out.add(line, "'if' needs exactly one condition", f"conditions: {names}")

@@ -23,6 +23,7 @@ from bot.flowspec.model import (
     HandoverStep,
     MenuStep,
     SayStep,
+    ServicesStep,
     Step,
     Target,
 )
@@ -125,6 +126,8 @@ def validate_flow(flow: Flow) -> list[Problem]:
                 if ids and value not in ids:
                     add(cond.line, f"'{value}' is not a button of step '{source.id}'",
                         "use one of: " + ", ".join(sorted(ids)))
+        if isinstance(step, ServicesStep):
+            problems.extend(_services_step_problems(flow, step, saved))
         for text, line in _texts_of(step):
             for name in _PLACEHOLDER.findall(text):
                 if name not in saved:
@@ -147,9 +150,27 @@ def validate_flow(flow: Flow) -> list[Problem]:
     return problems
 
 
+def _services_step_problems(flow: Flow, step: ServicesStep,
+                            saved: Mapping[str, AskStep]) -> Iterator[Problem]:
+    """A services step reads answers: they must be saved by questions of this flow."""
+    for name in (step.need, *step.place):
+        if name and name not in saved:
+            yield Problem(flow.path, step.line, f"step '{step.id}': no step saves an answer "
+                          f"called '{name}'", f"add 'save: {name}' to the question that asks for it")
+    need = saved.get(step.need)
+    if need is not None and need.buttons:
+        ids = {b.id for b in need.buttons}
+        for button_id, _ in step.tags:
+            if button_id not in ids:
+                yield Problem(flow.path, step.line, f"step '{step.id}': '{button_id}' in 'tags' is "
+                              f"not a button of step '{need.id}'", "use one of: " + ", ".join(sorted(ids)))
+
+
 def _texts_of(step: Step) -> Iterator[tuple[str, int]]:
     if isinstance(step, SayStep | AskStep | MenuStep | ChooseLanguageStep | ForgetStep):
         yield step.text, step.line
+    if isinstance(step, ServicesStep):
+        yield from ((text, step.line) for text in step.texts().values())
     if isinstance(step, HandoverStep):
         yield step.summary, step.line
 
@@ -176,7 +197,8 @@ def _button_problems(flow: Flow, step: AskStep) -> Iterator[Problem]:
 
 def _loops_without_question(flow: Flow) -> Iterator[Problem]:
     """A cycle of steps that never waits for the user would spin forever."""
-    passive = {s.id: s for s in flow.steps if isinstance(s, SayStep | GotoStep | HandoverStep)}
+    passive = {s.id: s for s in flow.steps
+               if isinstance(s, SayStep | GotoStep | HandoverStep | ServicesStep)}
     graph = {
         sid: {n for t in successors(flow, s) if (n := step_reached(flow, s, t)) in passive}
         for sid, s in passive.items()

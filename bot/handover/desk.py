@@ -2,11 +2,12 @@
 
 Volunteers work from their own chat with the same bot (on Telegram or WhatsApp, whichever
 app the person uses). What they type is either a desk command (/available, /away, /queue,
-/take, /done, /release, /transfer, /invite) or, while they hold a chat, a message for the
-person. While a chat is held, the person's messages go to the volunteer and no flow runs
-for them. Voice notes, audio, photos and documents pass both ways as the files themselves
-(the platform holds them; the outbox holds only a reference until they are delivered).
-Volunteers read and write English-language desk
+/take, /done, /release, /transfer, /invite, /services) or, while they hold a chat, a message
+for the person. ``/services TAG [PLACE]`` lists services of the directory, with a button to
+send each to the person, in the person's language. While a chat is held, the person's
+messages go to the volunteer and no flow runs for them. Voice notes, audio, photos and
+documents pass both ways as the files themselves (the platform holds them; the outbox holds
+only a reference until they are delivered). Volunteers read and write English-language desk
 messages; what passes between them and the person is shown as written, with an offline
 machine translation beside it, labelled, when they do not share a language.
 
@@ -32,13 +33,15 @@ from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from bot import limits
-from bot.engine.events import Choice, Param, Say
+from bot.engine.events import Choice, Param, Say, ServiceCard
 from bot.engine.system_text import SYSTEM_TEXT
 from bot.errors import ConfigError, TranslationError
 from bot.flowspec.model import Priority
 from bot.handover.model import ALL_QUEUES, OfferQuery, OffersOwed, QueueEntry, Status, Volunteer
 from bot.i18n.localizer import Localizer
 from bot.messages import RELAYED_MEDIA, REOPEN_TEMPLATE, Inbound, InboundKind, Outbound, OutButton
+from bot.services.matching import find_place, matching_services
+from bot.services.model import TAGS, UK, Directory, Service
 from bot.storage.base import PendingMessage
 from bot.text.languages import LANGUAGES, language
 from bot.text.normalize import is_blank
@@ -54,8 +57,11 @@ LEAVE_CALLBACK = "leave"
 TAKE_CALLBACK_PREFIX = "vt."
 #: "vq.<page>": a page of /queue.
 QUEUE_CALLBACK_PREFIX = "vq."
+#: "vs.<chat id>.<service id>": send that service of the directory to the person in that
+#: chat (held by the volunteer: a list from an earlier chat sends nothing to the next one).
+SEND_SERVICE_CALLBACK_PREFIX = "vs."
 VOLUNTEER_COMMANDS = ("available", "away", "queue", "take", "done", "release", "transfer",
-                      "invite", "start", "help")
+                      "invite", "services", "start", "help")
 #: Commands a person may use while talking to a volunteer; everything else is passed on.
 USER_EXIT_COMMANDS = ("leave", "stop", "forget")
 #: Outbound key of a volunteer's message to the person; its meta names the volunteer
@@ -177,9 +183,12 @@ class HandoverDesk:
                  translator: MachineTranslator | None = None,
                  settings: DeskSettings | None = None,
                  clock: Callable[[], float] = time.time,
-                 flow_queues: Callable[[], Collection[str]] = frozenset) -> None:
-        """``flow_queues`` gives the queues the flows now served hand chats to."""
+                 flow_queues: Callable[[], Collection[str]] = frozenset,
+                 directory: Callable[[], Directory] = Directory) -> None:
+        """``flow_queues`` gives the queues the flows now served hand chats to;
+        ``directory`` the directory of services that /services lists."""
         self.store = store
+        self.directory = directory
         self.localizer = localizer
         self.translator = translator
         self.settings = settings or DeskSettings()
@@ -290,6 +299,11 @@ class HandoverDesk:
         if inbound.kind is InboundKind.BUTTON and inbound.button.startswith(QUEUE_CALLBACK_PREFIX):
             page = inbound.button.removeprefix(QUEUE_CALLBACK_PREFIX)
             return DeskResult([await self._queue_listing(volunteer, page)], seen=seen)
+        if inbound.kind is InboundKind.BUTTON and \
+                inbound.button.startswith(SEND_SERVICE_CALLBACK_PREFIX):
+            chat_id, _, service_id = inbound.button.removeprefix(
+                SEND_SERVICE_CALLBACK_PREFIX).partition(".")
+            return await self._send_service(volunteer, holding, _number(chat_id), service_id)
         if inbound.kind is InboundKind.COMMAND:
             return await self._command(volunteer, inbound.command, inbound.text.strip(), holding)
         if holding is None:
@@ -337,6 +351,8 @@ class HandoverDesk:
             return DeskResult([await self._queue_listing(volunteer, argument)], seen=seen)
         if command == "take":
             return await self._take(volunteer, argument, seen)
+        if command == "services":
+            return DeskResult([self._services_listing(volunteer, argument, holding)], seen=seen)
         if command in ("done", "release", "transfer"):
             if holding is None:
                 return DeskResult([_desk(me, "You are not in a chat.")])
@@ -420,6 +436,61 @@ class HandoverDesk:
         told = await self._say(moved, "handover.released")
         where = f"to the {queue} queue" if queue else "back to the queue"
         return DeskResult([_desk(me, f"#{entry.id} went {where}."), told], queued=await self.offer())
+
+    # -- the directory of services ----------------------------------------------------------
+    def _services_listing(self, volunteer: Volunteer, argument: str,
+                          holding: QueueEntry | None) -> Outbound:
+        """``/services TAG [PLACE]``: the entries that fit, most local first, each with a
+        button that sends it to the person held; an unknown tag gets the list of tags."""
+        me = volunteer.chat_key
+        directory = self.directory()
+        tag, rest = _tag_and_rest(argument)
+        if tag is None:
+            first = f"No tag called {argument.split()[0]!r}.\n" if argument.strip() else ""
+            return _desk(me, f"{first}Say what the person needs, and where if you like: "
+                         "/services TAG [PLACE], e.g. /services housing Glasgow.\nTags:\n"
+                         + "\n".join(f"{tag_id} - {label}" for tag_id, label in TAGS.items()))
+        place = find_place(directory, rest) if rest else None
+        lines: list[str] = []
+        if rest and place is None:
+            lines.append(f"No place called {rest!r} in the directory (services/places.yaml): "
+                         "showing services for the whole UK.")
+        where = f" for {place.name}" if place else ""
+        found = matching_services(directory, [tag], place.id if place else None,
+                                  holding.language if holding else None, limits.BUTTONS_MAX)
+        if not found:
+            lines.append(f"No {TAGS[tag]} service{where} in the directory yet.")
+            return _desk(me, "\n".join(lines))
+        lines.append(f"{TAGS[tag].capitalize()}{where}, most local first:")
+        lines += [f"{i}. {_service_line(directory, s)}" for i, s in enumerate(found, start=1)]
+        if holding is None:
+            lines += ["", "Take a chat to send one of these to the person."]
+            return _desk(me, "\n".join(lines))
+        lines += ["", f"Tap Send N to send it to #{holding.id}, in their language."]
+        buttons = tuple(OutButton(f"{SEND_SERVICE_CALLBACK_PREFIX}{holding.id}.{s.id}", f"Send {i}")
+                        for i, s in enumerate(found, start=1))
+        return Outbound(me, "\n".join(lines), buttons, key="desk")
+
+    async def _send_service(self, volunteer: Volunteer, holding: QueueEntry | None,
+                            listed_for: int | None, service_id: str) -> DeskResult:
+        me = volunteer.chat_key
+        if holding is None:
+            return DeskResult([_desk(me, "You are not in a chat, so there is no one to send it to.")])
+        seen = (holding.id, "volunteer")
+        if listed_for != holding.id:
+            return DeskResult([_desk(me, f"That list was for chat #{listed_for}; you are now in "
+                                     f"#{holding.id}. Nothing was sent: /services again.")],
+                              seen=seen)
+        directory = self.directory()
+        service = directory.service(service_id)
+        if service is None:  # the directory changed since the list was sent
+            return DeskResult([_desk(me, "That service is no longer in the directory. "
+                                     "/services lists what is there now.")], seen=seen)
+        card = await self.localizer.render_service(ServiceCard.of(directory, service),
+                                                   holding.chat_key, holding.language)
+        card = Outbound(card.chat_key, card.text, language=card.language, rtl=card.rtl, key=card.key,
+                        meta={**card.meta, "from": me, "handover": str(holding.id)})
+        return DeskResult([card, _desk(me, f"#{holding.id}: sent {service.name}.")], seen=seen)
 
     # -- the queue's clock ----------------------------------------------------------------
     async def offer(self, volunteers: Sequence[Volunteer] | None = None, *,
@@ -734,6 +805,38 @@ def _desk(chat_key: str, text: str) -> Outbound:
     return Outbound(chat_key, text, key="desk")
 
 
+def _tag_and_rest(argument: str) -> tuple[str | None, str]:
+    """'legal advice Glasgow' -> ('legal_advice', 'Glasgow'): a tag's id or its words
+    (the longest that fit), or the start of one tag's id ('legal'), then the place."""
+    words = argument.split()
+    labels = {label.casefold().replace(" ", "_"): tag for tag, label in TAGS.items()}
+    for n in range(len(words), 0, -1):
+        typed = "_".join(words[:n]).casefold()
+        tag = typed if typed in TAGS else labels.get(typed)
+        if tag is not None:
+            return tag, " ".join(words[n:])
+    if words:
+        starting = [tag for tag in TAGS if tag.startswith(words[0].casefold())]
+        if len(starting) == 1:
+            return starting[0], " ".join(words[1:])
+    return None, ""
+
+
+def _service_line(directory: Directory, service: Service) -> str:
+    """One entry as a volunteer reads it: name, where, contacts, languages, last checked."""
+    where = "whole UK" if UK in service.serves else ", ".join(
+        directory.places[p].name for p in service.serves if p in directory.places)
+    parts = [service.name, where, *(v for v in (service.phone, service.web) if v)]
+    if service.languages:
+        parts.append("speaks " + ", ".join(service.languages))
+    if service.interpreters:
+        parts.append("interpreters")
+    if service.referral:
+        parts.append("referral needed")
+    parts.append(f"checked {service.checked.isoformat()}")
+    return " · ".join(parts)
+
+
 def _served(queue: str, volunteers: Sequence[Volunteer]) -> bool:
     return any(v.serves(queue) for v in volunteers)
 
@@ -785,6 +888,7 @@ VOLUNTEER_HELP = (
     "/done - close the chat you are in\n"
     "/release - put it back in the queue\n"
     "/transfer QUEUE - pass it to another team's queue\n"
+    "/services TAG [PLACE] - services from the directory, to send one to the person\n"
     "/invite - ask the person to write again (WhatsApp lets the bot write only within 24 hours "
     "of their last message)\n"
     "Anything else you type goes to the person you are chatting with: text, voice notes, "

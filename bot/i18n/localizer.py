@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from bot import limits
-from bot.engine.events import Say
+from bot.engine.events import Say, ServiceCard
 from bot.engine.system_text import SYSTEM_TEXT
 from bot.errors import TranslationError
 from bot.flowspec.model import PLACEHOLDER
@@ -31,7 +31,7 @@ from bot.text.bidi import isolate_ltr_spans
 from bot.text.languages import DEFAULT_LANGUAGE, language
 from bot.translation.base import MachineTranslator
 
-__all__ = ["MACHINE_NOTE", "UNTRANSLATED_NOTE", "Catalog", "EmptyCatalog", "Localizer"]
+__all__ = ["MACHINE_NOTE", "SERVICE_CARD_KEY", "UNTRANSLATED_NOTE", "Catalog", "EmptyCatalog", "Localizer"]
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,8 @@ MACHINE_NOTE = "system.machine_translated"
 #: The label of the button that opens a list of choices (WhatsApp shows more than
 #: limits.WHATSAPP_REPLY_BUTTONS_MAX choices as a list): in Outbound.meta["choose"].
 CHOOSE_KEY = "system.choose"
+#: Outbound key of a service of the directory shown to a person (meta "service": its id).
+SERVICE_CARD_KEY = "services.card"
 
 
 class Catalog(Protocol):
@@ -143,24 +145,10 @@ class Localizer:
         if len(say.choices) > limits.WHATSAPP_REPLY_BUTTONS_MAX:  # part of the message: same language
             opener = _Part(CHOOSE_KEY, SYSTEM_TEXT[CHOOSE_KEY])
             parts.append(opener)
-        used = DEFAULT_LANGUAGE
-        note_key: str | None = None
-        if wanted != DEFAULT_LANGUAGE:
-            if self._from_catalog(parts, wanted) or await self._from_machine(parts, wanted):
-                used = wanted
-                if any(p.machine for p in parts):
-                    note_key = MACHINE_NOTE
-            else:
-                note_key = UNTRANSLATED_NOTE
-        if used == DEFAULT_LANGUAGE:
-            for part in parts:
-                part.text = part.source
+        used, note_key = await self._in_language(parts, wanted)
         params = {name: (values[name].text if name in values else p.text) or p.text
                   for name, p in say.params.items()}
-        body = _fill(text_part.text or say.text, params)
-        note = self.system_text(note_key, wanted) if note_key else None
-        if note:
-            body = f"{body}\n\n{note}"
+        body = self._with_note(_fill(text_part.text or say.text, params), note_key, wanted)
         rtl = language(used).rtl
         if rtl:
             body = isolate_ltr_spans(body)
@@ -173,6 +161,65 @@ class Localizer:
             meta["choose"] = opener.text or opener.source
         return Outbound(chat_key=chat_key, text=body, buttons=buttons, language=used, rtl=rtl,
                         key=say.key, token=say.token, meta=meta)
+
+    async def render_service(self, card: ServiceCard, chat_key: str, lang: str | None) -> Outbound:
+        """A service of the directory: its name and contacts as the directory writes them
+        (never translated: a name or a number must be what the person will find), under
+        labels in the person's language; links and numbers isolated in right-to-left text."""
+        wanted = language(card.language or lang).code
+        service = card.service
+        lines: list[tuple[_Part, dict[str, str]]] = []
+
+        def line(key: str, **params: str) -> None:
+            lines.append((_Part(key, SYSTEM_TEXT[key]), params))
+
+        for key, value in (("phone", service.phone), ("web", service.web),
+                           ("address", service.address), ("hours", service.hours)):
+            if value:
+                line(f"services.{key}", **{key: value})
+        if wanted != DEFAULT_LANGUAGE and service.speaks(wanted):
+            line("services.speaks", language=language(wanted).native_name)
+        if service.interpreters:
+            line("services.interpreters")
+        if service.referral is not None:
+            line("services.referral_needed" if service.referral else "services.no_referral")
+        if card.areas:
+            line("services.serves", places=", ".join(card.areas))
+        else:
+            line("services.serves_uk")
+        used, note_key = await self._in_language([part for part, _ in lines], wanted)
+        body = "\n".join([service.name, *(_fill(part.text or part.source, params)
+                                          for part, params in lines)])
+        body = self._with_note(body, note_key, wanted)
+        rtl = language(used).rtl
+        if rtl:
+            body = isolate_ltr_spans(body)
+        meta = {"service": service.id}
+        if note_key == MACHINE_NOTE:
+            meta["machine"] = "1"
+        return Outbound(chat_key=chat_key, text=body, language=used, rtl=rtl, key=SERVICE_CARD_KEY,
+                        meta=meta)
+
+    async def _in_language(self, parts: list[_Part], wanted: str) -> tuple[str, str | None]:
+        """Fill every part in ``wanted`` (catalogs, then machine translation), or every part
+        in English: the language used and the note to add, if any."""
+        used = DEFAULT_LANGUAGE
+        note_key: str | None = None
+        if wanted != DEFAULT_LANGUAGE:
+            if self._from_catalog(parts, wanted) or await self._from_machine(parts, wanted):
+                used = wanted
+                if any(p.machine for p in parts):
+                    note_key = MACHINE_NOTE
+            else:
+                note_key = UNTRANSLATED_NOTE
+        if used == DEFAULT_LANGUAGE:
+            for part in parts:
+                part.text = part.source
+        return used, note_key
+
+    def _with_note(self, body: str, note_key: str | None, wanted: str) -> str:
+        note = self.system_text(note_key, wanted) if note_key else None
+        return f"{body}\n\n{note}" if note else body
 
     def _from_catalog(self, parts: list[_Part], lang: str) -> bool:
         """Fill every keyed part from the catalogs; True when nothing keyed is missing."""

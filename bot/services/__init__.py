@@ -1,0 +1,1 @@
+"""The directory of services: model, loader and (pure) matching."""
