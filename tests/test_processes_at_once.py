@@ -21,6 +21,7 @@ from bot.flowspec.library import default_flows_dir, flow_files, load_library
 from bot.flowspec.model import Priority
 from bot.flowspec.yaml_cache import CACHE_FILE_NAME, YamlCache
 from bot.handover.model import Volunteer
+from bot.services.load import default_services_dir, directory_files
 from bot.storage.base import TurnRecord
 from bot.storage.sqlite import MIGRATIONS, SCHEMA_VERSION, TIMERS_LOCK_SUFFIX, SqliteStore
 from tests.support.bot_process import BotForks, bot_env
@@ -77,12 +78,15 @@ def _start_four_on_a_new_database(forks: BotForks, folder: Path, round_: int,
     assert sessions == [(f"console:person{n}",) for n in range(BOTS)]
     snapshot = db.parent / "flows-last-good"
     assert sorted(p.name for p in snapshot.iterdir()) == shipped_flows
+    services = sorted(p.name for p in (db.parent / "services-last-good").iterdir())
+    assert services == sorted(p.name for p in directory_files(default_services_dir()))
     with YamlCache(db.parent / CACHE_FILE_NAME) as cache:  # whole: every flow is in it
         load_library([default_flows_dir()])
     assert (cache.hits, cache.misses) == (len(shipped_flows), 0)
     left = sorted(p.name for p in db.parent.iterdir() if not p.name.endswith(("-wal", "-shm")))
-    assert left == [".flows-last-good.lock", "bot.sqlite3", "bot.sqlite3" + TIMERS_LOCK_SUFFIX,
-                    "flows-last-good", CACHE_FILE_NAME]
+    assert left == [".flows-last-good.lock", ".services-last-good.lock", "bot.sqlite3",
+                    "bot.sqlite3" + TIMERS_LOCK_SUFFIX, "flows-last-good", CACHE_FILE_NAME,
+                    "services-last-good"]
 
 
 #: What a process logs when it takes over the shared timers.
