@@ -69,7 +69,7 @@ def _start_four_on_a_new_database(forks: BotForks, folder: Path, round_: int,
         folder, stdin="hi\n")
     for n, bot in enumerate(ended):
         # Nothing on stderr: the chat logs only warnings and errors there.
-        assert (bot.returncode, bot.stderr) == (0, ""), f"round {round_}, bot {n}"
+        assert (bot.returncode, bot.stderr) == (0, ""), f"round {round_}, bot {n}: {bot.stderr}"
         assert "[1] English" in bot.stdout, bot.stdout  # it answered: the language question
     assert _schema(db) == wanted_schema
     conn = sqlite3.connect(db)

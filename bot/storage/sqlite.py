@@ -387,7 +387,7 @@ class SqliteStore:
         try:
             # First: whatever follows may wait for another process starting on the same file.
             await self._conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-            await self._conn.execute("PRAGMA journal_mode=WAL")
+            await self._use_wal()
             await self._conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
             # Deleted rows are overwritten with zeros, not left readable in free space.
             await self._conn.execute("PRAGMA secure_delete=ON")
@@ -397,6 +397,20 @@ class SqliteStore:
             raise StorageUnavailable(str(exc)) from exc
         except Exception as exc:
             raise StorageUnavailable(explain_open_failure(Path(self.path), exc)) from exc
+
+    async def _use_wal(self) -> None:
+        """Switch the file to WAL. On a new file another process may be switching it at the
+        same moment; that switch fails at once with "database is locked" (it does not wait
+        for busy_timeout), so it is tried again for as long as busy_timeout would wait."""
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        while True:
+            try:
+                await self._conn.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+            await asyncio.sleep(0.01)
 
     async def _migrate(self) -> None:
         """Bring the schema up to SCHEMA_VERSION once, however many processes start at once
