@@ -26,7 +26,7 @@ from bot.i18n.localizer import Localizer
 from bot.intake import Intake
 from bot.messages import Inbound
 from bot.storage.base import Store
-from bot.storage.sqlite import SqliteStore
+from bot.storage.open import open_store
 from bot.text.languages import LANGUAGES
 from bot.transports.base import Transport
 
@@ -160,7 +160,7 @@ async def run_bot(settings: Settings, transport: Transport, *, db_path: Path | N
     db = db_path or settings.db_path
     # The database first: a folder or file that cannot be written stops the start with one
     # clear error, before the flows snapshot (kept beside it) is written.
-    store = await SqliteStore.open(db, synchronous=settings.sqlite_sync)
+    store = await open_store(settings, db_path)
     try:
         # Unchanged flow and catalog files are not parsed again (kept beside the database).
         with _yaml_cache(db):

@@ -1,7 +1,9 @@
-"""What the dispatcher needs from storage. One implementation today: SQLite."""
+"""What the dispatcher needs from storage: SQLite (one machine, bot/storage/sqlite.py) or
+PostgreSQL (several processes and machines, bot/storage/postgres.py)."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -99,6 +101,24 @@ class Store(Protocol):
         """Delete what is older than the retention period (idle sessions, closed handovers
         and their offers, undelivered messages, update ids past the redelivery window), and
         scrub it from the disk as :meth:`forget` does."""
+        ...
+
+    def hold_chat(self, chat_key: str) -> contextlib.AbstractAsyncContextManager[None]:
+        """Serve this chat alone among every process on the database until left: entered
+        inside the process's own per-chat lock, before the turn's load, and left after its
+        commits and sends."""
+        ...
+
+    async def outbox_news(self, wait: float) -> set[str]:
+        """Chats other turns (in this or another process) queued messages for, waiting up to
+        ``wait`` seconds for the first: a hint to deliver now. The outbox stays the copy,
+        and polling it the fallback."""
+        ...
+
+    async def lead_timers(self) -> bool:
+        """True while this process is the one that runs the shared timers (delayed offers,
+        silence timeouts, the retention purge); asked again before each round, so another
+        process takes over when the leader stops or dies."""
         ...
 
     async def close(self) -> None: ...
