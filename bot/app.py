@@ -195,6 +195,8 @@ async def run_bot(settings: Settings, transport: Transport, *, db_path: Path | N
                   asyncio.create_task(keep_purging(store, timedelta(days=settings.retention_days)))]
     if translator is not None:
         background.append(asyncio.create_task(translator.warm_up()))
+    # Messages other processes queue for chats this one serves (PostgreSQL): sent at once.
+    background.append(asyncio.create_task(dispatcher.follow_outbox()))
     try:
         if on_start is not None:
             await on_start(localizer)
