@@ -22,6 +22,13 @@ How processes share the database:
 - The shared timers run in the process holding an advisory lock on a connection of its own
   (:meth:`lead_timers`).
 
+Durability, as SQLite's default (WAL, synchronous=NORMAL): the bot's sessions set
+``synchronous_commit=off``, so a commit is in the server's WAL buffers, not yet on disk, when
+``commit_turn`` returns. Killing the bot loses nothing; a crash of the server or the machine
+can lose the last fraction of a second of turns (wal_writer_delay, 200 ms, times three at
+most), never a half turn. For a flush per turn, put ``options=-c synchronous_commit=on`` in
+BOT_DATABASE_URL (as BOT_SQLITE_SYNC=FULL does on SQLite).
+
 Schema changes are numbered migrations, run once under a transaction advisory lock; a
 database written by a newer bot is refused.
 
@@ -53,6 +60,7 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import AsyncConnectionPool
 
 from bot.engine.session import Session
@@ -72,7 +80,7 @@ __all__ = ["SCHEMA_VERSION", "PostgresStore"]
 Connection = psycopg.AsyncConnection[tuple[Any, ...]]
 
 #: Advisory lock namespaces (the first key of the two-key form): chats, the timers, migrations.
-LOCK_CHAT = 7_160_001
+LOCK_CHAT = 7_160_001  # also written out in the load_turn function
 LOCK_TIMERS = 7_160_002
 LOCK_MIGRATIONS = 7_160_003
 #: The channel replies for another chat are announced on (payload: the chat key).
@@ -214,6 +222,47 @@ MIGRATIONS: tuple[str, ...] = (
         RETURN ids;
     END $$;
 
+    -- What a turn reads, after taking the chat's lock when asked: the query runs after the
+    -- lock is granted, with a snapshot of its own (a VOLATILE function's statements each
+    -- take one), so it sees what the chat's last holder committed. One round trip.
+    CREATE FUNCTION load_turn(chat text, upd text, take_lock boolean)
+        RETURNS TABLE (session_data text, duplicate boolean, v_key text, v_name text,
+                       v_languages text, v_queues text, v_available boolean, h_id bigint,
+                       h_chat text, h_flow text, h_queue text, h_priority text, h_summary text,
+                       h_language text, h_created double precision, h_status text,
+                       h_volunteer text, h_assigned double precision,
+                       h_user_seen double precision, h_volunteer_seen double precision)
+        LANGUAGE plpgsql VOLATILE AS $$
+    BEGIN
+        IF take_lock THEN
+            PERFORM pg_advisory_lock(7160001, hashtext(chat));
+        END IF;
+        RETURN QUERY
+            SELECT s.data, EXISTS (SELECT 1 FROM processed_updates p WHERE p.update_id = upd),
+                   v.chat_key, v.name, v.languages, v.queues, v.available,
+                   h.id, h.chat_key, h.flow, h.queue, h.priority, h.summary, h.language,
+                   h.created_at, h.status, h.volunteer, h.assigned_at, h.user_seen_at,
+                   h.volunteer_seen_at
+            FROM (SELECT 1) AS one
+            LEFT JOIN sessions AS s ON s.chat_key = chat
+            LEFT JOIN volunteers AS v ON v.chat_key = chat
+            LEFT JOIN LATERAL (SELECT * FROM handovers AS o
+                               WHERE o.chat_key = chat AND o.status != 'closed'
+                               ORDER BY o.id DESC LIMIT 1) AS h ON true;
+    END $$;
+
+    -- Leaving a held chat: its sent replies leave the outbox, its lock is released. The
+    -- delete is not waited on to disk: lost to a crash of the server, the replies are sent
+    -- again (a duplicate, never a loss).
+    CREATE FUNCTION release_chat(sent bigint[]) RETURNS void LANGUAGE plpgsql AS $$
+    BEGIN
+        IF cardinality(sent) > 0 THEN
+            PERFORM set_config('synchronous_commit', 'off', true);
+            DELETE FROM outbox WHERE id = ANY (sent);
+        END IF;
+        PERFORM pg_advisory_unlock_all();
+    END $$;
+
     -- A round of offers: who was shown which chat, the messages telling them, and when each
     -- chat read as due by due_by is next due (a chat requeued since stays due).
     CREATE FUNCTION record_offers(new_offers jsonb, outbound jsonb, settle jsonb,
@@ -273,13 +322,15 @@ class PostgresStore:
     @classmethod
     async def open(cls, url: str, *, pool_size: int = DEFAULT_POOL_SIZE,
                    clock: Callable[[], float] = time.time) -> PostgresStore:
+        shown = url
+        url = _with_durability(url)
         try:
             control = await psycopg.AsyncConnection.connect(
                 url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_SECONDS)
         except psycopg.Error as exc:
-            raise StorageUnavailable(explain_connect_failure(url, exc)) from exc
+            raise StorageUnavailable(explain_connect_failure(shown, exc)) from exc
         try:
-            await _migrate(control, url)
+            await _migrate(control, shown)
             pool: AsyncConnectionPool[Connection] = AsyncConnectionPool(
                 url, min_size=min(2, pool_size), max_size=pool_size, open=False,
                 kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_SECONDS},
@@ -287,7 +338,7 @@ class PostgresStore:
             await pool.open(wait=True, timeout=CONNECT_TIMEOUT_SECONDS)
         except psycopg.Error as exc:
             await control.close()
-            raise StorageUnavailable(explain_connect_failure(url, exc)) from exc
+            raise StorageUnavailable(explain_connect_failure(shown, exc)) from exc
         except BaseException:
             await control.close()
             raise
@@ -349,7 +400,7 @@ class PostgresStore:
 
         A connection is pinned to the chat; the advisory lock is sent with the first query (no
         round trip of its own) and held across the turn's commits and sends, then released
-        in one trip with the deletion of the replies sent meanwhile.
+        in one trip (``release_chat``) with the deletion of the replies sent meanwhile.
         """
         async with self._pool.connection() as conn:
             held = _Held(self, conn, chat_key)
@@ -365,11 +416,7 @@ class PostgresStore:
         if not held.locked and not held.sent:
             return
         try:
-            async with held.conn.pipeline():
-                if held.sent:
-                    await held.conn.execute("DELETE FROM outbox WHERE id = ANY (%s)", (held.sent,))
-                if held.locked:
-                    await held.conn.execute("SELECT pg_advisory_unlock_all()")
+            await held.conn.execute("SELECT release_chat(%s)", (held.sent,))
         except BaseException:
             # Closing the connection releases the lock on the server; the replies stay in the
             # outbox and are sent again (a duplicate, never a loss).
@@ -428,7 +475,12 @@ class PostgresStore:
         """Session, duplicate flag, the sender as a volunteer and their place in the queue:
         one statement (with the chat's lock, one round trip)."""
         self.trips["load"] += 1
-        rows = await self._rows(_LOAD_STATE, {"chat": chat_key, "update": update_id})
+        held = self._held()
+        take_lock = held is not None and not held.locked
+        if held is not None:
+            held.locked = True
+        rows = await self._rows("SELECT * FROM load_turn(%s, %s, %s)",
+                                (chat_key, update_id, take_lock))
         row = rows[0]
         return TurnState(
             session=Session.from_json(row[0]) if row[0] is not None else None,
@@ -757,6 +809,15 @@ async def _migrate(conn: Connection, url: str) -> None:
             await conn.execute("INSERT INTO helpbot_schema (version) VALUES (%s)", (number + 1,))
 
 
+def _with_durability(url: str) -> str:
+    """The bot's sessions commit without waiting for the WAL flush (synchronous_commit=off)
+    unless the URL says otherwise, e.g. ``?options=-c%20synchronous_commit%3Don``."""
+    options = str(conninfo_to_dict(url).get("options") or "")
+    if "synchronous_commit" in options:
+        return url
+    return make_conninfo(url, options=f"{options} -c synchronous_commit=off".strip())
+
+
 def _outbound_json(messages: Sequence[Outbound]) -> str:
     return json.dumps([[m.chat_key, encode(m)] for m in messages], ensure_ascii=False)
 
@@ -764,19 +825,6 @@ def _outbound_json(messages: Sequence[Outbound]) -> str:
 def _pending(ids: Sequence[int] | None, messages: Sequence[Outbound]) -> list[PendingMessage]:
     return [PendingMessage(int(i), m) for i, m in zip(ids or (), messages, strict=True)]
 
-
-#: One row: the session, whether the update was handled, the volunteer, the open entry.
-_LOAD_STATE = f"""
-    SELECT s.data,
-           EXISTS (SELECT 1 FROM processed_updates WHERE update_id = %(update)s),
-           v.chat_key, v.name, v.languages, v.queues, v.available,
-           {", ".join("h." + c for c in ENTRY_COLUMN_NAMES)}
-    FROM (SELECT 1) AS one
-    LEFT JOIN sessions AS s ON s.chat_key = %(chat)s
-    LEFT JOIN volunteers AS v ON v.chat_key = %(chat)s
-    LEFT JOIN LATERAL (SELECT * FROM handovers WHERE chat_key = %(chat)s AND status != 'closed'
-                       ORDER BY id DESC LIMIT 1) AS h ON true
-"""
 
 _RECEIVE = """
     INSERT INTO inbox (update_id, chat_key, payload, received_at)

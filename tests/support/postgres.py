@@ -66,13 +66,17 @@ class PostgresServer:
         subprocess.run([*self._as_user, *args], check=True, capture_output=True, text=True,
                        timeout=_STARTUP_SECONDS, cwd=self.root)
 
-    def start(self) -> None:
+    def start(self, *, fast: bool = True) -> None:
+        """``fast``: no fsync and no waiting for the WAL on commit (tests); False keeps the
+        server's durable defaults (the benchmark's baseline)."""
         self._run(str(self.bindir / "initdb"), "-D", str(self.data), "-U", "postgres",
                   "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8" if _has_c_utf8() else "--locale=C",
                   "--no-sync")
         options = (f"-c listen_addresses='' -c unix_socket_directories={self.socket_dir} "
-                   "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
-                   "-c max_connections=200 -c shared_buffers=32MB")
+                   "-c max_connections=200")
+        if fast:
+            options += (" -c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+                        "-c shared_buffers=32MB")
         self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l", str(self.root / "log"),
                   "-o", options, "-w", "-t", str(_STARTUP_SECONDS), "start")
 
