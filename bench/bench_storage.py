@@ -70,16 +70,38 @@ async def worker(kind: str, where: str, users: int, turns: int, seed: int) -> No
 
     print("ready", flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(user(n) for n in range(users)))
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
     await store.close()
-    print(json.dumps({"elapsed": elapsed, "latencies": latencies}), flush=True)
+    print(json.dumps({"elapsed": elapsed, "cpu": cpu, "latencies": latencies}), flush=True)
+
+
+def server_cpu(server: PostgresServer) -> float:
+    """CPU seconds used so far by the server's processes (Linux /proc; 0 elsewhere)."""
+    try:
+        postmaster = int((server.data / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(entry.name) == postmaster:  # with its ended children (cutime + cstime)
+            total += sum(int(f) for f in fields[11:15])
+        elif int(fields[1]) == postmaster:
+            total += int(fields[11]) + int(fields[12])  # utime + stime, in clock ticks
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 async def run_arm(kind: str, where: str, processes: int, users: int, turns: int,
-                  seed: int) -> tuple[float, float]:
-    """Start the processes, release them together; aggregate turns/s and p99 (ms)."""
+                  seed: int, server: PostgresServer) -> tuple[float, float, float, float]:
+    """Start the processes, release them together: aggregate turns/s, p99 (ms), and the CPU
+    milliseconds per turn of the bot processes and of the database server."""
     procs = [await asyncio.create_subprocess_exec(
         sys.executable, __file__, "--worker", kind, where, str(users), str(turns),
         str(seed + 1000 * n), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
@@ -88,7 +110,7 @@ async def run_arm(kind: str, where: str, processes: int, users: int, turns: int,
         assert proc.stdout is not None
         line = await asyncio.wait_for(proc.stdout.readline(), 120)
         assert line.strip() == b"ready", line
-    started = time.perf_counter()
+    started, server_before = time.perf_counter(), server_cpu(server)
     for proc in procs:
         assert proc.stdin is not None
         proc.stdin.write(b"go\n")
@@ -98,10 +120,13 @@ async def run_arm(kind: str, where: str, processes: int, users: int, turns: int,
         assert proc.stdout is not None
         results.append(json.loads(await asyncio.wait_for(proc.stdout.readline(), 600)))
     wall = time.perf_counter() - started
+    server_used = server_cpu(server) - server_before if kind == "postgres" else 0.0
     for proc in procs:
         await proc.wait()
     latencies = [x for r in results for x in r["latencies"]]
-    return len(latencies) / wall, percentile(latencies, 0.99) * 1e3
+    bot_used = sum(r["cpu"] for r in results)  # SQLite's own thread included
+    return (len(latencies) / wall, percentile(latencies, 0.99) * 1e3,
+            bot_used / len(latencies) * 1e3, server_used / len(latencies) * 1e3)
 
 
 def summary(samples: list[float]) -> str:
@@ -124,6 +149,7 @@ async def bench(args: argparse.Namespace) -> None:
             ("PostgreSQL, 1 process, synchronous_commit=on", "postgres", 1, "on")]
     rates: dict[str, list[float]] = {name: [] for name, *_ in arms}
     p99s: dict[str, list[float]] = {name: [] for name, *_ in arms}
+    cpus: dict[str, list[tuple[float, float]]] = {name: [] for name, *_ in arms}
     try:
         with tempfile.TemporaryDirectory() as tmp:
             for round_number in range(args.repeat):
@@ -135,17 +161,23 @@ async def bench(args: argparse.Namespace) -> None:
                             where += f"&options=-c%20synchronous_commit%3D{sync}"
                     else:
                         where = str(Path(tmp) / f"r{round_number}.sqlite3")
-                    rate, p99 = await run_arm(kind, where, processes, args.users, args.turns,
-                                              args.seed + round_number)
+                    rate, p99, bot_cpu, db_cpu = await run_arm(
+                        kind, where, processes, args.users, args.turns, args.seed + round_number,
+                        server)
                     rates[name].append(rate)
                     p99s[name].append(p99)
+                    cpus[name].append((bot_cpu, db_cpu))
                     print(f"  round {round_number + 1}: {name:<48} {rate:8.1f} turns/s  "
-                          f"p99 {p99:7.2f} ms", flush=True)
+                          f"p99 {p99:7.2f} ms  CPU/turn: bot {bot_cpu:.2f} ms, "
+                          f"server {db_cpu:.2f} ms", flush=True)
     finally:
         server.stop()
     print("\nmedian (min-max) over the rounds:")
     for name, *_ in arms:
-        print(f"{name:<48} {summary(rates[name])} turns/s   p99 {summary(p99s[name])} ms")
+        bot = statistics.median(c[0] for c in cpus[name])
+        db = statistics.median(c[1] for c in cpus[name])
+        print(f"{name:<48} {summary(rates[name])} turns/s   p99 {summary(p99s[name])} ms   "
+              f"CPU/turn bot {bot:.2f} + server {db:.2f} ms")
     median = {name: statistics.median(values) for name, values in rates.items()}
     one = median["PostgreSQL, 1 process"]
     print(f"\nPostgreSQL 2 processes / 1 process: {median['PostgreSQL, 2 processes'] / one:.2f}x "
@@ -153,6 +185,8 @@ async def bench(args: argparse.Namespace) -> None:
     print(f"PostgreSQL 4 processes / 1 process: {median['PostgreSQL, 4 processes'] / one:.2f}x")
     print(f"PostgreSQL 1 process / SQLite: {one / median['SQLite, 1 process']:.2f}x (goal >= 0.5)")
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print("(CPU per turn bounds throughput at cores / (bot + server) ms: with 2 cores, one "
+          "PostgreSQL process already needs most of them)")
 
 
 def main() -> None:

@@ -1,16 +1,19 @@
 """The store on PostgreSQL, for more than one bot process (and machine) on one database.
 
-Driver: psycopg 3 (async) with psycopg_pool. Its pipeline mode sends the chat's lock and the
-turn's load in one round trip as two statements (one statement would read a snapshot taken
-before the lock was granted); LISTEN/NOTIFY and a pool come with it, and the ``binary`` extra
-bundles libpq, so a fresh machine needs no compiler and no client library. (asyncpg is fast
-too, but has no pipelining to offer here.)
+Driver: psycopg 3 (async) with psycopg_pool: LISTEN/NOTIFY and a pool come with it, pipeline
+mode sends a held chat's lock with its first query when that is not the turn's load (a query
+of its own after the lock: one statement would read a snapshot taken before the lock was
+granted), and the ``binary`` extra bundles libpq, so a fresh machine needs no compiler and no
+client library. A turn is three round trips, each one call of a function installed here
+(``load_turn``, ``commit_turn``, ``release_chat``).
 
 How processes share the database:
 
 - A chat's turns run one at a time across processes: :meth:`PostgresStore.hold_chat` pins a
-  pooled connection to the chat and takes a session advisory lock on it, sent together with
-  the first query (the load), and released with the sent replies' deletion when left. A
+  pooled connection to the chat and takes a session advisory lock on it with the first query
+  (``load_turn`` locks, then reads), held across the turn's commits and sends (so replies of
+  one chat leave in order whichever process answers), and released with the sent replies'
+  deletion when left. A
   process that dies loses its connection, and the server releases the lock.
 - A turn is ONE statement (the ``commit_turn`` function): session, replies, handovers,
   update ids and the inbox removal commit together. Outbox ids come from an identity column.
@@ -332,7 +335,7 @@ class PostgresStore:
         try:
             await _migrate(control, shown)
             pool: AsyncConnectionPool[Connection] = AsyncConnectionPool(
-                url, min_size=min(2, pool_size), max_size=pool_size, open=False,
+                url, min_size=pool_size, max_size=pool_size, open=False,
                 kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_SECONDS},
                 name="helpbot")
             await pool.open(wait=True, timeout=CONNECT_TIMEOUT_SECONDS)
