@@ -9,6 +9,7 @@ import json
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -20,7 +21,8 @@ from bot.flowspec.model import Priority
 from bot.handover.model import Status, Volunteer
 from bot.storage.base import TurnRecord
 from bot.storage.postgres import PostgresStore
-from tests.support.bot_process import REPO
+from tests.support.bot_process import REPO, BotProcess, Person, kill_while_talking, processed_count
+from tests.support.fake_bot_api import FakeBotApi
 from tests.support.postgres import PostgresServer
 
 WITHIN = 60.0  # seconds any one step may take on a loaded machine
@@ -211,6 +213,30 @@ async def _turn_of(store: PostgresStore, chat: str) -> int:
         before = state.session.token
         await store.commit_turn(TurnRecord(chat, replace(state.session, token=(before or 0) + 1), ()))
     return int(before or 0)
+
+
+@pytest.mark.timeout(300)
+async def test_sigkill_of_a_bot_on_postgresql_in_a_closed_loop_loses_no_message(
+        store: PostgresStore, url: str, tmp_path: Path) -> None:
+    """`python -m bot run` on the database, killed at random moments while people talk."""
+    api = await FakeBotApi(max_poll_seconds=1.0).start()
+    bot = BotProcess(api, tmp_path, BOT_DATABASE_URL=url)
+    try:
+        await bot.start()
+        people = [Person(api, chat_id=6000 + i) for i in range(4)]
+        kills = 4
+        await kill_while_talking(bot, people, kills=kills, seed=20261202, turns=300)
+        assert [p.lost for p in people] == [[] for _ in people]  # every message answered
+        duplicates = sum(len(p.replies()) - p.sent for p in people)
+        assert 0 <= duplicates <= kills * len(people)  # at most the sends in flight at a kill
+        for person in people:  # all read (the last may still wait for its burst to end)
+            await api.wait_until(
+                lambda p=person: processed_count(bot.database, p.chat_id) == (p.sent, 0),
+                within=30, what=f"every message of chat {person.chat_id} read")
+        assert not bot.db.exists()  # nothing went to a SQLite file by mistake
+    finally:
+        await bot.stop()
+        await api.stop()
 
 
 async def test_one_process_at_a_time_leads_the_timers(store: PostgresStore, url: str) -> None:
