@@ -272,6 +272,15 @@ async def test_an_unreachable_database_is_one_clear_line_and_exit_2(
     assert len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("raw", ["mysql://u@h/db", "bot.sqlite3", "http://db.example.org"])
+def test_a_database_url_that_is_not_postgresql_is_refused(raw: str) -> None:
+    from bot.config import Settings
+    from bot.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="BOT_DATABASE_URL must be a PostgreSQL address"):
+        Settings.from_env({"BOT_DATABASE_URL": raw})
+
+
 def test_psycopg_is_the_driver() -> None:
     """The pipeline the chat's lock rides on needs libpq 14 or newer (the binary wheel's)."""
     assert psycopg.pq.version() >= 140000
