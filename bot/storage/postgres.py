@@ -374,7 +374,7 @@ class PostgresStore:
             await held.conn.execute("SELECT pg_advisory_lock(%s, hashtext(%s))",
                                     (LOCK_CHAT, held.chat_key))
             cursor = await held.conn.execute(query, params)
-        return (await cursor.fetchall() if cursor.description else []), cursor.rowcount
+        return await _result(cursor)
 
     async def _rows(self, query: str, params: Any = None) -> list[tuple[Any, ...]]:
         return (await self._query(query, params))[0]
@@ -790,7 +790,14 @@ class PostgresStore:
 
 async def _run(conn: Connection, query: Any, params: Any) -> tuple[list[tuple[Any, ...]], int]:
     cursor = await conn.execute(query, params)
-    return (await cursor.fetchall() if cursor.description else []), cursor.rowcount
+    return await _result(cursor)
+
+
+async def _result(cursor: psycopg.AsyncCursor[tuple[Any, ...]]) -> tuple[list[tuple[Any, ...]], int]:
+    # The result's status, not cursor.description: that builds a column object per column.
+    result = cursor.pgresult
+    returned = result is not None and result.status == psycopg.pq.ExecStatus.TUPLES_OK
+    return (await cursor.fetchall() if returned else []), cursor.rowcount
 
 
 async def _migrate(conn: Connection, url: str) -> None:
