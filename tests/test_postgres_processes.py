@@ -238,7 +238,7 @@ async def test_sigkill_of_a_bot_on_postgresql_in_a_closed_loop_loses_no_message(
         for person in people:  # all read (the last may still wait for its burst to end)
             await api.wait_until(
                 lambda p=person: processed_count(bot.database, p.chat_id) == (p.sent, 0),
-                within=30, what=f"every message of chat {person.chat_id} read")
+                within=WITHIN, what=f"every message of chat {person.chat_id} read")
         assert not bot.db.exists()  # nothing went to a SQLite file by mistake
     finally:
         await bot.stop()
