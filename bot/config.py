@@ -38,6 +38,8 @@ class Settings:
     db_path: Path = DEFAULT_DB
     #: postgresql://... selects PostgreSQL (BOT_DATABASE_URL); None: SQLite at db_path.
     database_url: str | None = None
+    #: Connections per process to PostgreSQL (BOT_DATABASE_POOL_SIZE): chats served at once.
+    database_pool_size: int = 10
     flows_dir: Path = field(default_factory=default_flows_dir)
     locales_dir: Path = field(default_factory=default_locales_dir)
     #: Offline translation models (.argosmodel packages and NLLB-200 / M2M-100 folders).
@@ -124,6 +126,7 @@ class Settings:
         return cls(
             db_path=Path(text("BOT_DB_PATH") or DEFAULT_DB),
             database_url=database_url,
+            database_pool_size=int(positive("BOT_DATABASE_POOL_SIZE", 10)),
             flows_dir=Path(text("BOT_FLOWS_DIR") or default_flows_dir()),
             locales_dir=Path(text("BOT_LOCALES_DIR") or default_locales_dir()),
             # ARGOS_PACKAGES_DIR: the variable's name before NLLB-200 models, still honoured.

@@ -25,7 +25,8 @@ async def open_store(settings: Settings, db_path: Path | None = None) -> SqliteS
             raise StorageUnavailable(
                 "BOT_DATABASE_URL names a PostgreSQL database, but its driver is not installed: "
                 "pip install -e '.[postgres]' (or 'asylum-help-bot[postgres]')") from exc
-        return await PostgresStore.open(settings.database_url)
+        return await PostgresStore.open(settings.database_url,
+                                        pool_size=settings.database_pool_size)
     from bot.storage.sqlite import SqliteStore
 
     return await SqliteStore.open(db_path or settings.db_path, synchronous=settings.sqlite_sync)
