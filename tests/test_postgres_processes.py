@@ -245,6 +245,21 @@ async def test_sigkill_of_a_bot_on_postgresql_in_a_closed_loop_loses_no_message(
         await api.stop()
 
 
+async def test_stores_opening_at_once_on_a_new_database_migrate_it_once(
+        postgres_server: PostgresServer) -> None:
+    from bot.storage.postgres import SCHEMA_VERSION
+
+    for _ in range(5):
+        url = postgres_server.new_database()
+        stores = await asyncio.gather(*(PostgresStore.open(url) for _ in range(4)))
+        for opened in stores:
+            await opened.close()
+        with psycopg.connect(url) as conn:
+            versions = [row[0] for row in conn.execute(
+                "SELECT version FROM helpbot_schema ORDER BY version").fetchall()]
+        assert versions == list(range(1, SCHEMA_VERSION + 1))  # each migration ran once
+
+
 async def test_one_process_at_a_time_leads_the_timers(store: PostgresStore, url: str) -> None:
     second = await PostgresStore.open(url)
     try:
