@@ -2,7 +2,8 @@
 
 For each chat, messages are handled one at a time in arrival order (a per-chat lock,
 and the session is loaded only after taking it, so two messages never both start from
-the same old state). Each turn's new session, replies and handovers are committed in
+the same old state); on PostgreSQL the store's hold on the chat extends that lock to every
+process on the database (Store.hold_chat). Each turn's new session, replies and handovers are committed in
 one transaction before anything is sent; replies are deleted from the outbox only once
 the transport confirms them, so a crash at any point resends rather than loses.
 
