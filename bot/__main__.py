@@ -338,7 +338,7 @@ async def _purge(args: argparse.Namespace, settings: Settings) -> int:
           f"{purged.undelivered} undelivered message(s), {purged.update_ids} update id(s)")
     if not purged.wal_cleared:
         print("warning: another program was reading the database, so deleted data may stay in "
-              "its -wal file until the next purge", file=sys.stderr)
+              "its files (SQLite: the -wal file) until the next purge", file=sys.stderr)
     return 0
 
 

@@ -7,8 +7,10 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -243,6 +245,37 @@ async def test_sigkill_of_a_bot_on_postgresql_in_a_closed_loop_loses_no_message(
     finally:
         await bot.stop()
         await api.stop()
+
+
+async def test_a_reader_holding_a_table_is_waited_for_then_logged(
+        store: PostgresStore, url: str, postgres_server: PostgresServer,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The rewrite after a delete waits a moment for a table another client reads, then
+    leaves it for the next clean-up and says so (never whose data it was)."""
+    secret = "Quetzal bakery on Thursday"
+    chat = "telegram:7305519428"
+    await store.commit_turn(TurnRecord(chat, Session(language="en", answers={"a": secret}), ()))
+
+    def on_disk() -> bool:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("CHECKPOINT")
+        files = postgres_server.database_files(url).rglob("*")
+        return any(secret.encode() in f.read_bytes() for f in files if f.is_file())
+
+    assert on_disk()
+    reader = psycopg.connect(url)  # a transaction that read sessions holds its lock
+    try:
+        reader.execute("SELECT count(*) FROM sessions").fetchone()
+        started = time.monotonic()
+        await store.forget(chat)
+        assert time.monotonic() - started < 30  # bounded
+        assert "could not rewrite every table" in caplog.text and "7305519428" not in caplog.text
+        assert await store.load_session(chat) is None
+        assert on_disk()  # the reader's table could not be rewritten yet
+    finally:
+        reader.close()
+    purged = await store.purge(timedelta(days=30))  # the next clean-up finishes the job
+    assert purged.wal_cleared and not on_disk()
 
 
 async def test_stores_opening_at_once_on_a_new_database_migrate_it_once(

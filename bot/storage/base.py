@@ -57,7 +57,9 @@ class Purged:
     offers: int = 0  # of those handovers: which volunteers were shown them
     undelivered: int = 0  # outbox messages the platform never took in the period
     update_ids: int = 0  # past both the period and the redelivery window
-    wal_cleared: bool = True  # False: a reader kept the old pages in the WAL for now
+    #: False: a reader kept deleted data on disk for now (SQLite: old pages in the WAL;
+    #: PostgreSQL: a table it was reading could not be rewritten).
+    wal_cleared: bool = True
 
     @property
     def total(self) -> int:

@@ -288,6 +288,8 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 log = logging.getLogger(__name__)
 
+#: How long a rewrite after deleting waits for a table's exclusive lock.
+REWRITE_LOCK_WAIT = "2s"
 #: Tables a forget or purge may delete from (rewritten afterwards, see the module's notes).
 _KEYED_TABLES = ("sessions", "outbox", "processed_updates", "handovers", "offers", "inbox")
 
@@ -608,21 +610,19 @@ class PostgresStore:
                         "%.0f days", undelivered, older_than.total_seconds() / 86400)
         # Always, even when nothing was due: rows deleted since the last rewrite (sent replies,
         # handled messages, old session versions) leave their dead tuples too.
-        await self._rewrite(_KEYED_TABLES)
-        return Purged(sessions, handovers, offers, undelivered, updates)
+        cleared = await self._rewrite(_KEYED_TABLES)
+        return Purged(sessions, handovers, offers, undelivered, updates, wal_cleared=cleared)
 
-    async def _rewrite(self, tables: Sequence[str]) -> None:
-        """VACUUM FULL (outside any transaction, so on an autocommit connection)."""
-        if not tables:
-            return
-        names = sql.SQL(", ").join(sql.Identifier(t) for t in dict.fromkeys(tables))
-        query = sql.SQL("VACUUM (FULL) {}").format(names)
+    async def _rewrite(self, tables: Sequence[str]) -> bool:
+        """VACUUM FULL each table (outside any transaction: on an autocommit connection).
+        False when one was left for the next clean-up: its exclusive lock was not granted
+        within REWRITE_LOCK_WAIT (another client reads the table meanwhile), and waiting longer
+        would hold up every turn queued behind the request."""
         held = self._held()
         if held is not None:
-            await held.conn.execute(query)
-            return
+            return await _rewrite_on(held.conn, tables)
         async with self._pool.connection() as conn:
-            await conn.execute(query)
+            return await _rewrite_on(conn, tables)
 
     async def handovers(self, chat_key: str) -> list[dict[str, str | None]]:
         """Handovers recorded for a chat."""
@@ -788,6 +788,23 @@ class PostgresStore:
         return await self._count(
             "UPDATE handovers SET summary = %s WHERE id = %s AND status = 'waiting'",
             (summary, handover_id)) == 1
+
+
+async def _rewrite_on(conn: Connection, tables: Sequence[str]) -> bool:
+    done = True
+    await conn.execute(sql.SQL("SET lock_timeout = {}").format(sql.Literal(REWRITE_LOCK_WAIT)))
+    try:
+        for table in tables:
+            try:
+                await conn.execute(sql.SQL("VACUUM (FULL) {}").format(sql.Identifier(table)))
+            except psycopg.errors.LockNotAvailable:
+                done = False
+    finally:
+        await conn.execute("RESET lock_timeout")
+    if not done:
+        log.warning("could not rewrite every table after deleting: another connection kept "
+                    "reading one; deleted rows stay in its files until the next clean-up")
+    return done
 
 
 async def _run(conn: Connection, query: Any, params: Any) -> tuple[list[tuple[Any, ...]], int]:
