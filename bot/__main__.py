@@ -34,13 +34,17 @@ if TYPE_CHECKING:
 __all__ = ["main"]
 
 
+_DB_HELP = ("SQLite file (default: the PostgreSQL database of BOT_DATABASE_URL if set, else "
+            "BOT_DB_PATH or data/bot.sqlite3)")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
     chat = sub.add_parser("chat", help="talk to the bot in this terminal (or from piped input)")
     chat.add_argument("--lang", help="start in this language instead of asking (en, ps, prs, fa, ur, hi)")
-    chat.add_argument("--db", type=Path, help="SQLite file (default: BOT_DB_PATH or data/bot.sqlite3)")
+    chat.add_argument("--db", type=Path, help=_DB_HELP)
     chat.add_argument("--user", default="local", help="who is chatting (separate conversations)")
 
     sub.add_parser("run", help="serve Telegram and/or WhatsApp (needs TELEGRAM_BOT_TOKEN or the "
@@ -89,7 +93,7 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--name", required=True, help="shown to staff; never to the person")
     add.add_argument("--languages", required=True, help="comma-separated codes, e.g. en,fa,prs")
     add.add_argument("--queues", default="*", help="comma-separated queues, or * for all (default)")
-    add.add_argument("--db", type=Path, help="SQLite file (default: BOT_DB_PATH)")
+    add.add_argument("--db", type=Path, help=_DB_HELP)
     remove = volunteers_sub.add_parser("remove", help="unregister a volunteer")
     remove.add_argument("id")
     remove.add_argument("--db", type=Path)
@@ -99,7 +103,7 @@ def _parser() -> argparse.ArgumentParser:
     purge = sub.add_parser("purge", help="delete now what is older than the retention period")
     purge.add_argument("--older-than", metavar="DAYS",
                        help="days to keep (default: BOT_RETENTION_DAYS, or 30)")
-    purge.add_argument("--db", type=Path, help="SQLite file (default: BOT_DB_PATH)")
+    purge.add_argument("--db", type=Path, help=_DB_HELP)
 
     models = sub.add_parser("models", help="offline translation models")
     models_sub = models.add_subparsers(dest="models_command", required=True)
@@ -369,10 +373,10 @@ async def _volunteers(args: argparse.Namespace, settings: Settings) -> int:
     from bot.errors import ConfigError
     from bot.handover.desk import HandoverDesk
     from bot.handover.model import Volunteer
-    from bot.storage.sqlite import SqliteStore
+    from bot.storage.open import open_store
     from bot.text.languages import LANGUAGES
 
-    store = await SqliteStore.open(args.db or settings.db_path, synchronous=settings.sqlite_sync)
+    store = await open_store(settings, args.db)
     try:
         if args.volunteers_command == "add":
             languages = tuple(c.strip() for c in args.languages.split(",") if c.strip())
@@ -431,11 +435,11 @@ async def _purge(args: argparse.Namespace, settings: Settings) -> int:
     from datetime import timedelta
 
     from bot.config import check_retention_days
-    from bot.storage.sqlite import SqliteStore
+    from bot.storage.open import open_store
 
     days = settings.retention_days if args.older_than is None else \
         check_retention_days(args.older_than, "--older-than")
-    store = await SqliteStore.open(args.db or settings.db_path, synchronous=settings.sqlite_sync)
+    store = await open_store(settings, args.db)
     try:
         purged = await store.purge(timedelta(days=days))
     finally:
@@ -446,7 +450,7 @@ async def _purge(args: argparse.Namespace, settings: Settings) -> int:
           f"{purged.undelivered} undelivered message(s), {purged.update_ids} update id(s)")
     if not purged.wal_cleared:
         print("warning: another program was reading the database, so deleted data may stay in "
-              "its -wal file until the next purge", file=sys.stderr)
+              "its files (SQLite: the -wal file) until the next purge", file=sys.stderr)
     return 0
 
 

@@ -27,7 +27,7 @@ from bot.intake import Intake
 from bot.messages import Inbound
 from bot.services.live import LiveDirectory
 from bot.storage.base import Store
-from bot.storage.sqlite import SqliteStore
+from bot.storage.open import open_store
 from bot.text.languages import LANGUAGES
 from bot.transports.base import Transport
 
@@ -156,7 +156,7 @@ async def run_bot(settings: Settings, transport: Transport, *, db_path: Path | N
     db = db_path or settings.db_path
     # The database first: a folder or file that cannot be written stops the start with one
     # clear error, before the flows snapshot (kept beside it) is written.
-    store = await SqliteStore.open(db, synchronous=settings.sqlite_sync)
+    store = await open_store(settings, db_path)
     try:
         # Unchanged flow and catalog files are not parsed again (kept beside the database).
         with _yaml_cache(db):
@@ -198,6 +198,8 @@ async def run_bot(settings: Settings, transport: Transport, *, db_path: Path | N
                                                    settings.purge_every_seconds))]
     if translator is not None:
         background.append(asyncio.create_task(translator.warm_up()))
+    # Messages other processes queue for chats this one serves (PostgreSQL): sent at once.
+    background.append(asyncio.create_task(dispatcher.follow_outbox()))
     try:
         if on_start is not None:
             await on_start(localizer)

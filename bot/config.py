@@ -43,6 +43,10 @@ def default_locales_dir() -> Path:
 @dataclass(frozen=True)
 class Settings:
     db_path: Path = DEFAULT_DB
+    #: postgresql://... selects PostgreSQL (BOT_DATABASE_URL); None: SQLite at db_path.
+    database_url: str | None = None
+    #: Connections per process to PostgreSQL (BOT_DATABASE_POOL_SIZE): chats served at once.
+    database_pool_size: int = 10
     flows_dir: Path = field(default_factory=default_flows_dir)
     locales_dir: Path = field(default_factory=default_locales_dir)
     #: The directory of services (services/*.yaml) that find_help and /services show.
@@ -127,8 +131,15 @@ class Settings:
             raise ConfigError(f"WhatsApp is half set up: {', '.join(missing)} "
                               f"{'is' if len(missing) == 1 else 'are'} not set (WhatsApp needs all of "
                               f"{', '.join(WHATSAPP_REQUIRED)}; see the README's WhatsApp section)")
+        database_url = text("BOT_DATABASE_URL")
+        if database_url and not database_url.startswith(("postgresql://", "postgres://")):
+            raise ConfigError("BOT_DATABASE_URL must be a PostgreSQL address, "
+                              "postgresql://USER:PASSWORD@HOST:PORT/DATABASE; leave it unset "
+                              "for SQLite at BOT_DB_PATH")
         return cls(
             db_path=Path(text("BOT_DB_PATH") or DEFAULT_DB),
+            database_url=database_url,
+            database_pool_size=int(positive("BOT_DATABASE_POOL_SIZE", 10)),
             flows_dir=Path(text("BOT_FLOWS_DIR") or default_flows_dir()),
             locales_dir=Path(text("BOT_LOCALES_DIR") or default_locales_dir()),
             services_dir=Path(text("BOT_SERVICES_DIR") or default_services_dir()),

@@ -2,7 +2,8 @@
 
 For each chat, messages are handled one at a time in arrival order (a per-chat lock,
 and the session is loaded only after taking it, so two messages never both start from
-the same old state). Each turn's new session, replies and handovers are committed in
+the same old state); on PostgreSQL the store's hold on the chat extends that lock to every
+process on the database (Store.hold_chat). Each turn's new session, replies and handovers are committed in
 one transaction before anything is sent; replies are deleted from the outbox only once
 the transport confirms them, so a crash at any point resends rather than loses.
 
@@ -321,6 +322,17 @@ class Dispatcher:
         """
         await self.deliver({p.message.chat_key for p in await self.store.pending()})
 
+    async def follow_outbox(self, wait: float = 30.0) -> None:
+        """Deliver at once what turns in other processes queued for chats this one serves
+        (a relay, an offer; PostgreSQL's NOTIFY), until cancelled. Only a hint: the outbox is
+        the copy and keep_flushing its fallback."""
+        while True:
+            try:
+                await self.deliver(await self.store.outbox_news(wait))
+            except Exception:
+                log.exception("delivering announced messages failed; the flush loop retries")
+                await asyncio.sleep(1.0)
+
     async def keep_flushing(self, interval: float = 30.0, tick_every: float = 15.0) -> None:
         """Every ``interval`` seconds, send what the outbox holds for this process's chats;
         every ``tick_every`` seconds (at the next flush after), run the desk's clock if this
@@ -348,7 +360,7 @@ class Dispatcher:
 
     # -- internals ----------------------------------------------------------------------
     def _gate(self, chat_key: str) -> _GateContext:
-        return _GateContext(self._gates, chat_key)
+        return _GateContext(self._gates, chat_key, self.store)
 
     def _new_session(self) -> Session:
         if self.default_language is not None:
@@ -498,19 +510,40 @@ def merge_turn(messages: list[Outbound], limit: int) -> list[Outbound]:
 
 
 class _GateContext:
-    def __init__(self, gates: dict[str, _ChatGate], chat_key: str) -> None:
+    """This process's lock on the chat, then the store's hold on it across processes
+    (Store.hold_chat: PostgreSQL's advisory lock; nothing on SQLite), left in reverse order."""
+
+    def __init__(self, gates: dict[str, _ChatGate], chat_key: str, store: Store) -> None:
         self.gates = gates
         self.chat_key = chat_key
+        self.store = store
 
     async def __aenter__(self) -> _ChatGate:
         gate = self.gates.setdefault(self.chat_key, _ChatGate())
         gate.users += 1
-        await gate.lock.acquire()
+        try:
+            await gate.lock.acquire()
+        except BaseException:
+            self._leave(gate)
+            raise
         self.gate = gate
+        self.hold = self.store.hold_chat(self.chat_key)
+        try:
+            await self.hold.__aenter__()
+        except BaseException:
+            gate.lock.release()
+            self._leave(gate)
+            raise
         return gate
 
     async def __aexit__(self, *exc: object) -> None:
-        self.gate.lock.release()
-        self.gate.users -= 1
-        if self.gate.users == 0:
+        try:
+            await self.hold.__aexit__(None, None, None)
+        finally:
+            self.gate.lock.release()
+            self._leave(self.gate)
+
+    def _leave(self, gate: _ChatGate) -> None:
+        gate.users -= 1
+        if gate.users == 0:
             del self.gates[self.chat_key]

@@ -1,6 +1,6 @@
 """The volunteer desk with a long queue: places, offers and /queue read by single queries
 must agree with the rules spelled out plainly here, and what one volunteer is sent stays
-short however many wait. Real dispatcher, desk and SQLite store."""
+short however many wait. Real dispatcher, desk and store, on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -26,7 +26,10 @@ from bot.messages import Outbound
 from bot.storage.base import TurnRecord
 from bot.storage.sqlite import MIGRATIONS, SqliteStore
 from bot.text.languages import language
+from tests.conftest import Backend
 from tests.test_handover import Desk, hand_over, make_desk, texts
+
+pytestmark = pytest.mark.backends
 
 DELAY = 120  # make_desk's offer_delay_seconds
 EN = Volunteer("test:emma", "Emma", ("en",), ("legal", "general"))
@@ -39,8 +42,8 @@ PRIORITIES = (Priority.NORMAL,) * 6 + (Priority.DEADLINE, Priority.DEADLINE, Pri
 
 
 @pytest.fixture
-async def desk(tmp_path: Path) -> AsyncIterator[Desk]:
-    made = await make_desk(tmp_path / "bot.sqlite3")
+async def desk(backend: Backend) -> AsyncIterator[Desk]:
+    made = await make_desk(backend)
     for volunteer in (EN, PS, UR, FA):
         await made.store.add_volunteer(volunteer)
     yield made
@@ -105,8 +108,8 @@ def take_ids(messages: list[Outbound]) -> list[int]:
 
 
 async def test_places_of_chats_queued_at_the_same_moment_follow_their_order(
-        tmp_path: Path) -> None:
-    store = await SqliteStore.open(tmp_path / "bot.sqlite3", clock=lambda: 1_000_000.0)
+        backend: Backend) -> None:
+    store = await backend.open(clock=lambda: 1_000_000.0)
     try:
         # Many turns in one transaction, all at one clock reading: ties go by arrival.
         await asyncio.gather(*(store.commit_turn(t) for t in handovers(mixed(200))))
@@ -184,8 +187,8 @@ async def test_offers_follow_language_queue_and_delay_with_many_chats(desk: Desk
 
 
 async def test_chats_queued_while_a_volunteer_was_away_are_offered_when_they_return(
-        desk: Desk, tmp_path: Path) -> None:
-    other = await make_desk(tmp_path / "bot.sqlite3", shift=desk.shift)  # a second process
+        desk: Desk, backend: Backend) -> None:
+    other = await make_desk(backend, shift=desk.shift)  # a second process
     try:
         await desk.send(EN.chat_key, "/available")
         await desk.send(EN.chat_key, "/away")

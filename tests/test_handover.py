@@ -7,6 +7,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,6 +24,7 @@ from bot.translation.argos_models import install_models
 from bot.translation.translator import OfflineTranslator
 from bot.transports.console import ConsoleTransport
 from bot.transports.memory import MemoryTransport
+from tests.conftest import Backend
 from tests.support.offline import NetworkGuard
 from tests.support.tiny_argos import build_tiny_model
 
@@ -36,7 +38,7 @@ ALWAYS = "00:00-00:00"
 
 @dataclass
 class Desk:
-    store: SqliteStore
+    store: Any  # SqliteStore or PostgresStore
     dispatcher: Dispatcher
     transport: MemoryTransport
     shift: list[float] = field(default_factory=lambda: [0.0])
@@ -57,11 +59,12 @@ def texts(messages: list[Outbound], chat: str) -> list[str]:
     return [m.text for m in messages if m.chat_key == chat]
 
 
-async def make_desk(db: Path, *, translator: OfflineTranslator | None = None,
+async def make_desk(db: Path | Backend, *, translator: OfflineTranslator | None = None,
                     hours: str = ALWAYS, shift: list[float] | None = None,
                     catalog: CatalogSet | None = None) -> Desk:
     shift = shift if shift is not None else [0.0]
-    store = await SqliteStore.open(db, clock=lambda: time.time() + shift[0])
+    clock = lambda: time.time() + shift[0]  # noqa: E731
+    store = await (db.open(clock) if isinstance(db, Backend) else SqliteStore.open(db, clock=clock))
     library = load_library([FIXTURES])
     localizer = Localizer(catalog or CatalogSet(), translator)
     desk = HandoverDesk(store, localizer, translator,

@@ -1,7 +1,8 @@
-"""Privacy on disk: /forget and the retention purge leave nothing in the SQLite file or its WAL.
+"""Privacy on disk: /forget and the retention purge leave nothing in the database's files:
+SQLite's file, its WAL and -shm; PostgreSQL's table and index files (after a checkpoint).
 
-Everything runs on a real file through the real dispatcher and desk; the check at the end
-reads the raw bytes of the database, its -wal and its -shm, as someone with the disk would.
+Everything runs on a real database through the real dispatcher and desk; the check at the end
+reads the raw bytes of the files, as someone with the disk would.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ import logging
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -28,6 +30,9 @@ from bot.messages import Inbound, InboundKind, Outbound
 from bot.storage.base import Purged
 from bot.storage.sqlite import SqliteStore
 from bot.transports.memory import MemoryTransport
+from tests.conftest import Backend
+
+pytestmark = pytest.mark.backends
 
 FIXTURES = Path(__file__).parent / "fixtures" / "flows"
 #: Distinctive enough that finding it anywhere in the files can only mean a leak.
@@ -39,12 +44,13 @@ UPDATE_MARK = "upd-Qx7vK"  # the person's update ids (the volunteer's are kept)
 VOLUNTEER = Volunteer("telegram:111", "Farid", ("en", "fa"), ("*",))
 
 
-def leaks(db: Path, needles: Sequence[str]) -> list[str]:
-    """Which needles appear in the database file, its WAL or its shared-memory index,
-    in UTF-8 or (for safety, though SQLite stores text as UTF-8 here) UTF-16."""
+def leaks(db: Path | Backend, needles: Sequence[str]) -> list[str]:
+    """Which needles appear in the database's files (SQLite: the file, its WAL and its
+    shared-memory index), in UTF-8 or (for safety, though text is stored as UTF-8 here)
+    UTF-16."""
     found = []
-    for suffix in ("", "-wal", "-shm"):
-        path = Path(f"{db}{suffix}")
+    paths = db.files() if isinstance(db, Backend) else [Path(f"{db}{s}") for s in ("", "-wal", "-shm")]
+    for path in paths:
         if not path.exists():
             continue
         data = path.read_bytes()
@@ -103,11 +109,11 @@ async def reach_a_volunteer_fixture(chat: Chat) -> None:
     (default_flows_dir(), reach_a_volunteer_shipped),
     (FIXTURES, reach_a_volunteer_fixture),
 ], ids=["shipped-flows", "free-text-answer"])
-async def test_forget_leaves_nothing_in_the_file_or_its_wal(tmp_path: Path, flows: Path,
+async def test_forget_leaves_nothing_in_the_file_or_its_wal(backend: Backend, flows: Path,
                                                              reach: Callable[[Chat], Awaitable[None]]
                                                              ) -> None:
-    db = tmp_path / "bot.sqlite3"
-    store = await SqliteStore.open(db)
+    db = backend
+    store = await backend.open()
     try:
         library = load_library([flows])
         localizer = Localizer(CatalogSet())
@@ -132,20 +138,32 @@ async def test_forget_leaves_nothing_in_the_file_or_its_wal(tmp_path: Path, flow
 
         # The bot is still running (the file open, other chats going on) when we look.
         assert leaks(db, needles) == []
-        raw = sqlite3.connect(db)
-        try:
-            for table in ("sessions", "outbox", "processed_updates", "handovers"):
-                assert raw.execute(f"SELECT count(*) FROM {table} WHERE chat_key = ?",
-                                   (PERSON,)).fetchone() == (0,)
-            assert raw.execute("SELECT count(*) FROM offers").fetchone() == (0,)
-        finally:
-            raw.close()
+        for table in ("sessions", "outbox", "processed_updates", "handovers"):
+            assert count(backend, f"SELECT count(*) FROM {table} WHERE chat_key = ?", PERSON) == 0
+        assert count(backend, "SELECT count(*) FROM offers") == 0
         # The volunteer's side still works after the person is gone.
         assert [m.chat_key for m in await chat.say(VOLUNTEER.chat_key, "/queue")] == [
             VOLUNTEER.chat_key]
     finally:
         await store.close()
     assert leaks(db, [PERSON_ID, SENTENCE, VOLUNTEER_REPLY, UPDATE_MARK]) == []
+
+
+def count(backend: Backend, query: str, *args: str) -> int:
+    """A count read past the store, on a connection of its own."""
+    if backend.kind == "postgres":
+        import psycopg
+
+        with psycopg.connect(backend.where) as conn:
+            row = conn.execute(query.replace("?", "%s"), args).fetchone()
+    else:
+        raw = sqlite3.connect(backend.where)
+        try:
+            row = raw.execute(query, args).fetchone()
+        finally:
+            raw.close()
+    assert row is not None
+    return int(row[0])
 
 
 async def test_a_reader_that_holds_the_wal_is_waited_for_then_logged(
@@ -187,7 +205,7 @@ def at(day: float) -> float:
     return START + day * DAY
 
 
-async def turn(store: SqliteStore, chat: str, text: str, update_id: str,
+async def turn(store: Any, chat: str, text: str, update_id: str,
                handover: bool = False) -> None:
     from bot.engine.events import Handover
     from bot.engine.session import Session
@@ -200,12 +218,12 @@ async def turn(store: SqliteStore, chat: str, text: str, update_id: str,
                                        [Outbound(chat, text)], handovers, update_id))
 
 
-async def test_purge_deletes_each_kind_past_retention_and_keeps_the_rest(tmp_path: Path) -> None:
+async def test_purge_deletes_each_kind_past_retention_and_keeps_the_rest(backend: Backend) -> None:
     from bot.handover.model import Status
 
     now = [at(0)]
-    db = tmp_path / "bot.sqlite3"
-    store = await SqliteStore.open(db, clock=lambda: now[0])
+    db = backend
+    store = await backend.open(clock=lambda: now[0])
     try:
         # Day 0: an old chat, handed over, offered, closed; its reply never delivered.
         await turn(store, PERSON, SENTENCE, f"{UPDATE_MARK}-1", handover=True)
@@ -251,9 +269,9 @@ async def test_purge_deletes_each_kind_past_retention_and_keeps_the_rest(tmp_pat
         await store.close()
 
 
-async def test_purge_keeps_update_ids_for_the_redelivery_window(tmp_path: Path) -> None:
+async def test_purge_keeps_update_ids_for_the_redelivery_window(backend: Backend) -> None:
     now = [at(0)]
-    store = await SqliteStore.open(tmp_path / "bot.sqlite3", clock=lambda: now[0])
+    store = await backend.open(clock=lambda: now[0])
     try:
         await turn(store, "test:a", "a", "u-a")  # day 0
         now[0] = at(1)
@@ -311,52 +329,52 @@ async def test_purge_loop_runs_at_once_and_survives_a_failed_round(
         await store.close()
 
 
-async def test_a_running_bot_purges_at_start(tmp_path: Path) -> None:
+async def test_a_running_bot_purges_at_start(backend: Backend, tmp_path: Path) -> None:
     from bot.app import run_bot
-    from bot.config import Settings
 
-    db = tmp_path / "bot.sqlite3"
-    store = await SqliteStore.open(db, clock=lambda: time.time() - 40 * DAY)
+    store = await backend.open(clock=lambda: time.time() - 40 * DAY)
     await turn(store, PERSON, SENTENCE, "u-1")
     await store.close()
     transport = MemoryTransport()
-    settings = Settings(db_path=db, models_dir=tmp_path / "models", retention_days=30)
+    settings = backend.settings(models_dir=tmp_path / "models", retention_days=30)
+    if backend.kind == "postgres":  # the flows snapshot and caches stay in a folder
+        settings = replace(settings, db_path=tmp_path / "bot.sqlite3")
     bot = asyncio.create_task(run_bot(settings, transport))
     try:
         async with asyncio.timeout(20):
-            while True:
-                raw = sqlite3.connect(db)
-                try:
-                    if raw.execute("SELECT count(*) FROM sessions").fetchone() == (0,):
-                        break
-                finally:
-                    raw.close()
+            while count(backend, "SELECT count(*) FROM sessions") != 0:  # noqa: ASYNC110
                 await asyncio.sleep(0.05)
     finally:
         transport.feed(None)
         await bot
 
 
-def test_purge_command_prints_counts_only(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_purge_command_prints_counts_only(backend: Backend, capsys: pytest.CaptureFixture[str],
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
     from bot.__main__ import main
 
-    db = tmp_path / "bot.sqlite3"
+    db = backend
+    if backend.kind == "postgres":
+        monkeypatch.setenv("BOT_DATABASE_URL", backend.where)
+        where = []
+    else:
+        where = ["--db", backend.where]
 
     async def old_chat() -> None:
-        store = await SqliteStore.open(db, clock=lambda: time.time() - 10 * DAY)
+        store = await backend.open(clock=lambda: time.time() - 10 * DAY)
         await turn(store, PERSON, SENTENCE, f"{UPDATE_MARK}-1")
         await store.close()
 
     asyncio.run(old_chat())
-    assert main(["purge", "--older-than", "30", "--db", str(db)]) == 0
+    assert main(["purge", "--older-than", "30", *where]) == 0
     assert "0 idle session(s)" in capsys.readouterr().out  # ten days old: kept
-    assert main(["purge", "--older-than", "7", "--db", str(db)]) == 0
+    assert main(["purge", "--older-than", "7", *where]) == 0
     out, err = capsys.readouterr()
     assert out == ("deleted what was older than 7 days: 1 idle session(s), 0 closed handover(s) "
                    "with 0 offer(s), 1 undelivered message(s), 1 update id(s)\n")
     assert err == ""
     assert leaks(db, [PERSON_ID, SENTENCE, UPDATE_MARK]) == []
-    assert main(["purge", "--older-than", "-3", "--db", str(db)]) == 1
+    assert main(["purge", "--older-than", "-3", *where]) == 1
     assert "--older-than must be a positive number of days" in capsys.readouterr().err
 
 

@@ -1,7 +1,9 @@
-"""What the dispatcher needs from storage. One implementation today: SQLite."""
+"""What the dispatcher needs from storage: SQLite (one machine, bot/storage/sqlite.py) or
+PostgreSQL (several processes and machines, bot/storage/postgres.py)."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -55,7 +57,9 @@ class Purged:
     offers: int = 0  # of those handovers: which volunteers were shown them
     undelivered: int = 0  # outbox messages the platform never took in the period
     update_ids: int = 0  # past both the period and the redelivery window
-    wal_cleared: bool = True  # False: a reader kept the old pages in the WAL for now
+    #: False: a reader kept deleted data on disk for now (SQLite: old pages in the WAL;
+    #: PostgreSQL: a table it was reading could not be rewritten).
+    wal_cleared: bool = True
 
     @property
     def total(self) -> int:
@@ -99,6 +103,18 @@ class Store(Protocol):
         """Delete what is older than the retention period (idle sessions, closed handovers
         and their offers, undelivered messages, update ids past the redelivery window), and
         scrub it from the disk as :meth:`forget` does."""
+        ...
+
+    def hold_chat(self, chat_key: str) -> contextlib.AbstractAsyncContextManager[None]:
+        """Serve this chat alone among every process on the database until left: entered
+        inside the process's own per-chat lock, before the turn's load, and left after its
+        commits and sends."""
+        ...
+
+    async def outbox_news(self, wait: float) -> set[str]:
+        """Chats other turns (in this or another process) queued messages for, waiting up to
+        ``wait`` seconds for the first: a hint to deliver now. The outbox stays the copy,
+        and polling it the fallback."""
         ...
 
     async def lead_timers(self) -> bool:

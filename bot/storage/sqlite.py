@@ -33,9 +33,16 @@ from bot.errors import StorageError, StorageUnavailable
 from bot.flowspec.model import Priority
 from bot.handover.model import ALL_QUEUES, DueEntry, OfferQuery, OffersOwed, QueueEntry, Volunteer
 from bot.handover.model import Status as HandoverStatus
-from bot.messages import Attachment, Inbound, Outbound, OutButton
+from bot.messages import Inbound, Outbound
 from bot.storage.base import PendingMessage, Purged, TurnRecord, TurnState
 from bot.storage.batching import Batcher
+from bot.storage.codec import ENTRY_COLUMN_NAMES as _ENTRY_COLUMN_NAMES
+from bot.storage.codec import ENTRY_COLUMNS as _ENTRY_COLUMNS
+from bot.storage.codec import VOLUNTEER_COLUMNS as _VOLUNTEER_COLUMNS
+from bot.storage.codec import decode as _decode
+from bot.storage.codec import encode as _encode
+from bot.storage.codec import entry as _entry
+from bot.storage.codec import volunteer as _volunteer
 from bot.storage.faults import explain_open_failure
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]
@@ -315,25 +322,6 @@ WAL_CLEAR_PAUSE_SECONDS = 0.1
 _KEYED_TABLES = ("sessions", "outbox", "processed_updates", "handovers", "inbox")
 
 
-def _encode(message: Outbound) -> str:
-    # By hand rather than dataclasses.asdict, whose deep copy showed up on every turn.
-    data = {
-        "chat_key": message.chat_key, "text": message.text, "language": message.language,
-        "rtl": message.rtl, "key": message.key, "token": message.token, "meta": message.meta,
-        "buttons": [{"callback": b.callback, "label": b.label, "key": b.key} for b in message.buttons],
-    }
-    if message.attachment is not None:  # a reference to the platform's copy, never the bytes
-        data["attachment"] = message.attachment.to_dict()
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-
-
-def _decode(payload: str) -> Outbound:
-    data = json.loads(payload)
-    data["buttons"] = tuple(OutButton(**b) for b in data.get("buttons", ()))
-    data["attachment"] = Attachment.from_dict(data.get("attachment"))
-    return Outbound(**data)
-
-
 class SqliteStore:
     """Implements :class:`bot.storage.base.Store`. Open with ``await SqliteStore.open(path)``."""
 
@@ -490,6 +478,16 @@ class SqliteStore:
         log.info("this process runs the shared timers now (delayed offers, silence timeouts, "
                  "the retention purge)")
         return True
+
+    def hold_chat(self, chat_key: str) -> contextlib.AbstractAsyncContextManager[None]:
+        """Nothing to hold beyond the dispatcher's own lock: processes sharing one file serve
+        different transports (the console and Telegram), so each chat has one process."""
+        return contextlib.nullcontext()
+
+    async def outbox_news(self, wait: float) -> set[str]:
+        """SQLite has no notifications: the dispatcher's flush loop polls the outbox."""
+        await asyncio.sleep(wait)
+        return set()
 
     async def load_session(self, chat_key: str) -> Session | None:
         # execute_fetchall is one trip to the database thread; a cursor is three.
@@ -903,11 +901,6 @@ class SqliteStore:
         return pending
 
 
-_VOLUNTEER_COLUMNS = "chat_key, name, languages, queues, available"
-_ENTRY_COLUMN_NAMES = ("id", "chat_key", "flow", "queue", "priority", "summary", "language",
-                       "created_at", "status", "volunteer", "assigned_at", "user_seen_at",
-                       "volunteer_seen_at")
-_ENTRY_COLUMNS = ", ".join(_ENTRY_COLUMN_NAMES)
 
 #: The turn state of many chats at once, from a JSON array of [chat_key, update_id].
 _LOAD_STATES = """
@@ -1030,23 +1023,10 @@ def _statements(script: str) -> list[str]:
     return statements
 
 
-def _split(text: str) -> tuple[str, ...]:
-    return tuple(part for part in text.split(",") if part)
-
-
-def _volunteer(row: Any) -> Volunteer:
-    return Volunteer(str(row[0]), str(row[1]), _split(row[2]), _split(row[3]), bool(row[4]))
-
-
-def _entry(row: Any) -> QueueEntry:
-    return QueueEntry(int(row[0]), str(row[1]), str(row[2]), str(row[3]), Priority(row[4]),
-                      str(row[5]), row[6], float(row[7]), HandoverStatus(row[8]), row[9], row[10],
-                      row[11], row[12])
-
-
 def _outbound_rows(pending: Sequence[PendingMessage]) -> list[list[Any]]:
     return [[p.id, p.message.chat_key, _encode(p.message)] for p in pending]
 
 
 def _outbound_json(pending: Sequence[PendingMessage]) -> str:
     return json.dumps(_outbound_rows(pending), ensure_ascii=False)
+

@@ -42,7 +42,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 class BotProcess:
-    """``python -m bot run`` on one SQLite file, started again as often as wanted."""
+    """``python -m bot run`` on one SQLite file (or the PostgreSQL database of a
+    BOT_DATABASE_URL passed in ``env``), started again as often as wanted."""
 
     def __init__(self, api: FakeBotApi | None, folder: Path, *,
                  whatsapp: FakeWhatsAppApi | None = None, **env: str) -> None:
@@ -69,6 +70,8 @@ class BotProcess:
                                       "BOT_LOG_LEVEL": "INFO", **env})
         self.process: asyncio.subprocess.Process | None = None
         self.starts = 0
+        #: Where its data is, for processed_count: the SQLite file or the PostgreSQL URL.
+        self.database: Path | str = self.env.get("BOT_DATABASE_URL") or self.db
 
     async def start(self, within: float = 30.0) -> None:
         """Start the bot; return once it has asked Telegram for updates and answers
@@ -264,12 +267,22 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def processed_count(db: Path, chat_id: int | str) -> tuple[int, int]:
+def processed_count(db: Path | str, chat_id: int | str) -> tuple[int, int]:
     """(messages handled, messages still waiting in the inbox) for a Telegram chat id, or
-    any chat key."""
+    any chat key; ``db``: the SQLite file, or a PostgreSQL URL."""
+    chat = chat_id if isinstance(chat_id, str) else f"telegram:{chat_id}"
+    if isinstance(db, str) and db.startswith("postgresql://"):
+        import psycopg
+
+        with psycopg.connect(db) as pg:
+            done = pg.execute("SELECT count(*) FROM processed_updates WHERE chat_key = %s",
+                              (chat,)).fetchone()
+            waiting = pg.execute("SELECT count(*) FROM inbox WHERE chat_key = %s",
+                                 (chat,)).fetchone()
+        assert done is not None and waiting is not None
+        return int(done[0]), int(waiting[0])
     conn = sqlite3.connect(db)
     try:
-        chat = chat_id if isinstance(chat_id, str) else f"telegram:{chat_id}"
         done = conn.execute("SELECT count(*) FROM processed_updates WHERE chat_key = ?",
                             (chat,)).fetchone()[0]
         waiting = conn.execute("SELECT count(*) FROM inbox WHERE chat_key = ?",

@@ -1,0 +1,54 @@
+"""Rows to objects and back, the same for every backend: a reply as stored in the outbox,
+a volunteer row, a queue entry row (columns in ``ENTRY_COLUMN_NAMES`` order)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from bot.flowspec.model import Priority
+from bot.handover.model import QueueEntry, Volunteer
+from bot.handover.model import Status as HandoverStatus
+from bot.messages import Attachment, Outbound, OutButton
+
+__all__ = ["ENTRY_COLUMNS", "ENTRY_COLUMN_NAMES", "VOLUNTEER_COLUMNS", "decode", "encode", "entry",
+           "volunteer"]
+
+VOLUNTEER_COLUMNS = "chat_key, name, languages, queues, available"
+ENTRY_COLUMN_NAMES = ("id", "chat_key", "flow", "queue", "priority", "summary", "language",
+                      "created_at", "status", "volunteer", "assigned_at", "user_seen_at",
+                      "volunteer_seen_at")
+ENTRY_COLUMNS = ", ".join(ENTRY_COLUMN_NAMES)
+
+
+def encode(message: Outbound) -> str:
+    # By hand rather than dataclasses.asdict, whose deep copy showed up on every turn.
+    data = {
+        "chat_key": message.chat_key, "text": message.text, "language": message.language,
+        "rtl": message.rtl, "key": message.key, "token": message.token, "meta": message.meta,
+        "buttons": [{"callback": b.callback, "label": b.label, "key": b.key} for b in message.buttons],
+    }
+    if message.attachment is not None:  # a reference to the platform's copy, never the bytes
+        data["attachment"] = message.attachment.to_dict()
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+def decode(payload: str) -> Outbound:
+    data = json.loads(payload)
+    data["buttons"] = tuple(OutButton(**b) for b in data.get("buttons", ()))
+    data["attachment"] = Attachment.from_dict(data.get("attachment"))
+    return Outbound(**data)
+
+
+def _split(text: str) -> tuple[str, ...]:
+    return tuple(part for part in text.split(",") if part)
+
+
+def volunteer(row: Any) -> Volunteer:
+    return Volunteer(str(row[0]), str(row[1]), _split(row[2]), _split(row[3]), bool(row[4]))
+
+
+def entry(row: Any) -> QueueEntry:
+    return QueueEntry(int(row[0]), str(row[1]), str(row[2]), str(row[3]), Priority(row[4]),
+                      str(row[5]), row[6], float(row[7]), HandoverStatus(row[8]), row[9], row[10],
+                      row[11], row[12])
