@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.errors import TranslationError
+from bot.translation.ct2_folder import read_vocabulary_map
 from bot.translation.families import Family
 
 __all__ = ["DEFAULT_BEAM_SIZE", "MultilingualRunner", "decoding_limit", "repeats"]
@@ -71,14 +72,42 @@ class MultilingualRunner:
         self.translator: Any = ctranslate2.Translator(str(path), device="cpu", inter_threads=1,
                                                       intra_threads=threads)
         self._language_tokens = frozenset(family.tokens.values())
-        #: The install writes vmap.txt: only tokens of the bot's scripts are scored.
-        self.use_vmap = (path / "vmap.txt").is_file()
+        #: The install writes vmap.txt: per direction, only the tokens the target language
+        #: is written with are scored (bot/translation/ct2_folder.py).
+        self.vocabulary_map = read_vocabulary_map(path, family)
+        #: Whose candidate tokens the output layer holds: the source language token of the
+        #: last mapped call, "" for a one-line map, None after a call without the map.
+        self._output_layer: str | None = None
+        #: How often the output layer was reset (for tests and the bench).
+        self.resets = 0
+
+    def uses_map(self, source: str, target: str) -> bool:
+        """Whether translations from ``source`` into ``target`` score only the map's tokens."""
+        mapping = self.vocabulary_map
+        return mapping is not None and mapping.serves(self.token(source), self.token(target))
 
     def token(self, code: str) -> str:
         try:
             return self.family.tokens[code]
         except KeyError:
             raise TranslationError(f"{self.name} ({self.family.title}) has no language {code!r}") from None
+
+    def _select_output_layer(self, batch: list[list[str]], target_token: str, use_map: bool) -> None:
+        """Reset CTranslate2's output layer before a mapped call with other candidate tokens.
+
+        CTranslate2 (4.x, Decoder::update_output_layer) never clears its original id ->
+        restricted id table when a call selects a different set of candidates: it only adds
+        to it, so the target prefix and </s> are looked up at their place in an EARLIER set,
+        and the output starts with the wrong language token, or fails. Only a call without
+        the map clears the table: one with this source's first piece and the target prefix,
+        stopped after the prefix, costs an encoder pass of three tokens (bench measures it)."""
+        mapping = self.vocabulary_map
+        wanted = (batch[0][0] if mapping and mapping.per_direction else "") if use_map else None
+        if use_map and self._output_layer is not None and self._output_layer != wanted:
+            self.translator.translate_batch([[*batch[0][:2], EOS]], target_prefix=[[target_token]],
+                                            beam_size=1, max_decoding_length=1)
+            self.resets += 1
+        self._output_layer = wanted
 
     def translate_tokens(self, pieces: Sequence[Sequence[str]], source: str, target: str, *,
                          min_length: int = 1, max_length: int | None = None) -> list[list[str]]:
@@ -87,6 +116,8 @@ class MultilingualRunner:
         batch = [[source_token, *p, EOS] for p in pieces]
         longest = max(len(b) for b in batch)
         limit = max_length if max_length is not None else decoding_limit(longest)
+        use_map = self.uses_map(source, target)
+        self._select_output_layer(batch, target_token, use_map)
         results = self.translator.translate_batch(
             batch,
             target_prefix=[[target_token]] * len(batch),
@@ -96,7 +127,7 @@ class MultilingualRunner:
             max_decoding_length=limit,
             min_decoding_length=min_length,
             return_end_token=True,  # a hypothesis without it was cut at the limit
-            use_vmap=self.use_vmap,
+            use_vmap=use_map,
         )
         out = []
         for source_pieces, result in zip(pieces, results, strict=True):
