@@ -222,23 +222,32 @@ def model_folder(kind: str) -> Path:
     return folder
 
 
-def mapped_copy(folder: Path, allowed: int, work: Path) -> Path:
+def mapped_copy(folder: Path, allowed: int, work: Path, per_direction: bool = False) -> Path:
     """The model with a vmap.txt letting it output only ``allowed`` tokens (hard links: no copy).
 
     Which tokens does not matter for the cost, only how many: the install writes the map
-    of the real model from its vocabulary (bot/translation/ct2_folder.py)."""
+    of the real model from its vocabulary (bot/translation/ct2_folder.py). ``per_direction``:
+    as the install writes it, one line per source language (en->ps and ps->en get
+    different tokens, ``allowed`` each), so alternating directions costs the output-layer
+    reset of MultilingualRunner._select_output_layer."""
     copy = work / f"{folder.name}-{allowed}"
     copy.mkdir()
     for file in folder.iterdir():
         os.link(file, copy / file.name)
     vocabulary = json.loads((folder / "shared_vocabulary.json").read_text(encoding="utf-8"))
-    (copy / "vmap.txt").write_text("\t" + " ".join([*vocabulary[4:4 + allowed], "pbt_Arab"]) + "\n",
-                                   encoding="utf-8")
+    fillers = vocabulary[4:-len(LANGUAGE_TOKENS) - 1]
+    if per_direction:
+        lines = ["\t" + " ".join(LANGUAGE_TOKENS),
+                 "eng_Latn\t" + " ".join(fillers[:allowed]),
+                 "pbt_Arab\t" + " ".join(fillers[-allowed:])]
+    else:
+        lines = ["\t" + " ".join([*fillers[:allowed], "pbt_Arab"])]
+    (copy / "vmap.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return copy
 
 
 def worker(kind: str, folder: Path, threads: int, reps: int,
-           lengths: tuple[int, ...] = LENGTHS) -> dict[str, Any]:
+           lengths: tuple[int, ...] = LENGTHS, alternate: bool = False) -> dict[str, Any]:
     """In its own process: load the model, then time every (beam, length) round-robin."""
     import ctranslate2  # imported before the clock starts: the import is not the model
 
@@ -258,7 +267,12 @@ def worker(kind: str, folder: Path, threads: int, reps: int,
     rng = random.Random(3)
     inputs = {n: [f"▁w{rng.randrange(5000)}" for _ in range(n)] for n in lengths}
 
+    turn = [0]
+
     def once(beam: int, n: int) -> float:
+        # With alternate, every call goes the other way (en->ps, ps->en, ...), as in a relay.
+        source, target = ("ps", "en") if alternate and turn[0] % 2 else ("en", "ps")
+        turn[0] += 1
         start = time.perf_counter()
         if kind == "argos":
             runner.translator.translate_batch(
@@ -267,7 +281,7 @@ def worker(kind: str, folder: Path, threads: int, reps: int,
                 min_decoding_length=n, max_decoding_length=n)
         else:
             runner.beam_size = beam
-            [out] = runner.translate_tokens([inputs[n]], "en", "ps", min_length=n + 1,
+            [out] = runner.translate_tokens([inputs[n]], source, target, min_length=n + 1,
                                             max_length=n + 1)
             assert len(out) == n
         return time.perf_counter() - start
@@ -282,7 +296,8 @@ def worker(kind: str, folder: Path, threads: int, reps: int,
             samples[f"{beam}/{n}"].append(once(beam, n))
     rss_now, rss_peak = rss_mb()
     return {"kind": kind, "threads": threads, "load": load, "rss_before": rss_before,
-            "vmap": getattr(runner, "use_vmap", False),
+            "vmap": kind != "argos" and runner.vocabulary_map is not None,
+            "resets": getattr(runner, "resets", 0),
             "rss_loaded": rss_loaded, "rss_after": rss_now, "rss_peak": rss_peak,
             "samples": samples, "size": sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())}
 
@@ -312,21 +327,63 @@ def models_part(reps: int) -> list[dict[str, Any]]:
     return results
 
 
-def mapped_part(reps: int, sizes: list[int]) -> dict[int, dict[str, Any]]:
-    """NLLB-600M's shape, 2 threads, 20 tokens, with the output limited to ``sizes`` tokens."""
-    print(f"\npart 3: nllb-600m, 2 threads, 20 tokens, output limited by a vocabulary map "
-          f"(vmap.txt), load average {os.getloadavg()[0]:.2f}")
-    done: dict[int, dict[str, Any]] = {}
-    for allowed in sizes:  # 0: no map, all 256,206 tokens (the baseline, in the same part)
-        run = subprocess.run(
-            [sys.executable, __file__, "--worker", "nllb-600m", "--threads", "2", "--reps", str(reps),
-             "--output-tokens", str(allowed)], capture_output=True, text=True, check=True, cwd=REPO)
-        done[allowed] = result = json.loads(run.stdout.strip().splitlines()[-1])
-        assert result["vmap"] == bool(allowed)
-        cells = [f"beam {b}: p50 {percentile(result['samples'][f'{b}/20'], .5) * 1e3:5.0f} / p95 "
-                 f"{percentile(result['samples'][f'{b}/20'], .95) * 1e3:5.0f} ms" for b in BEAMS]
-        print(f"  {allowed or 256_206:>7,} of 256,206 tokens   " + "   ".join(cells))
+def mapped_part(reps: int, sizes: list[int], rounds: int) -> dict[str, list[dict[str, Any]]]:
+    """NLLB-600M's shape, 2 threads, 20 tokens, with the output limited to ``sizes`` tokens;
+    each size in a fresh process, the sizes alternated round-robin for ``rounds`` rounds.
+    "N/alt": a per-direction map of N tokens each way, directions alternating every call."""
+    arms = [str(n) for n in sizes] + [f"{n}/alt" for n in sizes if n]
+    done: dict[str, list[dict[str, Any]]] = {arm: [] for arm in arms}
+    for round_ in range(rounds):
+        shift = round_ % len(arms)
+        print(f"\npart 3, round {round_ + 1}/{rounds}: nllb-600m, 2 threads, 20 tokens, output limited "
+              f"by a vocabulary map, load average {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        for arm in arms[shift:] + arms[:shift]:
+            allowed, _, alt = arm.partition("/")
+            command = [sys.executable, __file__, "--worker", "nllb-600m", "--threads", "2",
+                       "--reps", str(reps), "--output-tokens", allowed] + (["--alternate"] if alt else [])
+            run = subprocess.run(command, capture_output=True, text=True, check=True, cwd=REPO)
+            result = json.loads(run.stdout.strip().splitlines()[-1])
+            assert result["vmap"] == bool(int(allowed))
+            done[arm].append(result)
+            cells = [f"beam {b}: p50 {percentile(result['samples'][f'{b}/20'], .5) * 1e3:5.0f} / p95 "
+                     f"{percentile(result['samples'][f'{b}/20'], .95) * 1e3:5.0f} ms" for b in BEAMS]
+            label = f"{int(allowed) or 256_206:>7,} of 256,206 tokens" + (" each way, alternating"
+                                                                         if alt else "")
+            print(f"  {label:<46} " + "   ".join(cells)
+                  + (f"   ({result['resets']} resets)" if alt else ""))
     return done
+
+
+def summarise_mapped(done: dict[str, list[dict[str, Any]]]) -> None:
+    """Median over rounds of each arm's p50, with the spread, and the break-even size."""
+    print("\npart 3 summary (2 threads, 20 tokens): median of the rounds' p50 [min-max], ratio to "
+          "the full vocabulary with library defaults")
+    medians: dict[str, dict[int, float]] = {}
+    for arm, results in done.items():
+        medians[arm] = {}
+        for beam in BEAMS:
+            p50s = [percentile(r["samples"][f"{beam}/20"], .5) for r in results]
+            medians[arm][beam] = statistics.median(p50s)
+    for beam in BEAMS:
+        base = medians.get("0", {}).get(beam)
+        for arm, results in done.items():
+            p50s = [percentile(r["samples"][f"{beam}/20"], .5) * 1e3 for r in results]
+            allowed, _, alt = arm.partition("/")
+            ratio = f"  {medians[arm][beam] / base:.2f}x" if base else ""
+            print(f"  beam {beam}  {int(allowed) or 256_206:>7,} tokens{' alternating' if alt else '':<12} "
+                  f"p50 {medians[arm][beam] * 1e3:5.0f} ms [{min(p50s):.0f}-{max(p50s):.0f}]{ratio}"
+                  f"  {'<= 800 ms' if medians[arm][beam] <= 0.8 else '> 800 ms'}")
+        points = sorted((int(a), m[beam]) for a, m in medians.items() if "/" not in a and int(a))
+        below = [p for p in points if p[1] <= 0.8]
+        above = [p for p in points if p[1] > 0.8]
+        if below and above:
+            (n0, t0), (n1, t1) = max(below), min(above)
+            if n1 > n0:
+                even = n0 + (0.8 - t0) * (n1 - n0) / (t1 - t0)
+                print(f"  beam {beam}: break-even for 800 ms at about {even:,.0f} output tokens "
+                      f"(linear between {n0:,} and {n1:,})")
+        elif points:
+            print(f"  beam {beam}: every size {'met' if not above else 'missed'} 800 ms")
 
 
 def main() -> None:
@@ -336,8 +393,11 @@ def main() -> None:
     parser.add_argument("--worker", choices=sorted(SHAPES), help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--output-tokens", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--mapped", default="0,128000,64000,32000",
+    parser.add_argument("--alternate", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--mapped", default="0,128000,96000,64000,32000",
                         help="part 3: output vocabulary sizes to time (0: no map; comma-separated)")
+    parser.add_argument("--rounds", type=int, default=2, help="part 3: rounds over the sizes")
+    parser.add_argument("--mapped-reps", type=int, default=8, help="part 3: timed calls per cell")
     parser.add_argument("--parts", default="1,2,3", help="which parts to run (comma-separated)")
     args = parser.parse_args()
     if args.worker:
@@ -347,8 +407,9 @@ def main() -> None:
                 print(json.dumps(worker(args.worker, folder, args.threads, args.reps, (20,))))
                 return
             with tempfile.TemporaryDirectory(prefix="bench-vmap-", dir=CACHE) as tmp:
-                mapped = mapped_copy(folder, args.output_tokens, Path(tmp))
-                print(json.dumps(worker(args.worker, mapped, args.threads, args.reps, (20,))))
+                mapped = mapped_copy(folder, args.output_tokens, Path(tmp), args.alternate)
+                print(json.dumps(worker(args.worker, mapped, args.threads, args.reps, (20,),
+                                        args.alternate)))
             return
         print(json.dumps(worker(args.worker, folder, args.threads, args.reps)))
         return
@@ -362,7 +423,9 @@ def main() -> None:
             hit = asyncio.run(pipeline(args.sentences, work))
     results = models_part(args.reps) if "2" in parts else []
     sizes = [int(n) for n in args.mapped.split(",") if n.strip()]
-    mapped = mapped_part(args.reps, sizes) if "3" in parts and sizes else {}
+    mapped = mapped_part(args.mapped_reps, sizes, args.rounds) if "3" in parts and sizes else {}
+    if mapped:
+        summarise_mapped(mapped)
     print("\ngoals (2 threads):")
     nllb2 = next((r for r in results if r["kind"] == "nllb-600m" and r["threads"] == 2), None)
     argos2 = next((r for r in results if r["kind"] == "argos" and r["threads"] == 2), None)
@@ -372,12 +435,8 @@ def main() -> None:
         ratio = p50 / percentile(argos2["samples"][f"{beam}/20"], .5)
         print(f"  nllb-600m 20 tokens, beam {beam}: p50 {p50 * 1e3:.0f} ms (goal <= 800 ms: "
               f"{'met' if p50 <= 0.8 else 'NOT met'}); {ratio:.1f}x the Argos shape")
-    for allowed, result in sorted(mapped.items(), reverse=True):
-        for beam in BEAMS:
-            p50 = percentile(result["samples"][f"{beam}/20"], .5)
-            print(f"  nllb-600m 20 tokens, beam {beam}, output limited to {allowed or 256_206:,} "
-                  f"tokens: p50 {p50 * 1e3:.0f} ms ({'met' if p50 <= 0.8 else 'NOT met'})")
-    peaks = [r["rss_peak"] for r in [*results, *mapped.values()] if r["kind"] == "nllb-600m"]
+    peaks = [r["rss_peak"] for r in [*results, *(r for rs in mapped.values() for r in rs)]
+             if r["kind"] == "nllb-600m"]
     if peaks:
         print(f"  nllb-600m RSS peak {max(peaks):.0f} MB (goal <= 1200 MB: "
               f"{'met' if max(peaks) <= 1200 else 'NOT met'})")

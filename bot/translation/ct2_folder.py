@@ -23,14 +23,17 @@ the map is keyed by that token:
 * always: the family's tokens for the bot's languages and pieces made only of digits,
   punctuation and SentencePiece's word marker (masks such as ``[0]`` are written with these);
 * source ``eng_Latn``: pieces in Arabic or Devanagari script (the translation is in
-  Pashto, Dari, Persian, Urdu or Hindi);
+  Pashto, Dari, Persian, Urdu or Hindi), and the ASCII pieces: NLLB keeps names, acronyms
+  and some terms ("NHS", "GP") in Latin letters. (Allowing only the source's own Latin
+  pieces, with a line per piece, would be smaller, but then the candidates differ from one
+  message to the next, and each change costs a reset: see MultilingualRunner.)
 * source ``pbt_Arab``, ``prs_Arab``, ``pes_Arab``, ``urd_Arab``, ``hin_Deva``: the pieces
   English is written with, i.e. ASCII pieces and single Latin-1 letters (``é`` alone, so
-  "café" can still be spelled but the ~150 other Latin-script languages' ``für``, ``ção``
-  are not scored);
+  "café" can still be spelled, but the ~150 other Latin-script languages' ``für``, ``ção``
+  are not scored), and no Arabic or Devanagari piece.
 
-So an English name or acronym is written in the target's script (masked text, such as links,
-numbers and placeholders, is kept as written: bot/translation/masking.py).
+Masked text (links, numbers, placeholders) is written with digits and punctuation, allowed
+everywhere (bot/translation/masking.py).
 
 Between two non-English languages (Pashto -> Urdu) the map would forbid the target's own
 script, so the runner does not use it there (``VocabularyMap.serves``). A model installed
@@ -42,6 +45,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import struct
 import unicodedata
 from collections.abc import Iterator
@@ -287,7 +291,9 @@ def _kind(token: str) -> str:
     if not token or any(ch.isspace() or unicodedata.category(ch) == "Cc" for ch in token):
         return ""
     if len(token) > 2 and token[0] == "<" and token[-1] == ">":
-        return ""  # <pad> <mask> <0x41>; CTranslate2 always allows <unk> <s> </s> itself
+        # Byte pieces (<0x3F>) spell characters a byte-fallback tokenizer has no piece for;
+        # <pad> and <mask> are never output; CTranslate2 always allows <unk> <s> </s> itself.
+        return "common" if re.fullmatch(r"<0x[0-9A-F]{2}>", token) else ""
     letters = [ch for ch in token if not _within(ch, _COMMON)]
     if not letters:
         return "common"
@@ -350,8 +356,8 @@ def build_vocabulary_map(vocabulary: list[str], family: Family) -> VocabularyMap
     english = family.tokens["en"]
     present = [token for token in family.tokens.values() if token in set(vocabulary)]
     into_english = frozenset(kinds["english"])
-    by_source = {token: frozenset(kinds["eastern"]) if token == english else into_english
-                 for token in present}
+    from_english = frozenset(kinds["eastern"]) | into_english
+    by_source = {token: from_english if token == english else into_english for token in present}
     return VocabularyMap(len(vocabulary), frozenset(kinds["common"]) | frozenset(present),
                          by_source, english)
 
