@@ -24,9 +24,17 @@ length), which is what a real translation of that length costs. The NLLB model i
 through the bot's own MultilingualRunner (language token, target prefix, first token
 dropped); the Argos model with ArgosPackage's options (beam aside).
 
-Part 3, the same NLLB shape with a vocabulary map (vmap.txt, written by the install): the
-output limited to 128k, 64k and 32k of its 256,206 tokens, since scoring every token of the
-vocabulary at every step is most of a step's cost with one message at a time.
+Part 3, the same NLLB shape with a vocabulary map (vmap.txt, as the install writes it): the
+output limited to 128k, 96k, 64k and 32k of its 256,206 tokens (the real model's count per
+direction is printed by `models install`/`models list`; the NLLB vocabulary itself was not
+available offline), each size in a fresh process, sizes alternated round-robin over
+--rounds rounds; then the median p50 per size with its spread, the ratio to the full
+vocabulary with library defaults (the baseline), and the size at which 20 tokens take
+800 ms. "alternating": a per-direction map of that size each way with every call going the
+other way (en->ps, ps->en, ...), as in a relay: each change of direction costs the
+output-layer reset of MultilingualRunner._select_output_layer (a CTranslate2 quirk).
+
+    python bench/bench_translation.py --parts 3 --rounds 3    # part 3 alone, ~5 minutes
 
 Goals (issue 12): a 20-token message <= 800 ms p50 with the NLLB-600M shape on 2 cores;
 RSS with it loaded <= 1.2 GB; a cache hit < 1 ms.
