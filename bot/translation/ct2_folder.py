@@ -21,19 +21,16 @@ Arabic-script or Devanagari languages, and every source starts with its language
 the map is keyed by that token:
 
 * always: the family's tokens for the bot's languages and pieces made only of digits,
-  punctuation and SentencePiece's word marker (masks such as ``[0]`` are written with these);
+  punctuation and SentencePiece's word marker (masks such as ``[0]``, which stand for
+  links, numbers and placeholders, are written with these: bot/translation/masking.py);
 * source ``eng_Latn``: pieces in Arabic or Devanagari script (the translation is in
-  Pashto, Dari, Persian, Urdu or Hindi), and the ASCII pieces: NLLB keeps names, acronyms
-  and some terms ("NHS", "GP") in Latin letters. (Allowing only the source's own Latin
-  pieces, with a line per piece, would be smaller, but then the candidates differ from one
-  message to the next, and each change costs a reset: see MultilingualRunner.)
+  Pashto, Dari, Persian, Urdu or Hindi);
 * source ``pbt_Arab``, ``prs_Arab``, ``pes_Arab``, ``urd_Arab``, ``hin_Deva``: the pieces
   English is written with, i.e. ASCII pieces and single Latin-1 letters (``é`` alone, so
   "café" can still be spelled, but the ~150 other Latin-script languages' ``für``, ``ção``
-  are not scored), and no Arabic or Devanagari piece.
-
-Masked text (links, numbers, placeholders) is written with digits and punctuation, allowed
-everywhere (bot/translation/masking.py).
+  are not scored), and no Arabic or Devanagari piece;
+* every Latin piece maps to itself: a name or an acronym of the message ("NHS",
+  "Médecins") may be kept as written in its translation, as NLLB often does.
 
 Between two non-English languages (Pashto -> Urdu) the map would forbid the target's own
 script, so the runner does not use it there (``VocabularyMap.serves``). A model installed
@@ -48,7 +45,7 @@ import os
 import re
 import struct
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -286,8 +283,9 @@ def _within(ch: str, ranges: tuple[tuple[int, int], ...]) -> bool:
 
 
 def _kind(token: str) -> str:
-    """"common", "english", "eastern" or "" (none of the bot's: other scripts, Latin-1
-    letters in longer pieces, and anything vmap.txt cannot hold, which splits at spaces)."""
+    """"common", "english", "latin" (Latin-1 letters in a longer piece), "eastern" or ""
+    (none of the bot's: other scripts, and anything vmap.txt cannot hold: it splits at
+    spaces)."""
     if not token or any(ch.isspace() or unicodedata.category(ch) == "Cc" for ch in token):
         return ""
     if len(token) > 2 and token[0] == "<" and token[-1] == ">":
@@ -299,8 +297,8 @@ def _kind(token: str) -> str:
         return "common"
     if all(ch.isascii() for ch in letters):
         return "english"
-    if len(letters) == 1 and _within(letters[0], (_LATIN_1_LETTERS,)):
-        return "english"
+    if all(ch.isascii() or _within(ch, (_LATIN_1_LETTERS,)) for ch in letters):
+        return "english" if len(letters) == 1 else "latin"
     if all(_within(ch, _EASTERN) for ch in letters):
         return "eastern"
     return ""
@@ -318,6 +316,8 @@ class VocabularyMap:
     written before per-direction maps: then ``always`` holds them all."""
     english: str
     """The family's English token (which directions a line serves)."""
+    copied: frozenset[str] = frozenset()
+    """Pieces allowed when the source holds them (Latin: names, acronyms)."""
 
     @property
     def per_direction(self) -> bool:
@@ -332,21 +332,30 @@ class VocabularyMap:
         return source_token in self.by_source and (source_token == self.english) != into_english
 
     def allowed(self, source_token: str) -> int:
-        """How many tokens a translation from this language may use (besides <unk> <s> </s>,
-        which CTranslate2 adds)."""
+        """How many tokens a translation from this language may use (besides the Latin
+        pieces of its own source, and <unk> <s> </s>, which CTranslate2 adds)."""
         return len(self.always | self.by_source.get(source_token, frozenset()))
 
     def lines(self) -> Iterator[str]:
         yield "\t" + " ".join(sorted(self.always))
         for key, tokens in self.by_source.items():
             yield f"{key}\t" + " ".join(sorted(tokens))
+        for piece in sorted(self.copied):
+            yield f"{piece}\t{piece}"
+
+    def candidates_key(self, batch: Sequence[Sequence[str]]) -> tuple[str, ...]:
+        """What decides the tokens CTranslate2 allows for this batch (with its target prefix,
+        always in the map): the source language token and the source's copied pieces."""
+        if not self.per_direction:
+            return ()
+        return (batch[0][0], *sorted({t for source in batch for t in source if t in self.copied}))
 
 
 def build_vocabulary_map(vocabulary: list[str], family: Family) -> VocabularyMap:
     """The per-direction map of a model (see the module doc)."""
     languages = set(family.tokens.values())
     pattern = family.token_pattern
-    kinds: dict[str, list[str]] = {"common": [], "english": [], "eastern": []}
+    kinds: dict[str, list[str]] = {"common": [], "english": [], "latin": [], "eastern": []}
     for token in vocabulary:
         if token in languages or (pattern and pattern.match(token)):
             continue
@@ -356,10 +365,10 @@ def build_vocabulary_map(vocabulary: list[str], family: Family) -> VocabularyMap
     english = family.tokens["en"]
     present = [token for token in family.tokens.values() if token in set(vocabulary)]
     into_english = frozenset(kinds["english"])
-    from_english = frozenset(kinds["eastern"]) | into_english
-    by_source = {token: from_english if token == english else into_english for token in present}
+    by_source = {token: frozenset(kinds["eastern"]) if token == english else into_english
+                 for token in present}
     return VocabularyMap(len(vocabulary), frozenset(kinds["common"]) | frozenset(present),
-                         by_source, english)
+                         by_source, english, frozenset(kinds["english"] + kinds["latin"]))
 
 
 def write_vocabulary_map(folder: Path, vocabulary: list[str], family: Family) -> VocabularyMap:
@@ -382,6 +391,7 @@ def read_vocabulary_map(folder: Path, family: Family) -> VocabularyMap | None:
     languages = set(family.tokens.values())
     always: frozenset[str] = frozenset()
     by_source: dict[str, frozenset[str]] = {}
+    copied: set[str] = set()
     for line in text.splitlines():
         key, tab, values = line.partition("\t")
         if not tab:
@@ -390,8 +400,10 @@ def read_vocabulary_map(folder: Path, family: Family) -> VocabularyMap | None:
             always = frozenset(values.split())
         elif key in languages:
             by_source[key] = frozenset(values.split())
+        else:
+            copied.add(key)
     vocabulary = len(read_vocabulary(folder)[0])
-    return VocabularyMap(vocabulary, always, by_source, family.tokens["en"])
+    return VocabularyMap(vocabulary, always, by_source, family.tokens["en"], frozenset(copied))
 
 
 def read_manifest(folder: Path) -> dict[str, Any] | None:

@@ -207,7 +207,7 @@ def describe_vocabulary_map(model: ModelInfo) -> list[str]:
     lines = []
     if mapping.english in mapping.by_source:
         lines.append(f"en->{'/'.join(others)}: {mapping.allowed(mapping.english):,} of {total} "
-                     "tokens (Arabic, Devanagari and ASCII)")
+                     "tokens (Arabic and Devanagari script), and the Latin pieces of the message itself")
     for token in mapping.by_source:
         if token != mapping.english and token in codes:
             lines.append(f"{codes[token]}->en: {mapping.allowed(token):,} of {total} tokens "

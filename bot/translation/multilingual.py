@@ -56,6 +56,18 @@ def repeats(tokens: Sequence[str], times: int = 3, longest: int = 4) -> bool:
     return False
 
 
+def _chunks(batch: Sequence[Sequence[str]]) -> list[list[int]]:
+    """Indices of the batch in parts of at most MAX_BATCH_TOKENS (examples x the longest,
+    padding included), similar lengths together."""
+    chunks: list[list[int]] = []
+    for i in sorted(range(len(batch)), key=lambda i: len(batch[i])):
+        if chunks and (len(chunks[-1]) + 1) * len(batch[i]) <= MAX_BATCH_TOKENS:
+            chunks[-1].append(i)
+        else:
+            chunks.append([i])
+    return chunks
+
+
 class MultilingualRunner:
     """A loaded NLLB-200 or M2M-100 folder. Not thread-safe: one caller at a time."""
 
@@ -75,9 +87,9 @@ class MultilingualRunner:
         #: The install writes vmap.txt: per direction, only the tokens the target language
         #: is written with are scored (bot/translation/ct2_folder.py).
         self.vocabulary_map = read_vocabulary_map(path, family)
-        #: Whose candidate tokens the output layer holds: the source language token of the
-        #: last mapped call, "" for a one-line map, None after a call without the map.
-        self._output_layer: str | None = None
+        #: Which candidate tokens the output layer holds (VocabularyMap.candidates_key of
+        #: the last mapped call), None after a call without the map.
+        self._output_layer: tuple[str, ...] | None = None
         #: How often the output layer was reset (for tests and the bench).
         self.resets = 0
 
@@ -99,10 +111,10 @@ class MultilingualRunner:
         restricted id table when a call selects a different set of candidates: it only adds
         to it, so the target prefix and </s> are looked up at their place in an EARLIER set,
         and the output starts with the wrong language token, or fails. Only a call without
-        the map clears the table: one with this source's first piece and the target prefix,
-        stopped after the prefix, costs an encoder pass of three tokens (bench measures it)."""
+        the map clears the table: one stopped after the target prefix, about one decoding
+        step (bench/bench_translation.py measures what it costs a message)."""
         mapping = self.vocabulary_map
-        wanted = (batch[0][0] if mapping and mapping.per_direction else "") if use_map else None
+        wanted = mapping.candidates_key(batch) if use_map and mapping else None
         if use_map and self._output_layer is not None and self._output_layer != wanted:
             self.translator.translate_batch([[*batch[0][:2], EOS]], target_prefix=[[target_token]],
                                             beam_size=1, max_decoding_length=1)
@@ -117,21 +129,25 @@ class MultilingualRunner:
         longest = max(len(b) for b in batch)
         limit = max_length if max_length is not None else decoding_limit(longest)
         use_map = self.uses_map(source, target)
-        self._select_output_layer(batch, target_token, use_map)
-        results = self.translator.translate_batch(
-            batch,
-            target_prefix=[[target_token]] * len(batch),
-            beam_size=self.beam_size,
-            max_batch_size=MAX_BATCH_TOKENS,
-            batch_type="tokens",
-            max_decoding_length=limit,
-            min_decoding_length=min_length,
-            return_end_token=True,  # a hypothesis without it was cut at the limit
-            use_vmap=use_map,
-        )
+        hypotheses: list[list[str]] = [[] for _ in batch]
+        for chunk in _chunks(batch):
+            # CTranslate2 is never left to split a batch itself: its parts would select
+            # different candidates without the reset in between.
+            self._select_output_layer([batch[i] for i in chunk], target_token, use_map)
+            results = self.translator.translate_batch(
+                [batch[i] for i in chunk],
+                target_prefix=[[target_token]] * len(chunk),
+                beam_size=self.beam_size,
+                max_batch_size=0,
+                max_decoding_length=limit,
+                min_decoding_length=min_length,
+                return_end_token=True,  # a hypothesis without it was cut at the limit
+                use_vmap=use_map,
+            )
+            for i, result in zip(chunk, results, strict=True):
+                hypotheses[i] = list(result.hypotheses[0])
         out = []
-        for source_pieces, result in zip(pieces, results, strict=True):
-            hypothesis = list(result.hypotheses[0])
+        for source_pieces, hypothesis in zip(pieces, hypotheses, strict=True):
             if not hypothesis or hypothesis[0] != target_token:
                 raise TranslationError(f"{self.name} did not start its output with {target_token}; "
                                        f"is it really a {self.family.title} model?")
