@@ -252,7 +252,16 @@ def test_a_model_installed_with_a_one_line_map_keeps_working(tmp_path: Path,
     assert main(["models", "list"]) == 0
     listing = capsys.readouterr().out
     assert f"{len(old):,} of {len(vocabulary):,} tokens in every direction" in listing
-    assert "install it again" in listing
+    upgrade = f"python -m bot models install {installed} --accept-licence"
+    assert upgrade in listing
+    assert main(upgrade.split()[3:]) == 0  # as printed: in place, from the installed folder
+    out = capsys.readouterr().out
+    assert f"en->ps/prs/fa/ur/hi: {mapping.allowed('eng_Latn'):,} of {len(vocabulary):,}" in out
+    upgraded = read_vocabulary_map(installed, NLLB)
+    assert upgraded is not None and upgraded.per_direction
+    assert json.loads((installed / MANIFEST).read_text(encoding="utf-8"))["licence_accepted"]
+    assert MultilingualRunner(installed, NLLB, "sentencepiece.bpe.model").translate_sentences(
+        ["hello moscow"], "en", "ps")[0].startswith("سلام")
 
 
 # --------------------------------------------------------------------------- install and list

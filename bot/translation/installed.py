@@ -195,13 +195,16 @@ def describe_vocabulary_map(model: ModelInfo) -> list[str]:
     if not model.family.multilingual:
         return []
     mapping = read_vocabulary_map(model.path, model.family)
+    # Installing a model from its own installed folder rewrites its map (the files are
+    # copied before the old folder is replaced).
+    again = (f"python -m bot models install {model.path}"
+             + ("" if model.family.commercial_use else " --accept-licence"))
     if mapping is None:
-        return ["no vocabulary map: every direction scores all its tokens; install it again "
-                "to make it faster"]
+        return [f"no vocabulary map: every direction scores all its tokens; {again} makes it faster"]
     total = f"{mapping.vocabulary:,}"
     if not mapping.per_direction:
         return [f"{len(mapping.always):,} of {total} tokens in every direction (the map of an "
-                "older install: install it again for a smaller one per direction, which is faster)"]
+                f"older install); {again} writes a smaller one per direction, which is faster"]
     codes = {token: code for code, token in model.family.tokens.items()}
     others = [codes[t] for t in mapping.by_source if t != mapping.english and t in codes]
     lines = []
