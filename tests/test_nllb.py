@@ -315,6 +315,9 @@ def test_install_needs_the_licence_accepted_and_copies_only_the_model(
     assert f"CC-BY-NC-4.0 (non-commercial use only, accepted {time.strftime('%Y-%m-%d')})" in row
     assert row.endswith(" MB")
     assert f"en->ps: {source.name} (en->ps)" in listing and f"prs->en: {source.name} (prs->en)" in listing
+    assert f"{source.name}: tokens it may output" in listing  # per direction, as on install
+    assert f"  prs->en: {mapping.allowed('prs_Arab'):,} of {total:,} tokens" in listing
+    assert f"  en->ps/prs/fa/ur/hi: {mapping.allowed('eng_Latn'):,} of {total:,} tokens" in listing
 
 
 def test_m2m100_is_recognised_has_no_dari_and_needs_no_licence_flag(
