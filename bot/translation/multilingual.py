@@ -112,7 +112,8 @@ class MultilingualRunner:
         to it, so the target prefix and </s> are looked up at their place in an EARLIER set,
         and the output starts with the wrong language token, or fails. Only a call without
         the map clears the table: one stopped after the target prefix, about one decoding
-        step (bench/bench_translation.py measures what it costs a message)."""
+        step (bench/bench_translation.py measures what it costs a message). The table is
+        the one replica's (inter_threads=1), so tracking it here is exact."""
         mapping = self.vocabulary_map
         wanted = mapping.candidates_key(batch) if use_map and mapping else None
         if use_map and self._output_layer is not None and self._output_layer != wanted:
