@@ -204,9 +204,9 @@ async def test_an_installed_model_is_held_to_the_targets_script_each_way(tmp_pat
         assert isinstance(runner, MultilingualRunner)
         assert runner.uses_map("en", "ps") and runner.uses_map("ps", "en")
         assert not runner.uses_map("ps", "ur")
-        # ps->en right after en->ps, each round (ps->ur runs without the map, which clears
-        # it, and en->ps comes after ps->ur).
-        assert runner.resets == 3
+        # ps->en right after en->ps, each round, and the first en->ps after the check at
+        # load (which ends on ps->en); ps->ur runs without the map, which clears it.
+        assert runner.resets == 4
     finally:
         translator.close()
 
@@ -227,6 +227,30 @@ def test_a_batch_split_into_several_calls_translates_each_part_right(tmp_path: P
     alone = [runner.translate_sentences([text], "en", "ps")[0] for text in {*short, *long}]
     assert set(together) == set(alone) and together[:3] == ["سلام ملګری", "ملګری مرسته", "مرسته وکیل"]
     assert together[-2:] == ["وکیل now today home office at ten", "مرسته me at home tomorrow or today"]
+
+
+def test_the_output_layer_reset_falls_back_when_the_cheap_one_does_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cheap reset (max_decoding_length=0) relies on CTranslate2 resetting the output
+    layer before it checks the options. Loading the model checks that it works; on a
+    CTranslate2 where it did nothing, the full reset is used and directions still alternate."""
+    folder = build_tiny_nllb(tmp_path, name="reset")
+    vocabulary = json.loads((folder / "shared_vocabulary.json").read_text(encoding="utf-8"))
+    write_vocabulary_map(folder, vocabulary, NLLB)
+    assert MultilingualRunner(folder, NLLB, "sentencepiece.bpe.model")._reset_length == 0
+    real = MultilingualRunner._reset_output_layer
+
+    def cheap_one_does_nothing(self: MultilingualRunner, source: str, target: str) -> None:
+        if self._reset_length:
+            real(self, source, target)
+
+    monkeypatch.setattr(MultilingualRunner, "_reset_output_layer", cheap_one_does_nothing)
+    runner = MultilingualRunner(folder, NLLB, "sentencepiece.bpe.model")
+    assert runner._reset_length == 1
+    for _ in range(3):
+        assert runner.translate_sentences(["hello friend [0]"], "en", "ps") == ["سلام ملګری [0]"]
+        assert runner.translate_sentences(["سلام ملګری [0]"], "ps", "en") == ["hello friend [0]"]
+        assert runner.translate_sentences(["नमस्ते"], "hi", "en") == ["hello"]
 
 
 def test_a_model_installed_with_a_one_line_map_keeps_working(tmp_path: Path,
