@@ -1,6 +1,7 @@
 """Offline translation: what a message costs with NLLB-200 600M's shape, against an Argos model's.
 
-    python bench/bench_translation.py [--reps 20] [--sentences 200]
+    python bench/bench_translation.py              # all parts, ~5 minutes on a quiet machine
+    python bench/bench_translation.py --reps 20 --mapped-reps 10 --rounds 3   # tighter figures
 
 Part 1, the pipeline and the cache, on the tiny hand-weighted models of the tests (built
 on the spot): OfflineTranslator.translate_batch with a cache miss (masking, sentence split,
@@ -8,7 +9,10 @@ the hop to the worker thread, CTranslate2 on a model that costs almost nothing) 
 cache hit, for the Argos and the NLLB family. This is the FLOOR of the pipeline.
 
 Part 2, model cost, on two random-weight int8 models of real shapes, built once and cached
-in ~/.cache/helpbot-bench (outside the repository; about 620 MB and a minute to build):
+in ~/.cache/helpbot-bench (outside the repository; about 620 MB and a minute to build), and
+the NLLB shape again with a per-direction vocabulary map of --part2-map tokens each way
+(64,000 by default), every call going the other way (en->ps, ps->en, ...), so paying the
+output-layer reset each time:
 
     nllb-600m   NLLB-200 distilled 600M: 12+12 layers, d_model 1024, FFN 4096, 16 heads,
                 vocabulary 256,206, embeddings shared (as facebook/nllb-200-distilled-600M)
@@ -434,7 +438,7 @@ def summarise_mapped(done: dict[str, list[dict[str, Any]]]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--reps", type=int, default=5, help="part 2: timed calls per configuration")
+    parser.add_argument("--reps", type=int, default=3, help="part 2: timed calls per configuration")
     parser.add_argument("--sentences", type=int, default=200, help="part 1: messages")
     parser.add_argument("--worker", choices=sorted(SHAPES), help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
