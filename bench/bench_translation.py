@@ -1,6 +1,7 @@
 """Offline translation: what a message costs with NLLB-200 600M's shape, against an Argos model's.
 
-    python bench/bench_translation.py [--reps 20] [--sentences 200]
+    python bench/bench_translation.py              # all parts, ~5 minutes on a quiet machine
+    python bench/bench_translation.py --reps 20 --mapped-reps 10 --rounds 3   # tighter figures
 
 Part 1, the pipeline and the cache, on the tiny hand-weighted models of the tests (built
 on the spot): OfflineTranslator.translate_batch with a cache miss (masking, sentence split,
@@ -8,7 +9,10 @@ the hop to the worker thread, CTranslate2 on a model that costs almost nothing) 
 cache hit, for the Argos and the NLLB family. This is the FLOOR of the pipeline.
 
 Part 2, model cost, on two random-weight int8 models of real shapes, built once and cached
-in ~/.cache/helpbot-bench (outside the repository; about 620 MB and a minute to build):
+in ~/.cache/helpbot-bench (outside the repository; about 620 MB and a minute to build), and
+the NLLB shape again with a per-direction vocabulary map of --part2-map tokens each way
+(64,000 by default), every call going the other way (en->ps, ps->en, ...), so paying the
+output-layer reset each time:
 
     nllb-600m   NLLB-200 distilled 600M: 12+12 layers, d_model 1024, FFN 4096, 16 heads,
                 vocabulary 256,206, embeddings shared (as facebook/nllb-200-distilled-600M)
@@ -24,9 +28,17 @@ length), which is what a real translation of that length costs. The NLLB model i
 through the bot's own MultilingualRunner (language token, target prefix, first token
 dropped); the Argos model with ArgosPackage's options (beam aside).
 
-Part 3, the same NLLB shape with a vocabulary map (vmap.txt, written by the install): the
-output limited to 128k, 64k and 32k of its 256,206 tokens, since scoring every token of the
-vocabulary at every step is most of a step's cost with one message at a time.
+Part 3, the same NLLB shape with a vocabulary map (vmap.txt, as the install writes it): the
+output limited to 128k, 96k, 64k and 32k of its 256,206 tokens (the real model's count per
+direction is printed by `models install`/`models list`; the NLLB vocabulary itself was not
+available offline), each size in a fresh process, sizes alternated round-robin over
+--rounds rounds; then the median p50 per size with its spread, the ratio to the full
+vocabulary with library defaults (the baseline), and the size at which 20 tokens take
+800 ms. "alternating": a per-direction map of that size each way with every call going the
+other way (en->ps, ps->en, ...), as in a relay: each change of direction costs the
+output-layer reset of MultilingualRunner._select_output_layer (a CTranslate2 quirk).
+
+    python bench/bench_translation.py --parts 3 --rounds 3    # part 3 alone, ~5 minutes
 
 Goals (issue 12): a 20-token message <= 800 ms p50 with the NLLB-600M shape on 2 cores;
 RSS with it loaded <= 1.2 GB; a cache hit < 1 ms.
@@ -222,23 +234,32 @@ def model_folder(kind: str) -> Path:
     return folder
 
 
-def mapped_copy(folder: Path, allowed: int, work: Path) -> Path:
+def mapped_copy(folder: Path, allowed: int, work: Path, per_direction: bool = False) -> Path:
     """The model with a vmap.txt letting it output only ``allowed`` tokens (hard links: no copy).
 
     Which tokens does not matter for the cost, only how many: the install writes the map
-    of the real model from its vocabulary (bot/translation/ct2_folder.py)."""
+    of the real model from its vocabulary (bot/translation/ct2_folder.py). ``per_direction``:
+    as the install writes it, one line per source language (en->ps and ps->en get
+    different tokens, ``allowed`` each), so alternating directions costs the output-layer
+    reset of MultilingualRunner._select_output_layer."""
     copy = work / f"{folder.name}-{allowed}"
     copy.mkdir()
     for file in folder.iterdir():
         os.link(file, copy / file.name)
     vocabulary = json.loads((folder / "shared_vocabulary.json").read_text(encoding="utf-8"))
-    (copy / "vmap.txt").write_text("\t" + " ".join([*vocabulary[4:4 + allowed], "pbt_Arab"]) + "\n",
-                                   encoding="utf-8")
+    fillers = vocabulary[4:-len(LANGUAGE_TOKENS) - 1]
+    if per_direction:
+        lines = ["\t" + " ".join(LANGUAGE_TOKENS),
+                 "eng_Latn\t" + " ".join(fillers[:allowed]),
+                 "pbt_Arab\t" + " ".join(fillers[-allowed:])]
+    else:
+        lines = ["\t" + " ".join([*fillers[:allowed], "pbt_Arab"])]
+    (copy / "vmap.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return copy
 
 
 def worker(kind: str, folder: Path, threads: int, reps: int,
-           lengths: tuple[int, ...] = LENGTHS) -> dict[str, Any]:
+           lengths: tuple[int, ...] = LENGTHS, alternate: bool = False) -> dict[str, Any]:
     """In its own process: load the model, then time every (beam, length) round-robin."""
     import ctranslate2  # imported before the clock starts: the import is not the model
 
@@ -258,7 +279,12 @@ def worker(kind: str, folder: Path, threads: int, reps: int,
     rng = random.Random(3)
     inputs = {n: [f"▁w{rng.randrange(5000)}" for _ in range(n)] for n in lengths}
 
+    turn = [0]
+
     def once(beam: int, n: int) -> float:
+        # With alternate, every call goes the other way (en->ps, ps->en, ...), as in a relay.
+        source, target = ("ps", "en") if alternate and turn[0] % 2 else ("en", "ps")
+        turn[0] += 1
         start = time.perf_counter()
         if kind == "argos":
             runner.translator.translate_batch(
@@ -267,7 +293,7 @@ def worker(kind: str, folder: Path, threads: int, reps: int,
                 min_decoding_length=n, max_decoding_length=n)
         else:
             runner.beam_size = beam
-            [out] = runner.translate_tokens([inputs[n]], "en", "ps", min_length=n + 1,
+            [out] = runner.translate_tokens([inputs[n]], source, target, min_length=n + 1,
                                             max_length=n + 1)
             assert len(out) == n
         return time.perf_counter() - start
@@ -282,24 +308,34 @@ def worker(kind: str, folder: Path, threads: int, reps: int,
             samples[f"{beam}/{n}"].append(once(beam, n))
     rss_now, rss_peak = rss_mb()
     return {"kind": kind, "threads": threads, "load": load, "rss_before": rss_before,
-            "vmap": getattr(runner, "use_vmap", False),
+            "vmap": kind != "argos" and runner.vocabulary_map is not None,
+            "resets": getattr(runner, "resets", 0),
             "rss_loaded": rss_loaded, "rss_after": rss_now, "rss_peak": rss_peak,
             "samples": samples, "size": sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())}
 
 
-def models_part(reps: int) -> list[dict[str, Any]]:
+def models_part(reps: int, mapped: int) -> list[dict[str, Any]]:
+    """Argos and NLLB-600M shapes, and (``mapped``) NLLB-600M with a per-direction map of
+    that many tokens each way, every call going the other way (en->ps, ps->en, ...)."""
     for kind in SHAPES:  # built (once) before anything is timed
         model_folder(kind)
     print(f"\npart 2: model cost, random int8 weights, {reps} calls per cell, "
           f"{os.cpu_count()} CPU(s), load average {os.getloadavg()[0]:.2f}")
     results = []
+    arms = [("argos", None), ("nllb-600m", None)] + ([("nllb-600m", mapped)] if mapped else [])
     for threads in THREADS:
-        for kind in SHAPES:  # the two models alternated, each in a fresh process
-            done = subprocess.run(
-                [sys.executable, __file__, "--worker", kind, "--threads", str(threads),
-                 "--reps", str(reps)], capture_output=True, text=True, check=True, cwd=REPO)
-            results.append(json.loads(done.stdout.strip().splitlines()[-1]))
-    print(f"{'model':<10} {'threads':>7} {'load':>7} {'RSS loaded':>11} {'RSS peak':>9}  beam  "
+        for kind, allowed in arms:  # the models alternated, each in a fresh process
+            command = [sys.executable, __file__, "--worker", kind, "--threads", str(threads),
+                       "--reps", str(reps), "--all-lengths"]
+            if allowed:
+                command += ["--output-tokens", str(allowed), "--alternate"]
+            done = subprocess.run(command, capture_output=True, text=True, check=True, cwd=REPO)
+            result = json.loads(done.stdout.strip().splitlines()[-1])
+            result["label"] = kind + (f" {allowed // 1000}k" if allowed else "")
+            results.append(result)
+            print(f"  {result['label']}, {threads} thread(s) done, load average "
+                  f"{os.getloadavg()[0]:.2f}", flush=True)
+    print(f"{'model':<14} {'threads':>7} {'load':>7} {'RSS loaded':>11} {'RSS peak':>9}  beam  "
           + "  ".join(f"{n:>2} tokens p50 / p95  " for n in LENGTHS))
     for r in results:
         for beam in BEAMS:
@@ -307,50 +343,129 @@ def models_part(reps: int) -> list[dict[str, Any]]:
             for n in LENGTHS:
                 s = r["samples"][f"{beam}/{n}"]
                 cells.append(f"{percentile(s, .5) * 1e3:7.0f} / {percentile(s, .95) * 1e3:5.0f} ms")
-            print(f"{r['kind']:<10} {r['threads']:>7} {r['load']:>6.2f}s {r['rss_loaded']:>8.0f} MB "
+            print(f"{r['label']:<14} {r['threads']:>7} {r['load']:>6.2f}s {r['rss_loaded']:>8.0f} MB "
                   f"{r['rss_peak']:>6.0f} MB  {beam:>4}  " + "  ".join(cells))
     return results
 
 
-def mapped_part(reps: int, sizes: list[int]) -> dict[int, dict[str, Any]]:
-    """NLLB-600M's shape, 2 threads, 20 tokens, with the output limited to ``sizes`` tokens."""
-    print(f"\npart 3: nllb-600m, 2 threads, 20 tokens, output limited by a vocabulary map "
-          f"(vmap.txt), load average {os.getloadavg()[0]:.2f}")
-    done: dict[int, dict[str, Any]] = {}
-    for allowed in sizes:  # 0: no map, all 256,206 tokens (the baseline, in the same part)
-        run = subprocess.run(
-            [sys.executable, __file__, "--worker", "nllb-600m", "--threads", "2", "--reps", str(reps),
-             "--output-tokens", str(allowed)], capture_output=True, text=True, check=True, cwd=REPO)
-        done[allowed] = result = json.loads(run.stdout.strip().splitlines()[-1])
-        assert result["vmap"] == bool(allowed)
-        cells = [f"beam {b}: p50 {percentile(result['samples'][f'{b}/20'], .5) * 1e3:5.0f} / p95 "
-                 f"{percentile(result['samples'][f'{b}/20'], .95) * 1e3:5.0f} ms" for b in BEAMS]
-        print(f"  {allowed or 256_206:>7,} of 256,206 tokens   " + "   ".join(cells))
+#: Part 3's variants of an arm ("64000@1thread"): environment and thread count of the worker.
+#: Levers tried and left out: compute_type int8 vs int8_float32 (on CPU "int8" IS
+#: int8_float32: the same arm); return_scores (already off by default); CT2_USE_MKL=1 (on
+#: this AMD EPYC CTranslate2 runs oneDNN for int8; forcing Intel MKL made one 20-token call
+#: take over 120 s, so it is opt-in here: "@mkl"); CT2_USE_EXPERIMENTAL_PACKED_GEMM (needs
+#: MKL, and packed weights cannot be used with a vocabulary map: Dense::select_weights
+#: refuses them). The decoding limit in proportion to the input is already the runtime's
+#: (multilingual.decoding_limit); here every call decodes exactly n tokens.
+VARIANTS: dict[str, tuple[dict[str, str], int]] = {
+    "": ({}, 2),
+    "1thread": ({}, 1),
+    "mkl": ({"CT2_USE_MKL": "1"}, 2),
+}
+DEFAULT_ARMS = "0,128000,96000,64000,32000,64000/alt,64000@1thread"
+
+
+def parse_arm(arm: str) -> tuple[int, bool, str]:
+    """"64000/alt@mkl" -> (64000 output tokens, directions alternate, variant "mkl")."""
+    head, _, variant = arm.partition("@")
+    allowed, _, alt = head.partition("/")
+    if variant not in VARIANTS or alt not in ("", "alt"):
+        raise SystemExit(f"unknown arm {arm!r}: N[/alt][@{'|'.join(v for v in VARIANTS if v)}]")
+    return int(allowed), bool(alt), variant
+
+
+def describe_arm(arm: str) -> str:
+    allowed, alt, variant = parse_arm(arm)
+    label = f"{allowed or 256_206:,} tokens" + (", per direction, alternating" if alt else "")
+    return label + (f", {variant}" if variant else "")
+
+
+def mapped_part(reps: int, arms: list[str], rounds: int) -> dict[str, list[dict[str, Any]]]:
+    """NLLB-600M's shape, 20 tokens, each arm in a fresh process, the arms alternated
+    round-robin for ``rounds`` rounds (see the module doc)."""
+    done: dict[str, list[dict[str, Any]]] = {arm: [] for arm in arms}
+    for round_ in range(rounds):
+        shift = round_ % len(arms)
+        print(f"\npart 3, round {round_ + 1}/{rounds}: nllb-600m, 20 tokens, output limited by a "
+              f"vocabulary map, load average {', '.join(f'{x:.2f}' for x in os.getloadavg())}",
+              flush=True)
+        for arm in arms[shift:] + arms[:shift]:
+            allowed, alt, variant = parse_arm(arm)
+            env, threads = VARIANTS[variant]
+            command = [sys.executable, __file__, "--worker", "nllb-600m", "--threads", str(threads),
+                       "--reps", str(reps), "--output-tokens", str(allowed)]
+            run = subprocess.run(command + (["--alternate"] if alt else []), capture_output=True,
+                                 text=True, check=True, cwd=REPO, env={**os.environ, **env})
+            result = json.loads(run.stdout.strip().splitlines()[-1])
+            assert result["vmap"] == bool(allowed)
+            result["loadavg"] = os.getloadavg()[0]
+            done[arm].append(result)
+            cells = [f"beam {b}: p50 {percentile(result['samples'][f'{b}/20'], .5) * 1e3:5.0f} / p95 "
+                     f"{percentile(result['samples'][f'{b}/20'], .95) * 1e3:5.0f} ms" for b in BEAMS]
+            print(f"  {describe_arm(arm):<52} " + "   ".join(cells)
+                  + (f"   ({result['resets']} resets)" if alt else "")
+                  + f"   load {result['loadavg']:.2f}", flush=True)
     return done
+
+
+def summarise_mapped(done: dict[str, list[dict[str, Any]]]) -> None:
+    """Median over rounds of each arm's p50, with the spread, and the break-even size."""
+    print("\npart 3 summary (20 tokens): median of the rounds' p50 [min-max over rounds], ratio "
+          "to the baseline (all 256,206 tokens, library defaults, 2 threads)")
+    medians = {arm: {beam: statistics.median(percentile(r["samples"][f"{beam}/20"], .5)
+                                             for r in results) for beam in BEAMS}
+               for arm, results in done.items()}
+    for beam in BEAMS:
+        base = medians.get("0", {}).get(beam)
+        for arm, results in done.items():
+            p50s = [percentile(r["samples"][f"{beam}/20"], .5) * 1e3 for r in results]
+            ratio = f"  {medians[arm][beam] / base:.2f}x" if base else ""
+            print(f"  beam {beam}  {describe_arm(arm):<52} p50 {medians[arm][beam] * 1e3:5.0f} ms "
+                  f"[{min(p50s):.0f}-{max(p50s):.0f}]{ratio}"
+                  f"  {'<= 800 ms' if medians[arm][beam] <= 0.8 else '> 800 ms'}")
+        points = sorted((parse_arm(a)[0] or 256_206, m[beam]) for a, m in medians.items()
+                        if parse_arm(a)[1:] == (False, ""))
+        below = [p for p in points if p[1] <= 0.8]
+        above = [p for p in points if p[1] > 0.8]
+        if below and above and min(above)[0] > max(below)[0]:
+            (n0, t0), (n1, t1) = max(below), min(above)
+            even = n0 + (0.8 - t0) * (n1 - n0) / (t1 - t0)
+            print(f"  beam {beam}: 800 ms at about {even:,.0f} output tokens (linear between "
+                  f"{n0:,} and {n1:,}; noisy when the machine is shared)")
+        elif points:
+            print(f"  beam {beam}: {'every size timed met' if not above else 'no size timed met'} "
+                  "800 ms; no break-even between them")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--reps", type=int, default=20, help="timed calls per configuration")
+    parser.add_argument("--reps", type=int, default=3, help="part 2: timed calls per configuration")
     parser.add_argument("--sentences", type=int, default=200, help="part 1: messages")
     parser.add_argument("--worker", choices=sorted(SHAPES), help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--output-tokens", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--mapped", default="0,128000,64000,32000",
-                        help="part 3: output vocabulary sizes to time (0: no map; comma-separated)")
+    parser.add_argument("--alternate", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--all-lengths", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--part2-map", type=int, default=64_000,
+                        help="part 2: also time NLLB-600M with a per-direction map of this many "
+                             "tokens each way, directions alternating (0: not)")
+    parser.add_argument("--mapped", default=DEFAULT_ARMS,
+                        help="part 3: arms N[/alt][@variant], comma-separated: N output tokens "
+                             "(0: no map), /alt per-direction map with alternating directions, "
+                             f"variants {', '.join(v for v in VARIANTS if v)}")
+    parser.add_argument("--rounds", type=int, default=2, help="part 3: rounds over the sizes")
+    parser.add_argument("--mapped-reps", type=int, default=5, help="part 3: timed calls per cell")
     parser.add_argument("--parts", default="1,2,3", help="which parts to run (comma-separated)")
     args = parser.parse_args()
     if args.worker:
         folder = model_folder(args.worker)
-        if args.output_tokens is not None:
-            if not args.output_tokens:
-                print(json.dumps(worker(args.worker, folder, args.threads, args.reps, (20,))))
-                return
-            with tempfile.TemporaryDirectory(prefix="bench-vmap-", dir=CACHE) as tmp:
-                mapped = mapped_copy(folder, args.output_tokens, Path(tmp))
-                print(json.dumps(worker(args.worker, mapped, args.threads, args.reps, (20,))))
+        lengths = LENGTHS if args.all_lengths else (20,)
+        if not args.output_tokens:
+            print(json.dumps(worker(args.worker, folder, args.threads, args.reps, lengths)))
             return
-        print(json.dumps(worker(args.worker, folder, args.threads, args.reps)))
+        with tempfile.TemporaryDirectory(prefix="bench-vmap-", dir=CACHE) as tmp:
+            mapped = mapped_copy(folder, args.output_tokens, Path(tmp), args.alternate)
+            print(json.dumps(worker(args.worker, mapped, args.threads, args.reps, lengths,
+                                    args.alternate)))
         return
     parts = {p.strip() for p in args.parts.split(",")}
     hit = None
@@ -360,24 +475,24 @@ def main() -> None:
             for var in ("XDG_DATA_HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME"):
                 os.environ[var] = str(work / var.lower())
             hit = asyncio.run(pipeline(args.sentences, work))
-    results = models_part(args.reps) if "2" in parts else []
-    sizes = [int(n) for n in args.mapped.split(",") if n.strip()]
-    mapped = mapped_part(args.reps, sizes) if "3" in parts and sizes else {}
+    results = models_part(args.reps, args.part2_map) if "2" in parts else []
+    arms = [a.strip() for a in args.mapped.split(",") if a.strip()]
+    for arm in arms:
+        parse_arm(arm)
+    mapped = mapped_part(args.mapped_reps, arms, args.rounds) if "3" in parts and arms else {}
+    if mapped:
+        summarise_mapped(mapped)
     print("\ngoals (2 threads):")
-    nllb2 = next((r for r in results if r["kind"] == "nllb-600m" and r["threads"] == 2), None)
     argos2 = next((r for r in results if r["kind"] == "argos" and r["threads"] == 2), None)
-    for beam in BEAMS if nllb2 and argos2 else ():
-        assert nllb2 is not None and argos2 is not None
-        p50 = percentile(nllb2["samples"][f"{beam}/20"], .5)
-        ratio = p50 / percentile(argos2["samples"][f"{beam}/20"], .5)
-        print(f"  nllb-600m 20 tokens, beam {beam}: p50 {p50 * 1e3:.0f} ms (goal <= 800 ms: "
-              f"{'met' if p50 <= 0.8 else 'NOT met'}); {ratio:.1f}x the Argos shape")
-    for allowed, result in sorted(mapped.items(), reverse=True):
+    for nllb2 in [r for r in results if r["kind"] == "nllb-600m" and r["threads"] == 2]:
         for beam in BEAMS:
-            p50 = percentile(result["samples"][f"{beam}/20"], .5)
-            print(f"  nllb-600m 20 tokens, beam {beam}, output limited to {allowed or 256_206:,} "
-                  f"tokens: p50 {p50 * 1e3:.0f} ms ({'met' if p50 <= 0.8 else 'NOT met'})")
-    peaks = [r["rss_peak"] for r in [*results, *mapped.values()] if r["kind"] == "nllb-600m"]
+            p50 = percentile(nllb2["samples"][f"{beam}/20"], .5)
+            versus = (f"; {p50 / percentile(argos2['samples'][f'{beam}/20'], .5):.1f}x the Argos "
+                      "shape" if argos2 else "")
+            print(f"  {nllb2['label']} 20 tokens, beam {beam}: p50 {p50 * 1e3:.0f} ms (goal <= 800 ms: "
+                  f"{'met' if p50 <= 0.8 else 'NOT met'}){versus}")
+    peaks = [r["rss_peak"] for r in [*results, *(r for rs in mapped.values() for r in rs)]
+             if r["kind"] == "nllb-600m"]
     if peaks:
         print(f"  nllb-600m RSS peak {max(peaks):.0f} MB (goal <= 1200 MB: "
               f"{'met' if max(peaks) <= 1200 else 'NOT met'})")

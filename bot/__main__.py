@@ -469,7 +469,12 @@ def _models(args: argparse.Namespace, settings: Settings) -> int:
     from bot.text.languages import LANGUAGES
     from bot.translation.argos_models import install_models
     from bot.translation.ct2_folder import inspect_folder
-    from bot.translation.installed import check_licence, install_path, list_models
+    from bot.translation.installed import (
+        check_licence,
+        describe_vocabulary_map,
+        install_path,
+        list_models,
+    )
 
     root = settings.models_dir
     if args.models_command == "install":
@@ -497,10 +502,10 @@ def _models(args: argparse.Namespace, settings: Settings) -> int:
             done = install_path(folder, root, accept_licence=args.accept_licence, name=args.name)
             for code, text in done.tests:
                 print(f"  en->{code}: {text}")
-            if done.output_tokens:
-                allowed, total = done.output_tokens
-                print(f"  it may output {allowed:,} of its {total:,} tokens (those in the scripts "
-                      "of the bot's languages), which makes each step faster")
+            if done.vocabulary_map:
+                print("  tokens it may output (fewer make each step faster):")
+                for line in describe_vocabulary_map(done.model):
+                    print(f"    {line}")
             print(f"installed {done.model.name} in {root}")
         return 0
     models, ignored = list_models(root)
@@ -516,6 +521,12 @@ def _models(args: argparse.Namespace, settings: Settings) -> int:
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False))
               + "  " + row[4])
+    for model in models:
+        described = describe_vocabulary_map(model)
+        if described:
+            print(f"\n{model.name}: tokens it may output (fewer make each step faster):")
+            for line in described:
+                print(f"  {line}")
     translator = _translator(settings, timeout=1)
     try:
         print("\nused for:")

@@ -33,13 +33,20 @@ from bot.translation.argos_models import install_models
 from bot.translation.ct2_folder import (
     MANIFEST,
     VOCABULARY_MAP,
+    build_vocabulary_map,
     inspect_folder,
-    output_tokens,
     read_shape,
+    read_vocabulary_map,
+    write_vocabulary_map,
 )
 from bot.translation.families import M2M100, NLLB
 from bot.translation.installed import install_path, list_models
-from bot.translation.multilingual import MultilingualRunner, decoding_limit, repeats
+from bot.translation.multilingual import (
+    MAX_BATCH_TOKENS,
+    MultilingualRunner,
+    decoding_limit,
+    repeats,
+)
 from bot.translation.routing import Candidate, best_route, quality, routes
 from bot.translation.translator import OfflineTranslator
 from tests.support.offline import NetworkGuard
@@ -144,30 +151,141 @@ def test_repetition_guard_and_decoding_limit() -> None:
     assert decoding_limit(3) == 14 and decoding_limit(1000) == 256
 
 
-def test_the_vocabulary_map_keeps_only_the_bots_scripts() -> None:
+def test_the_vocabulary_map_allows_per_direction_only_the_targets_script() -> None:
     vocabulary = ["<s>", "<pad>", "</s>", "<unk>", "▁hello", "▁سلام", "می\u200cخواهم", "▁नमस्ते",
-                  "▁Médecins", "[", "0", "▁Москва", "▁東京", "▁a b", "eng_Latn", "pbt_Arab",
-                  "deu_Latn", "<mask>"]
-    assert output_tokens(vocabulary, NLLB) == [
-        "<s>", "<pad>", "</s>", "<unk>", "▁hello", "▁سلام", "می\u200cخواهم", "▁नमस्ते",
-        "▁Médecins", "[", "0", "eng_Latn", "pbt_Arab", "<mask>"]
+                  "▁Médecins", "é", "▁é", "[", "0", "▁[", "0]", "۱", "،", "▁Москва", "▁東京", "▁a b",
+                  "<0x41>", "eng_Latn", "pbt_Arab", "deu_Latn", "<mask>"]
+    mapping = build_vocabulary_map(vocabulary, NLLB)
+    # Masks ([0]), digits and punctuation of every script, and the bot's language tokens.
+    assert mapping.always == {"[", "0", "▁[", "0]", "۱", "،", "<0x41>", "eng_Latn", "pbt_Arab"}
+    assert mapping.by_source == {
+        "eng_Latn": {"▁سلام", "می\u200cخواهم", "▁नमस्ते"},  # into Pashto ... Hindi
+        "pbt_Arab": {"▁hello", "é", "▁é"},  # into English: not other Latin languages' pieces
+    }
+    # A Latin piece of the message itself may be kept as written (names, acronyms).
+    assert mapping.copied == {"▁hello", "▁Médecins", "é", "▁é"}
+    assert mapping.candidates_key([["eng_Latn", "▁Médecins", "▁سلام", "</s>"]]) == (
+        "eng_Latn", "▁Médecins")
+    assert mapping.allowed("eng_Latn") == 12 and mapping.allowed("pbt_Arab") == 12
+    assert mapping.serves("eng_Latn", "pbt_Arab") and mapping.serves("pbt_Arab", "eng_Latn")
+    assert not mapping.serves("pbt_Arab", "urd_Arab")  # Pashto -> Urdu: no map, all tokens
+    assert not mapping.serves("urd_Arab", "eng_Latn")  # a language the vocabulary lacks
 
 
-async def test_an_installed_model_cannot_output_another_script(tmp_path: Path) -> None:
-    """The map is used: a word the model would put in Cyrillic comes out otherwise."""
-    folder = build_tiny_nllb(tmp_path, {"ps": {"hello": "سلام", "moscow": "Москва"}}, name="cyrillic")
+async def test_an_installed_model_is_held_to_the_targets_script_each_way(tmp_path: Path) -> None:
+    """The map is applied per direction: a word the model would write in a script the target
+    language does not use (or in another Latin language) comes out otherwise, while a Latin
+    word of the message itself ("call") may be kept; masks survive both ways; directions
+    alternate on one loaded model (CTranslate2 must be reset between them, see
+    MultilingualRunner._select_output_layer); Pashto -> Urdu uses every token."""
+    tables = {"ps": {"hello": "سلام", "moscow": "Москва", "friend": "ملګری", "office": "Büro"},
+              "ur": {"سلام": "ہیلو"},
+              "en": {"سلام": "hello", "ملګری": "friend", "مسکو": "Москва", "دفتر": "दफ़्तर"}}
+    folder = build_tiny_nllb(tmp_path, tables, name="scripts")
     raw = MultilingualRunner(folder, NLLB, "sentencepiece.bpe.model")
-    assert not raw.use_vmap
-    assert raw.translate_sentences(["hello moscow"], "en", "ps") == ["سلام Москва"]
+    assert raw.vocabulary_map is None and not raw.uses_map("en", "ps")
+    assert raw.translate_sentences(["hello moscow office"], "en", "ps") == ["سلام Москва Büro"]
+    assert raw.translate_sentences(["سلام مسکو دفتر"], "ps", "en") == ["hello Москва दफ़्तर"]
     install_path(folder, tmp_path / "models", accept_licence=True)
+    installed = tmp_path / "models" / "scripts"
+    mapping = read_vocabulary_map(installed, NLLB)
+    assert mapping is not None and mapping.per_direction
     translator = OfflineTranslator(tmp_path / "models")
     try:
-        out = await translator.translate("hello moscow", "en", "ps")
-        assert out.startswith("سلام") and "Москва" not in out
-        runner = translator._runner("cyrillic")
-        assert isinstance(runner, MultilingualRunner) and runner.use_vmap
+        for _ in range(3):  # alternated, on the same loaded model
+            into = await translator.translate("hello friend moscow office, call {phone} [0]", "en", "ps")
+            assert into.startswith("سلام ملګری ") and into.endswith(", call {phone} [0]")
+            assert "Москва" not in into and "Büro" not in into
+            back = await translator.translate("سلام ملګری مسکو دفتر [0] 020 7946 0000", "ps", "en")
+            assert back.startswith("hello friend ") and back.endswith(" [0] 020 7946 0000")
+            assert "Москва" not in back and "दफ़्तर" not in back
+            assert await translator.translate("سلام", "ps", "ur") == "ہیلو"
+        runner = translator._runner("scripts")
+        assert isinstance(runner, MultilingualRunner)
+        assert runner.uses_map("en", "ps") and runner.uses_map("ps", "en")
+        assert not runner.uses_map("ps", "ur")
+        # ps->en right after en->ps, each round, and the first en->ps after the check at
+        # load (which ends on ps->en); ps->ur runs without the map, which clears it.
+        assert runner.resets == 4
     finally:
         translator.close()
+
+
+def test_a_batch_split_into_several_calls_translates_each_part_right(tmp_path: Path) -> None:
+    """A batch over MAX_BATCH_TOKENS is split by the runner, not by CTranslate2: its parts
+    hold other Latin pieces, so other candidates, and need the reset in between."""
+    folder = build_tiny_nllb(tmp_path, name="batch")
+    vocabulary = json.loads((folder / "shared_vocabulary.json").read_text(encoding="utf-8"))
+    write_vocabulary_map(folder, vocabulary, NLLB)
+    runner = MultilingualRunner(folder, NLLB, "sentencepiece.bpe.model")
+    short = ["hello friend", "friend help", "help lawyer"]  # whole-word pieces only
+    long = ["lawyer now today home office at ten", "help me at home tomorrow or today"]
+    texts = [short[i % 3] for i in range(300)] + [long[i % 2] for i in range(20)]
+    assert sum(len(runner.tokenizer.encode(t)) + 2 for t in texts) > MAX_BATCH_TOKENS
+    together = runner.translate_sentences(texts, "en", "ps")
+    assert runner.resets >= 1
+    alone = [runner.translate_sentences([text], "en", "ps")[0] for text in {*short, *long}]
+    assert set(together) == set(alone) and together[:3] == ["سلام ملګری", "ملګری مرسته", "مرسته وکیل"]
+    assert together[-2:] == ["وکیل now today home office at ten", "مرسته me at home tomorrow or today"]
+
+
+def test_the_output_layer_reset_falls_back_when_the_cheap_one_does_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cheap reset (max_decoding_length=0) relies on CTranslate2 resetting the output
+    layer before it checks the options. Loading the model checks that it works; on a
+    CTranslate2 where it did nothing, the full reset is used and directions still alternate."""
+    folder = build_tiny_nllb(tmp_path, name="reset")
+    vocabulary = json.loads((folder / "shared_vocabulary.json").read_text(encoding="utf-8"))
+    write_vocabulary_map(folder, vocabulary, NLLB)
+    assert MultilingualRunner(folder, NLLB, "sentencepiece.bpe.model")._reset_length == 0
+    real = MultilingualRunner._reset_output_layer
+
+    def cheap_one_does_nothing(self: MultilingualRunner, source: str, target: str) -> None:
+        if self._reset_length:
+            real(self, source, target)
+
+    monkeypatch.setattr(MultilingualRunner, "_reset_output_layer", cheap_one_does_nothing)
+    runner = MultilingualRunner(folder, NLLB, "sentencepiece.bpe.model")
+    assert runner._reset_length == 1
+    for _ in range(3):
+        assert runner.translate_sentences(["hello friend [0]"], "en", "ps") == ["سلام ملګری [0]"]
+        assert runner.translate_sentences(["سلام ملګری [0]"], "ps", "en") == ["hello friend [0]"]
+        assert runner.translate_sentences(["नमस्ते"], "hi", "en") == ["hello"]
+
+
+def test_a_model_installed_with_a_one_line_map_keeps_working(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str],
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A map written before per-direction maps (one line: every token of the bot's scripts)
+    is used for every direction, and models list says to install the model again."""
+    folder = build_tiny_nllb(tmp_path, {"ps": {"hello": "سلام", "moscow": "Москва"}}, name="old")
+    install_path(folder, tmp_path / "models", accept_licence=True)
+    installed = tmp_path / "models" / "old"
+    vocabulary = json.loads((installed / "shared_vocabulary.json").read_text(encoding="utf-8"))
+    mapping = build_vocabulary_map(vocabulary, NLLB)
+    old = sorted(mapping.always | mapping.by_source["eng_Latn"] | mapping.by_source["pbt_Arab"])
+    (installed / VOCABULARY_MAP).write_text("\t" + " ".join(old) + "\n", encoding="utf-8")
+    runner = MultilingualRunner(installed, NLLB, "sentencepiece.bpe.model")
+    assert runner.vocabulary_map is not None and not runner.vocabulary_map.per_direction
+    assert runner.uses_map("en", "ps") and runner.uses_map("ps", "en") and runner.uses_map("ps", "ur")
+    for _ in range(2):
+        [out] = runner.translate_sentences(["hello moscow"], "en", "ps")
+        assert out.startswith("سلام") and "Москва" not in out
+    assert runner.resets == 0  # one set of candidates for every call: nothing to reset
+    monkeypatch.setenv("BOT_MODELS_DIR", str(tmp_path / "models"))
+    assert main(["models", "list"]) == 0
+    listing = capsys.readouterr().out
+    assert f"{len(old):,} of {len(vocabulary):,} tokens in every direction" in listing
+    upgrade = f"python -m bot models install {installed} --accept-licence"
+    assert upgrade in listing
+    assert main(upgrade.split()[3:]) == 0  # as printed: in place, from the installed folder
+    out = capsys.readouterr().out
+    assert f"en->ps/prs/fa/ur/hi: {mapping.allowed('eng_Latn'):,} of {len(vocabulary):,}" in out
+    upgraded = read_vocabulary_map(installed, NLLB)
+    assert upgraded is not None and upgraded.per_direction
+    assert json.loads((installed / MANIFEST).read_text(encoding="utf-8"))["licence_accepted"]
+    assert MultilingualRunner(installed, NLLB, "sentencepiece.bpe.model").translate_sentences(
+        ["hello moscow"], "en", "ps")[0].startswith("سلام")
 
 
 # --------------------------------------------------------------------------- install and list
@@ -200,7 +318,13 @@ def test_install_needs_the_licence_accepted_and_copies_only_the_model(
         "model.bin", "config.json", "shared_vocabulary.json", "sentencepiece.bpe.model", MANIFEST,
         VOCABULARY_MAP}
     vocabulary = json.loads((installed / "shared_vocabulary.json").read_text(encoding="utf-8"))
-    assert f"it may output {len(vocabulary) - 2:,} of its {len(vocabulary):,} tokens" in out
+    mapping = build_vocabulary_map(vocabulary, NLLB)
+    total = len(vocabulary)
+    assert f"en->ps/prs/fa/ur/hi: {mapping.allowed('eng_Latn'):,} of {total:,} tokens" in out
+    assert f"ps->en: {mapping.allowed('pbt_Arab'):,} of {total:,} tokens" in out
+    assert f"hi->en: {mapping.allowed('hin_Deva'):,} of {total:,} tokens" in out
+    assert max(mapping.allowed("pbt_Arab"), mapping.allowed("eng_Latn")) < total
+    assert f"between two of ps/prs/fa/ur/hi: all {total:,} tokens (no map)" in out
     manifest = json.loads((installed / MANIFEST).read_text(encoding="utf-8"))
     assert manifest["family"] == "nllb" and manifest["licence"] == "CC-BY-NC-4.0"
     assert manifest["licence_accepted"] == time.strftime("%Y-%m-%d")
@@ -215,6 +339,9 @@ def test_install_needs_the_licence_accepted_and_copies_only_the_model(
     assert f"CC-BY-NC-4.0 (non-commercial use only, accepted {time.strftime('%Y-%m-%d')})" in row
     assert row.endswith(" MB")
     assert f"en->ps: {source.name} (en->ps)" in listing and f"prs->en: {source.name} (prs->en)" in listing
+    assert f"{source.name}: tokens it may output" in listing  # per direction, as on install
+    assert f"  prs->en: {mapping.allowed('prs_Arab'):,} of {total:,} tokens" in listing
+    assert f"  en->ps/prs/fa/ur/hi: {mapping.allowed('eng_Latn'):,} of {total:,} tokens" in listing
 
 
 def test_m2m100_is_recognised_has_no_dari_and_needs_no_licence_flag(

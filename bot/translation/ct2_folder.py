@@ -11,21 +11,41 @@ An installed folder also holds ``helpbot-model.json``, written by ``python -m bo
 install``: the family, the licence and that it was accepted, and the test translation
 that passed. A folder without it was not installed by the bot and is never used.
 
-And ``vmap.txt``, a CTranslate2 vocabulary map written on install: the only tokens the model
-may output are those written in the scripts of the bot's languages (Latin, Arabic,
-Devanagari, with their digits and punctuation). NLLB-200's 256,206 tokens cover 202
-languages; a Pashto or English translation never needs a Cyrillic or Chinese token, and
-every decoding step scores every allowed token, reading its row of the output layer: with
-batch size one that reading is most of the step's time (bench/bench_translation.py).
+And ``vmap.txt``, a CTranslate2 vocabulary map written on install. Every decoding step
+scores every token the model may output, reading its row of the output layer: with one
+message at a time that reading is most of a step's time (bench/bench_translation.py), and
+NLLB-200 has 256,206 tokens for 202 languages. CTranslate2 allows, for a batch, the tokens of
+the map's line with an empty key, plus those of every line whose key is a token (or run of
+tokens) of a source, plus the target prefix. The bot translates between English and
+Arabic-script or Devanagari languages, and every source starts with its language token, so
+the map is keyed by that token:
+
+* always: the family's tokens for the bot's languages and pieces made only of digits,
+  punctuation and SentencePiece's word marker (masks such as ``[0]``, which stand for
+  links, numbers and placeholders, are written with these: bot/translation/masking.py);
+* source ``eng_Latn``: pieces in Arabic or Devanagari script (the translation is in
+  Pashto, Dari, Persian, Urdu or Hindi);
+* source ``pbt_Arab``, ``prs_Arab``, ``pes_Arab``, ``urd_Arab``, ``hin_Deva``: the pieces
+  English is written with, i.e. ASCII pieces and single Latin-1 letters (``é`` alone, so
+  "café" can still be spelled, but the ~150 other Latin-script languages' ``für``, ``ção``
+  are not scored), and no Arabic or Devanagari piece;
+* every Latin piece maps to itself: a name or an acronym of the message ("NHS",
+  "Médecins") may be kept as written in its translation, as NLLB often does.
+
+Between two non-English languages (Pashto -> Urdu) the map would forbid the target's own
+script, so the runner does not use it there (``VocabularyMap.serves``). A model installed
+before per-direction maps has a one-line map (everything in the bot's scripts, for every
+direction); it keeps working, and ``models list`` says to install it again.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import struct
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -33,8 +53,9 @@ from typing import Any, BinaryIO
 from bot.errors import TranslationError
 from bot.translation.families import Family, recognise
 
-__all__ = ["MANIFEST", "TOKENIZERS", "VOCABULARY_MAP", "FolderModel", "ModelShape", "inspect_folder",
-           "output_tokens", "read_manifest", "read_shape", "read_vocabulary", "write_vocabulary_map"]
+__all__ = ["MANIFEST", "TOKENIZERS", "VOCABULARY_MAP", "FolderModel", "ModelShape", "VocabularyMap",
+           "build_vocabulary_map", "inspect_folder", "read_manifest", "read_shape", "read_vocabulary",
+           "read_vocabulary_map", "write_vocabulary_map"]
 
 MANIFEST = "helpbot-model.json"
 MODEL_FILE = "model.bin"
@@ -45,15 +66,24 @@ TOKENIZERS = ("sentencepiece.bpe.model", "sentencepiece.model")
 #: Files copied on install: a folder may also hold a PyTorch checkpoint of several GB.
 EXTRA_FILES = ("README.md", "LICENSE", "LICENSE.md", "LICENSE.txt")
 VOCABULARY_MAP = "vmap.txt"
-#: Characters the bot's six languages are written with (SentencePiece's ▁ included).
-_OUTPUT_SCRIPTS = (
-    (0x0000, 0x00FF),  # ASCII and Latin-1: English, digits, masks such as [0]
-    (0x0600, 0x06FF), (0x0750, 0x077F), (0x08A0, 0x08FF),  # Arabic script: ps, prs, fa, ur
-    (0xFB50, 0xFDFF), (0xFE70, 0xFEFF),  # Arabic presentation forms
-    (0x0900, 0x097F), (0xA8E0, 0xA8FF),  # Devanagari: hi
-    (0x2000, 0x206F), (0x20A0, 0x20CF),  # punctuation, currency signs
+#: Characters any translation may hold: SentencePiece's word marker, the digits and the
+#: punctuation of the bot's scripts (ZWNJ, which Persian and Dari write inside words, too).
+_COMMON = (
+    (0x0021, 0x0040), (0x005B, 0x0060), (0x007B, 0x007E),  # ASCII digits and punctuation
+    (0x00A1, 0x00BF), (0x00D7, 0x00D7), (0x00F7, 0x00F7),  # Latin-1 signs: £ « » ×
+    (0x060C, 0x060C), (0x061B, 0x061B), (0x061F, 0x061F), (0x0660, 0x066D), (0x06D4, 0x06D4),
+    (0x06F0, 0x06F9),  # Arabic comma, semicolon, question mark, digits, full stop
+    (0x0964, 0x0965), (0x0966, 0x096F),  # Devanagari danda and digits
+    (0x2000, 0x206F), (0x20A0, 0x20CF),  # general punctuation (ZWNJ, dashes, quotes), currency
     (0x2581, 0x2581),  # SentencePiece's word marker
 )
+#: Pashto, Dari, Persian, Urdu (Arabic script) and Hindi (Devanagari).
+_EASTERN = (
+    (0x0600, 0x06FF), (0x0750, 0x077F), (0x08A0, 0x08FF),  # Arabic and its supplements
+    (0xFB50, 0xFDFF), (0xFE70, 0xFEFF),  # Arabic presentation forms
+    (0x0900, 0x097F), (0xA8E0, 0xA8FF),  # Devanagari
+)
+_LATIN_1_LETTERS = (0x00C0, 0x00FF)  # À..ÿ (× and ÷ are in _COMMON)
 #: model.bin versions whose header layout is the one read here (CTranslate2 3.x and 4.x).
 _BINARY_VERSIONS = (5, 6)
 _DTYPES = ("float32", "int8", "int16", "int32", "float16", "bfloat16")
@@ -248,28 +278,132 @@ def inspect_folder(path: Path) -> FolderModel:
                        _size(path, model.files()))
 
 
-def _writable(token: str) -> bool:
-    """Written only in the bot's scripts (vmap.txt is split at spaces: none may be in a token)."""
-    return bool(token) and all(
-        not ch.isspace() and unicodedata.category(ch) != "Cc"
-        and any(low <= ord(ch) <= high for low, high in _OUTPUT_SCRIPTS) for ch in token)
+def _within(ch: str, ranges: tuple[tuple[int, int], ...]) -> bool:
+    return any(low <= ord(ch) <= high for low, high in ranges)
 
 
-def output_tokens(vocabulary: list[str], family: Family) -> list[str]:
-    """The tokens a translation into one of the bot's languages may contain: those written
-    in their scripts, and the family's tokens for the bot's languages (the target prefix).
-    Other languages' tokens (deu_Latn) are left out; CTranslate2 always adds <unk> <s> </s>."""
+def _kind(token: str) -> str:
+    """"common", "english", "latin" (Latin-1 letters in a longer piece), "eastern" or ""
+    (none of the bot's: other scripts, and anything vmap.txt cannot hold: it splits at
+    spaces)."""
+    if not token or any(ch.isspace() or unicodedata.category(ch) == "Cc" for ch in token):
+        return ""
+    if len(token) > 2 and token[0] == "<" and token[-1] == ">":
+        # Byte pieces (<0x3F>) spell characters a byte-fallback tokenizer has no piece for;
+        # <pad> and <mask> are never output; CTranslate2 always allows <unk> <s> </s> itself.
+        return "common" if re.fullmatch(r"<0x[0-9A-F]{2}>", token) else ""
+    letters = [ch for ch in token if not _within(ch, _COMMON)]
+    if not letters:
+        return "common"
+    if all(ch.isascii() for ch in letters):
+        return "english"
+    if all(ch.isascii() or _within(ch, (_LATIN_1_LETTERS,)) for ch in letters):
+        return "english" if len(letters) == 1 else "latin"
+    if all(_within(ch, _EASTERN) for ch in letters):
+        return "eastern"
+    return ""
+
+
+@dataclass(frozen=True)
+class VocabularyMap:
+    """What vmap.txt lets a model output (see the module doc)."""
+
+    vocabulary: int
+    """Tokens in the model's vocabulary."""
+    always: frozenset[str]
+    by_source: dict[str, frozenset[str]]
+    """Source language token -> the tokens it allows besides ``always``. Empty in a map
+    written before per-direction maps: then ``always`` holds them all."""
+    english: str
+    """The family's English token (which directions a line serves)."""
+    copied: frozenset[str] = frozenset()
+    """Pieces allowed when the source holds them (Latin: names, acronyms)."""
+
+    @property
+    def per_direction(self) -> bool:
+        return bool(self.by_source)
+
+    def serves(self, source_token: str, target_token: str) -> bool:
+        """Whether the map holds the tokens of translations from ``source_token`` into
+        ``target_token`` (English to another language, or another language to English)."""
+        if not self.per_direction:
+            return True
+        into_english = target_token == self.english
+        return source_token in self.by_source and (source_token == self.english) != into_english
+
+    def allowed(self, source_token: str) -> int:
+        """How many tokens a translation from this language may use (besides the Latin
+        pieces of its own source, and <unk> <s> </s>, which CTranslate2 adds)."""
+        return len(self.always | self.by_source.get(source_token, frozenset()))
+
+    def lines(self) -> Iterator[str]:
+        yield "\t" + " ".join(sorted(self.always))
+        for key, tokens in self.by_source.items():
+            yield f"{key}\t" + " ".join(sorted(tokens))
+        for piece in sorted(self.copied):
+            yield f"{piece}\t{piece}"
+
+    def candidates_key(self, batch: Sequence[Sequence[str]]) -> tuple[str, ...]:
+        """What decides the tokens CTranslate2 allows for this batch (with its target prefix,
+        always in the map): the source language token and the source's copied pieces."""
+        if not self.per_direction:
+            return ()
+        return (batch[0][0], *sorted({t for source in batch for t in source if t in self.copied}))
+
+
+def build_vocabulary_map(vocabulary: list[str], family: Family) -> VocabularyMap:
+    """The per-direction map of a model (see the module doc)."""
     languages = set(family.tokens.values())
     pattern = family.token_pattern
-    return [t for t in vocabulary
-            if t in languages or (_writable(t) and not (pattern and pattern.match(t)))]
+    kinds: dict[str, list[str]] = {"common": [], "english": [], "latin": [], "eastern": []}
+    for token in vocabulary:
+        if token in languages or (pattern and pattern.match(token)):
+            continue
+        kind = _kind(token)
+        if kind:
+            kinds[kind].append(token)
+    english = family.tokens["en"]
+    present = [token for token in family.tokens.values() if token in set(vocabulary)]
+    into_english = frozenset(kinds["english"])
+    by_source = {token: frozenset(kinds["eastern"]) if token == english else into_english
+                 for token in present}
+    return VocabularyMap(len(vocabulary), frozenset(kinds["common"]) | frozenset(present),
+                         by_source, english, frozenset(kinds["english"] + kinds["latin"]))
 
 
-def write_vocabulary_map(folder: Path, vocabulary: list[str], family: Family) -> int:
-    """Write vmap.txt (one line: a tab, then the allowed tokens); returns how many."""
-    tokens = output_tokens(vocabulary, family)
-    (folder / VOCABULARY_MAP).write_text("\t" + " ".join(tokens) + "\n", encoding="utf-8")
-    return len(tokens)
+def write_vocabulary_map(folder: Path, vocabulary: list[str], family: Family) -> VocabularyMap:
+    """Write vmap.txt for the model in ``folder``; returns what it allows."""
+    mapping = build_vocabulary_map(vocabulary, family)
+    (folder / VOCABULARY_MAP).write_text("".join(line + "\n" for line in mapping.lines()),
+                                         encoding="utf-8")
+    return mapping
+
+
+def read_vocabulary_map(folder: Path, family: Family) -> VocabularyMap | None:
+    """The map in ``folder`` (None if it has none), as CTranslate2 reads it."""
+    try:
+        text = (folder / VOCABULARY_MAP).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TranslationError(f"{folder / VOCABULARY_MAP} cannot be read ({exc}); install the "
+                               "model again") from exc
+    languages = set(family.tokens.values())
+    always: frozenset[str] = frozenset()
+    by_source: dict[str, frozenset[str]] = {}
+    copied: set[str] = set()
+    for line in text.splitlines():
+        key, tab, values = line.partition("\t")
+        if not tab:
+            continue
+        if not key:
+            always = frozenset(values.split())
+        elif key in languages:
+            by_source[key] = frozenset(values.split())
+        else:
+            copied.add(key)
+    vocabulary = len(read_vocabulary(folder)[0])
+    return VocabularyMap(vocabulary, always, by_source, family.tokens["en"], frozenset(copied))
 
 
 def read_manifest(folder: Path) -> dict[str, Any] | None:

@@ -30,9 +30,11 @@ from bot.translation import argos_models
 from bot.translation.ct2_folder import (
     MANIFEST,
     FolderModel,
+    VocabularyMap,
     inspect_folder,
     read_manifest,
     read_vocabulary,
+    read_vocabulary_map,
     write_vocabulary_map,
 )
 from bot.translation.families import ARGOS, FAMILIES, Family
@@ -40,8 +42,8 @@ from bot.translation.multilingual import MultilingualRunner
 from bot.translation.routing import Candidate, variant_of
 from bot.translation.runner import Runner
 
-__all__ = ["TEST_SENTENCE", "Ignored", "Installed", "ModelInfo", "check_licence", "install_path",
-           "list_models", "load_runner"]
+__all__ = ["TEST_SENTENCE", "Ignored", "Installed", "ModelInfo", "check_licence",
+           "describe_vocabulary_map", "install_path", "list_models", "load_runner"]
 
 TEST_SENTENCE = "Hello, how can we help you today?"
 _HIDDEN_PREFIX = "."
@@ -99,8 +101,8 @@ class Installed:
     model: ModelInfo
     #: (language, text): the test translations that passed, for the person installing.
     tests: list[tuple[str, str]] = field(default_factory=list)
-    #: (tokens it may output, tokens in its vocabulary): see vmap.txt in ct2_folder.py.
-    output_tokens: tuple[int, int] | None = None
+    #: What it may output, per direction: see vmap.txt in ct2_folder.py.
+    vocabulary_map: VocabularyMap | None = None
 
 
 def _folder_size(folder: Path) -> int:
@@ -187,6 +189,36 @@ def load_runner(model: ModelInfo, *, threads: int = 1, beam_size: int | None = N
             "It may be damaged: install it again with python -m bot models install") from exc
 
 
+def describe_vocabulary_map(model: ModelInfo) -> list[str]:
+    """How many tokens the model may output per direction, for ``models install`` and
+    ``models list`` (fewer tokens, faster steps: bench/bench_translation.py)."""
+    if not model.family.multilingual:
+        return []
+    mapping = read_vocabulary_map(model.path, model.family)
+    # Installing a model from its own installed folder rewrites its map (the files are
+    # copied before the old folder is replaced).
+    again = (f"python -m bot models install {model.path}"
+             + ("" if model.family.commercial_use else " --accept-licence"))
+    if mapping is None:
+        return [f"no vocabulary map: every direction scores all its tokens; {again} makes it faster"]
+    total = f"{mapping.vocabulary:,}"
+    if not mapping.per_direction:
+        return [f"{len(mapping.always):,} of {total} tokens in every direction (the map of an "
+                f"older install); {again} writes a smaller one per direction, which is faster"]
+    codes = {token: code for code, token in model.family.tokens.items()}
+    others = [codes[t] for t in mapping.by_source if t != mapping.english and t in codes]
+    lines = []
+    if mapping.english in mapping.by_source:
+        lines.append(f"en->{'/'.join(others)}: {mapping.allowed(mapping.english):,} of {total} "
+                     "tokens (Arabic and Devanagari script), and the Latin pieces of the message itself")
+    for token in mapping.by_source:
+        if token != mapping.english and token in codes:
+            lines.append(f"{codes[token]}->en: {mapping.allowed(token):,} of {total} tokens "
+                         "(ASCII and single Latin-1 letters)")
+    lines.append(f"between two of {'/'.join(others)}: all {total} tokens (no map)")
+    return lines
+
+
 # --------------------------------------------------------------------------- installing
 
 
@@ -248,7 +280,7 @@ def _install_folder(found: FolderModel, root: Path, name: str | None,
         for file in found.files():
             shutil.copy2(found.path / file, copy / file)
         vocabulary, _ = read_vocabulary(copy)
-        allowed = write_vocabulary_map(copy, vocabulary, found.family)
+        mapping = write_vocabulary_map(copy, vocabulary, found.family)
         tests = _test_translations(copy, found)
         shape = found.shape
         variant = variant_of(found.family.id, shape.encoder_layers, shape.decoder_layers,
@@ -260,7 +292,7 @@ def _install_folder(found: FolderModel, root: Path, name: str | None,
             "tokenizer": found.tokenizer,
             "variant": variant,
             "shape": shape.__dict__ if shape else None,
-            "output_tokens": allowed,
+            "output_tokens": {token: mapping.allowed(token) for token in mapping.by_source},
             "vocabulary": len(vocabulary),
             "licence": found.family.licence,
             "licence_accepted": time.strftime("%Y-%m-%d") if not found.family.commercial_use else None,
@@ -279,7 +311,7 @@ def _install_folder(found: FolderModel, root: Path, name: str | None,
         shutil.rmtree(staging, ignore_errors=True)
     info = _from_manifest(target, manifest)
     assert isinstance(info, ModelInfo)
-    return Installed(info, tests, (allowed, len(vocabulary)))
+    return Installed(info, tests, mapping)
 
 
 def install_path(path: Path, models_dir: str | os.PathLike[str], *, accept_licence: bool = False,
