@@ -95,11 +95,9 @@ def shipped_catalogs() -> CatalogSet:
 # --------------------------------------------------------------------------- the tiny model
 
 
-def test_tiny_nllb_is_a_real_ctranslate2_folder_built_in_well_under_a_second(tmp_path: Path) -> None:
-    start = time.perf_counter()
+def test_tiny_nllb_is_a_real_ctranslate2_folder(tmp_path: Path) -> None:
+    # How fast it is built is printed by bench/bench_translation.py (part 0), not timed here.
     folder = build_tiny_nllb(tmp_path)
-    elapsed = time.perf_counter() - start
-    assert elapsed < 0.5, f"building the tiny NLLB model took {elapsed:.2f} s"
     assert {p.name for p in folder.iterdir()} == {
         "model.bin", "config.json", "shared_vocabulary.json", "sentencepiece.bpe.model"}
     vocabulary = json.loads((folder / "shared_vocabulary.json").read_text(encoding="utf-8"))
