@@ -25,12 +25,19 @@ How processes share the database:
 - The shared timers run in the process holding an advisory lock on a connection of its own
   (:meth:`lead_timers`).
 
-Durability, as SQLite's default (WAL, synchronous=NORMAL): the bot's sessions set
-``synchronous_commit=off``, so a commit is in the server's WAL buffers, not yet on disk, when
-``commit_turn`` returns. Killing the bot loses nothing; a crash of the server or the machine
-can lose the last fraction of a second of turns (wal_writer_delay, 200 ms, times three at
-most), never a half turn. For a flush per turn, put ``options=-c synchronous_commit=on`` in
-BOT_DATABASE_URL (as BOT_SQLITE_SYNC=FULL does on SQLite).
+Durability: the intake's insert (:meth:`PostgresStore.receive`) waits for the WAL flush
+(``synchronous_commit`` on for its transaction), so a message the platform was told is saved
+survives a crash of the server or the machine. Turns commit as on SQLite's default (WAL,
+synchronous=NORMAL): the bot's sessions set ``synchronous_commit=off``, so a turn's commit is in
+the server's WAL buffers, not yet on disk, when ``commit_turn`` returns. Killing the bot loses
+nothing; a crash of the server or the machine can lose the last fraction of a second of turns
+(wal_writer_delay, 200 ms, times three at most), never a half turn, and never a message: the
+WAL is replayed in order, so what is lost is a suffix of commits after every durable receive
+before them, and a lost turn's inbox row (deleted by that same commit) is still there. The
+next start's recovery answers it again (its reply, sent already, goes a second time, and its
+session step is redone): a duplicate, never a loss. The same holds for sent replies' deletion.
+For a flush per turn, put ``options=-c synchronous_commit=on`` in BOT_DATABASE_URL (as
+BOT_SQLITE_SYNC=FULL does on SQLite).
 
 Schema changes are numbered migrations, run once under a transaction advisory lock; a
 database written by a newer bot is refused.
@@ -543,7 +550,8 @@ class PostgresStore:
 
     async def receive(self, inbounds: Sequence[Inbound]) -> list[Inbound]:
         """Save arriving messages; returns those that are new (not waiting already, nor
-        handled before), in one statement."""
+        handled before), in one statement, committed to disk before it returns (see the
+        module's notes on durability)."""
         rows = []
         for inbound in inbounds:
             if inbound.update_id is None:
@@ -855,10 +863,13 @@ def _pending(ids: Sequence[int] | None, messages: Sequence[Outbound]) -> list[Pe
     return [PendingMessage(int(i), m) for i, m in zip(ids or (), messages, strict=True)]
 
 
+# synchronous_commit on for this statement's own transaction (set_config(..., true): local
+# to it), whatever the session's setting: the platform is told "saved" once this returns.
 _RECEIVE = """
     INSERT INTO inbox (update_id, chat_key, payload, received_at)
     SELECT r->>0, r->>1, r->>2, %(at)s::double precision
-    FROM jsonb_array_elements(%(rows)s::jsonb) WITH ORDINALITY AS t (r, n)
+    FROM (SELECT set_config('synchronous_commit', 'on', true)) AS durable,
+         jsonb_array_elements(%(rows)s::jsonb) WITH ORDINALITY AS t (r, n)
     WHERE NOT EXISTS (SELECT 1 FROM processed_updates WHERE update_id = r->>0)
     ORDER BY n
     ON CONFLICT (update_id) DO NOTHING
