@@ -85,7 +85,7 @@ from bot.storage.codec import ENTRY_COLUMN_NAMES, ENTRY_COLUMNS, VOLUNTEER_COLUM
 from bot.storage.codec import entry as _entry
 from bot.storage.codec import volunteer as _volunteer
 from bot.storage.postgres_faults import describe, explain_connect_failure
-from bot.storage.postgres_turns import LOAD_TURNS, TurnBatches
+from bot.storage.postgres_turns import LOAD_TURNS, TurnBatches, commit_turns
 
 __all__ = ["SCHEMA_VERSION", "PostgresStore"]
 
@@ -550,9 +550,7 @@ class PostgresStore:
                      turn.session.language if turn.session else None, self.clock(), *seen,
                      list(turn.also_read)]
         if held is not None and held.conn is not None:  # on the connection holding its lock
-            rows = await self._rows("SELECT * FROM commit_turns(%s)",
-                                    (json.dumps([arguments], ensure_ascii=False),))
-            return _pending(rows[0][0], turn.outbound)
+            return _pending((await commit_turns(held.conn, [arguments]))[0], turn.outbound)
         ids = await self._turns.commit(arguments, held.shared if held is not None else None)
         return _pending(ids, turn.outbound)
 

@@ -35,7 +35,7 @@ import psycopg
 from bot.errors import StorageUnavailable
 from bot.storage.batching import Batcher
 
-__all__ = ["LOAD_TURNS", "TurnBatches"]
+__all__ = ["LOAD_TURNS", "TurnBatches", "commit_turns"]
 
 Connection = psycopg.AsyncConnection[tuple[Any, ...]]
 Row = tuple[Any, ...]
@@ -75,18 +75,63 @@ LOAD_TURNS = """
             ORDER BY t.i;
     END $$;
 
-    -- Many turns in one transaction, in order: each element holds commit_turn's arguments
-    -- as a JSON array. One row per turn: its replies' outbox ids.
-    CREATE FUNCTION commit_turns(turns jsonb) RETURNS SETOF bigint[] LANGUAGE plpgsql AS $$
+    -- Many turns of distinct chats in one transaction, set-wise (each statement for every
+    -- turn at once). Each element is a turn as a JSON array: chat, session data, update id,
+    -- replies ([[chat, payload], ...]), new handovers, language, time, seen handover id,
+    -- seen side, earlier update ids read with it. Returns the replies' outbox ids, turn
+    -- after turn, each turn's in order.
+    CREATE FUNCTION commit_turns(turns jsonb) RETURNS bigint[] LANGUAGE plpgsql AS $$
     DECLARE
-        t jsonb;
+        ids bigint[];
     BEGIN
-        FOR t IN SELECT value FROM jsonb_array_elements(turns) WITH ORDINALITY ORDER BY ordinality
-        LOOP
-            RETURN NEXT commit_turn(t->>0, t->>1, t->>2, t->3, t->4, t->>5,
-                                    (t->>6)::double precision, (t->>7)::bigint, t->>8,
-                                    ARRAY(SELECT jsonb_array_elements_text(t->9)));
-        END LOOP;
+        INSERT INTO sessions (chat_key, data, updated_at)
+            SELECT t->>0, t->>1, (t->>6)::double precision
+            FROM jsonb_array_elements(turns) AS t WHERE t->>1 IS NOT NULL
+            ON CONFLICT (chat_key) DO UPDATE SET data = excluded.data,
+                                                 updated_at = excluded.updated_at;
+        -- A person and their volunteer may both be heard from in one batch: one row each.
+        UPDATE handovers SET user_seen_at = coalesce(seen.by_user, user_seen_at),
+                             volunteer_seen_at = coalesce(seen.by_volunteer, volunteer_seen_at)
+            FROM (SELECT (t->>7)::bigint AS id,
+                         max((t->>6)::double precision) FILTER (WHERE t->>8 = 'user') AS by_user,
+                         max((t->>6)::double precision) FILTER (WHERE t->>8 = 'volunteer')
+                             AS by_volunteer
+                  FROM jsonb_array_elements(turns) AS t WHERE t->>7 IS NOT NULL
+                  GROUP BY 1) AS seen
+            WHERE handovers.id = seen.id;
+        WITH read AS (
+            SELECT r.value AS update_id, t->>0 AS chat, (t->>6)::double precision AS at
+            FROM jsonb_array_elements(turns) AS t,
+                 jsonb_array_elements_text(t->9 || coalesce(t->2, 'null'::jsonb)) AS r
+            WHERE r.value IS NOT NULL),
+        gone AS (DELETE FROM inbox WHERE update_id IN (SELECT update_id FROM read))
+        INSERT INTO processed_updates (update_id, chat_key, at)
+            SELECT update_id, chat, at FROM read ON CONFLICT DO NOTHING;
+        -- Identity values are drawn in the insert's order, so sorted they follow it.
+        WITH added AS (
+            INSERT INTO outbox (chat_key, payload, created_at)
+                SELECT m->>0, m->>1, (t->>6)::double precision
+                FROM jsonb_array_elements(turns) WITH ORDINALITY AS a (t, i),
+                     jsonb_array_elements(t->3) WITH ORDINALITY AS b (m, j)
+                ORDER BY i, j
+                RETURNING id)
+        SELECT coalesce(array_agg(id ORDER BY id), '{}') INTO ids FROM added;
+        PERFORM pg_notify('helpbot_outbox', chat)
+            FROM (SELECT DISTINCT m->>0 AS chat
+                  FROM jsonb_array_elements(turns) AS t, jsonb_array_elements(t->3) AS m
+                  WHERE m->>0 IS DISTINCT FROM t->>0) AS others;
+        UPDATE handovers SET status = 'closed', closed_reason = 'replaced'
+            WHERE status = 'waiting' AND chat_key IN (
+                SELECT t->>0 FROM jsonb_array_elements(turns) AS t
+                WHERE jsonb_array_length(t->4) > 0);
+        INSERT INTO handovers (chat_key, flow, step, queue, priority, summary, language,
+                               created_at, user_seen_at)
+            SELECT t->>0, h->>'flow', h->>'step', h->>'queue', h->>'priority', h->>'summary',
+                   t->>5, (t->>6)::double precision, (t->>6)::double precision
+            FROM jsonb_array_elements(turns) WITH ORDINALITY AS a (t, i),
+                 jsonb_array_elements(t->4) WITH ORDINALITY AS b (h, n)
+            ORDER BY i, n;
+        RETURN ids;
     END $$;
 
     -- Leaving many chats: their sent replies leave the outbox (not waited on to disk: lost
@@ -190,21 +235,22 @@ class TurnBatches:
         if not live:
             return outcomes
         self.trips["commit"] += 1
-        try:
-            rows = await _commit(conn, [requests[i][0] for i in live])
-        except psycopg.Error as exc:
-            if conn.broken or len(live) == 1:
-                for index in live:
-                    outcomes[index] = exc
+        turns = [requests[i][0] for i in live]
+        if len({turn[0] for turn in turns}) == len(turns):  # set-wise needs distinct chats
+            try:
+                for index, ids in zip(live, await commit_turns(conn, turns), strict=True):
+                    outcomes[index] = ids
                 return outcomes
-            for index in live:  # alone, so only the turn at fault gets the error
-                try:
-                    outcomes[index] = (await _commit(conn, [requests[index][0]]))[0]
-                except psycopg.Error as alone:
-                    outcomes[index] = alone
-            return outcomes
-        for index, ids in zip(live, rows, strict=True):
-            outcomes[index] = ids
+            except psycopg.Error as exc:
+                if conn.broken or len(live) == 1:
+                    for index in live:
+                        outcomes[index] = exc
+                    return outcomes
+        for index in live:  # alone, in order: only the turn at fault gets the error
+            try:
+                outcomes[index] = (await commit_turns(conn, [requests[index][0]]))[0]
+            except psycopg.Error as alone:
+                outcomes[index] = alone
         return outcomes
 
     async def _release_batch(self, requests: list[ReleaseRequest]) -> Sequence[None]:
@@ -217,7 +263,13 @@ class TurnBatches:
         return [None] * len(requests)
 
 
-async def _commit(conn: Connection, turns: list[list[Any]]) -> list[list[int]]:
-    cursor = await conn.execute("SELECT * FROM commit_turns(%s)",
-                                (json.dumps(turns, ensure_ascii=False),))
-    return [list(row[0] or ()) for row in await cursor.fetchall()]
+async def commit_turns(conn: Connection, turns: list[list[Any]]) -> list[list[int]]:
+    """Commit turns of distinct chats in one statement (commit_turns); their outbox ids."""
+    cursor = await conn.execute("SELECT commit_turns(%s)", (json.dumps(turns, ensure_ascii=False),))
+    row = await cursor.fetchone()
+    ids = list(row[0] if row and row[0] else ())
+    split, start = [], 0
+    for turn in turns:
+        split.append(ids[start:start + len(turn[3])])
+        start += len(turn[3])
+    return split
