@@ -1,23 +1,23 @@
 """The store on PostgreSQL, for more than one bot process (and machine) on one database.
 
-Driver: psycopg 3 (async) with psycopg_pool: LISTEN/NOTIFY and a pool come with it, pipeline
-mode sends a held chat's lock with its first query when that is not the turn's load (a query
-of its own after the lock: one statement would read a snapshot taken before the lock was
-granted), and the ``binary`` extra bundles libpq, so a fresh machine needs no compiler and no
-client library. A turn is three statements, each one call of a function installed here,
-and each shared with the turns of other chats answered at the same time
-(bot/storage/postgres_turns.py: ``load_turns``, ``commit_turns``, ``release_chats``).
+Driver: psycopg 3 (async) with psycopg_pool: LISTEN/NOTIFY and a pool come with it, statements
+it runs often are prepared on their own, and the ``binary`` extra bundles libpq, so a fresh
+machine needs no compiler and no client library. A turn is three statements, each one call of
+a function installed here, and each shared with the turns of other chats answered at the same
+time (bot/storage/postgres_turns.py: ``load_turns``, ``commit_turns``, ``release_chats``).
 
 How processes share the database:
 
-- A chat's turns run one at a time across processes: :meth:`PostgresStore.hold_chat` pins a
-  pooled connection to the chat and takes a session advisory lock on it with the first query
-  (``load_turn`` locks, then reads), held across the turn's commits and sends (so replies of
-  one chat leave in order whichever process answers), and released with the sent replies'
-  deletion when left. A
-  process that dies loses its connection, and the server releases the lock.
-- A turn is ONE statement (the ``commit_turn`` function): session, replies, handovers,
-  update ids and the inbox removal commit together. Outbox ids come from an identity column.
+- A chat's turns run one at a time across processes: :meth:`PostgresStore.hold_chat` takes a
+  session advisory lock on the chat with its load (``load_turns`` tries the locks, then
+  reads), on the process's turn connection; held across the turn's commits and sends (so
+  replies of one chat leave in order whichever process answers), and released with the sent
+  replies' deletion when left. A chat busy in another process is waited for on a pooled
+  connection of its own. A process that dies loses its connections, and the server releases
+  the locks.
+- A turn is ONE transaction (a ``commit_turns`` call, shared with other chats' turns):
+  session, replies, handovers, update ids and the inbox removal commit together, and a
+  batch that fails is retried turn by turn. Outbox ids come from an identity column.
 - Replies for other chats (a relay, an offer) NOTIFY the chat's key; the process serving that
   chat delivers at once (:meth:`outbox_news`). The outbox row is the copy; the flush loop's
   polling stays the fallback.
@@ -92,7 +92,7 @@ __all__ = ["SCHEMA_VERSION", "PostgresStore"]
 Connection = psycopg.AsyncConnection[tuple[Any, ...]]
 
 #: Advisory lock namespaces (the first key of the two-key form): chats, the timers, migrations.
-LOCK_CHAT = 7_160_001  # also written out in the load_turn function
+LOCK_CHAT = 7_160_001  # also written out in the load_turn(s) and release_chats functions
 LOCK_TIMERS = 7_160_002
 LOCK_MIGRATIONS = 7_160_003
 #: The channel replies for another chat are announced on (payload: the chat key).
