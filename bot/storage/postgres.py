@@ -85,7 +85,7 @@ from bot.storage.codec import ENTRY_COLUMN_NAMES, ENTRY_COLUMNS, VOLUNTEER_COLUM
 from bot.storage.codec import entry as _entry
 from bot.storage.codec import volunteer as _volunteer
 from bot.storage.postgres_faults import describe, explain_connect_failure
-from bot.storage.postgres_turns import LOAD_TURNS, TurnBatches, commit_turns
+from bot.storage.postgres_turns import TURN_FUNCTIONS, TurnBatches, commit_turns
 
 __all__ = ["SCHEMA_VERSION", "PostgresStore"]
 
@@ -292,7 +292,9 @@ MIGRATIONS: tuple[str, ...] = (
         RETURN queue_messages(outbound, at, NULL);
     END $$;
     """,
-    LOAD_TURNS,  # the turn path's batch functions (bot/storage/postgres_turns.py)
+    # The turn path's batch functions (bot/storage/postgres_turns.py). Version 1's one-turn
+    # functions stay: a process of the previous version still uses them in a rolling deploy.
+    TURN_FUNCTIONS,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -35,13 +35,13 @@ import psycopg
 from bot.errors import StorageUnavailable
 from bot.storage.batching import Batcher
 
-__all__ = ["LOAD_TURNS", "TurnBatches", "commit_turns"]
+__all__ = ["TURN_FUNCTIONS", "TurnBatches", "commit_turns"]
 
 Connection = psycopg.AsyncConnection[tuple[Any, ...]]
 Row = tuple[Any, ...]
 
 #: A migration (see bot/storage/postgres.py MIGRATIONS): the batch functions.
-LOAD_TURNS = """
+TURN_FUNCTIONS = """
     -- Many chats' turn state; the chats asking for it are try-locked first. Row n is chat n
     -- (1-based); busy: its lock is held elsewhere (nothing else read). The reads run after
     -- the locks, with a snapshot of their own (a statement of a VOLATILE function).
