@@ -403,3 +403,35 @@ async def test_a_turn_whose_lock_went_with_its_connection_is_not_saved(
         assert (await store.load_turn_state("t:1", "u1")).duplicate
     finally:
         await admin.close()
+
+
+async def test_a_turn_cancelled_while_its_lock_is_being_taken_leaves_the_chat_free(
+        store: PostgresStore, url: str) -> None:
+    """The shared trip outlives a caller that gave up (a stop); a lock it took for nobody is
+    given back, or the chat would stay locked for every other process."""
+    async def turn() -> None:
+        async with store.hold_chat("t:gone"):
+            await store.load_turn_state("t:gone", "u1")
+
+    await store.load_turn_state("t:other", None)  # the shared connection is open
+    task = asyncio.create_task(turn())
+    for _ in range(100):  # until the trip is out
+        if store.trips["load"] == 2:
+            break
+        await asyncio.sleep(0)
+    assert store.trips["load"] == 2
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    other = await psycopg.AsyncConnection.connect(url, autocommit=True)
+    try:
+        for _ in range(200):  # up to ~2 s for the give-back's trip
+            cursor = await other.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))",
+                                         (LOCK_CHAT, "t:gone"))
+            if (await cursor.fetchone()) == (True,):
+                break
+            await asyncio.sleep(0.01)
+        else:
+            pytest.fail("the chat stayed locked by the cancelled turn")
+    finally:
+        await other.close()

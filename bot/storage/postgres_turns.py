@@ -25,6 +25,7 @@ connection would fail.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import Counter
 from collections.abc import Sequence
@@ -164,6 +165,7 @@ class TurnBatches:
         self._conn: Connection | None = None
         #: Counts up each time the connection (and with it every lock it held) is replaced.
         self.generation = 0
+        self._background: set[asyncio.Future[None]] = set()  # unlocks nobody waits for
         #: Trips by kind ("load", "commit", "release").
         self.trips: Counter[str] = Counter()
         self._loads: Batcher[LoadRequest, tuple[Row | None, int]] = Batcher(self._load_batch)
@@ -171,7 +173,9 @@ class TurnBatches:
         self._releases: Batcher[ReleaseRequest, None] = Batcher(self._release_batch)
 
     async def close(self) -> None:
-        for batcher in (self._loads, self._commits, self._releases):
+        await self._loads.idle()
+        await asyncio.gather(*self._background, return_exceptions=True)  # after the loads
+        for batcher in (self._commits, self._releases):
             await batcher.idle()
         if self._conn is not None:
             await self._conn.close()  # the server releases any lock still on it
@@ -190,7 +194,22 @@ class TurnBatches:
     async def load(self, chat_key: str, update_id: str | None, lock: bool) -> tuple[Row | None, int]:
         """The chat's load_turns row (None: busy, locked in another process), and the
         generation of the connection its lock is on."""
-        return await self._loads.submit((chat_key, update_id, lock))
+        if not lock:
+            return await self._loads.submit((chat_key, update_id, lock))
+        trip = asyncio.ensure_future(self._loads.submit((chat_key, update_id, lock)))
+        try:
+            return await asyncio.shield(trip)
+        except asyncio.CancelledError:
+            # The trip goes on and may take the lock for nobody: give it back then.
+            trip.add_done_callback(lambda done: self._give_back(chat_key, done))
+            raise
+
+    def _give_back(self, chat_key: str, trip: asyncio.Future[tuple[Row | None, int]]) -> None:
+        if trip.cancelled() or trip.exception() is not None or trip.result()[0] is None:
+            return
+        task = asyncio.ensure_future(self.release(chat_key, [], trip.result()[1]))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def commit(self, arguments: list[Any], generation: int | None) -> list[int]:
         """``commit_turn``'s arguments; the outbox ids of the turn's replies."""
