@@ -1,4 +1,5 @@
-# A non-root image that serves Telegram and/or WhatsApp, with its SQLite file and models on a
+# A non-root image that serves Telegram and/or WhatsApp, with its SQLite file (or BOT_DATABASE_URL
+# for PostgreSQL: the postgres extra is installed) and models on a
 # volume.
 #   docker build -t helpbot .
 #   docker run -e TELEGRAM_BOT_TOKEN=... -v helpbot-data:/data helpbot
@@ -26,7 +27,7 @@ COPY bot /src/bot
 COPY flows /src/flows
 COPY locales /src/locales
 COPY services /src/services
-RUN pip install /src && rm -rf /src
+RUN pip install "/src[postgres]" && rm -rf /src
 
 RUN mkdir -p /data && chown bot:bot /data
 VOLUME ["/data"]

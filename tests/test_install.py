@@ -109,7 +109,7 @@ def installed() -> Iterator[Installed]:
         empty_mb = _megabytes(venv)
         pip = subprocess.run(
             [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet",
-             "--disable-pip-version-check", str(src)],
+             "--disable-pip-version-check", f"{src}[postgres]"],  # as the Dockerfile does
             capture_output=True, text=True, timeout=780, check=False)
         assert pip.returncode == 0, pip.stdout + pip.stderr
         shutil.rmtree(src)  # an installed bot must need nothing of the source tree
@@ -180,6 +180,14 @@ def test_the_helpbot_script_names_a_missing_folder_in_one_line(installed: Instal
     assert done.stderr.count("\n") == 1 and done.stdout == ""
 
 
+def test_the_install_can_open_a_postgresql_database(installed: Installed) -> None:
+    """BOT_DATABASE_URL works in the image: the driver and its pool come with the install."""
+    done = installed.run("python", "-c", "import psycopg, psycopg_pool, bot.storage.postgres; "
+                         "print(psycopg.pq.version())")
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout.strip()) >= 100000, done.stdout  # a bundled libpq, 10 or newer
+
+
 def test_the_runtime_install_stays_small(installed: Installed) -> None:
     assert installed.install_mb <= MAX_INSTALL_MB, (
         f"pip install . adds {installed.install_mb:.0f} MB to an empty virtual environment "
@@ -192,7 +200,8 @@ def test_the_dockerfile_copies_what_this_test_installs_and_execs_python() -> Non
              if line.strip() and not line.lstrip().startswith("#")]
     copied = {name for line in lines if line.startswith("COPY ") for name in line.split()[1:-1]}
     assert copied == set(DOCKERFILE_COPIES)
-    assert any(line.startswith("RUN pip install /src") for line in lines)  # not editable
+    # Not editable, and with the PostgreSQL driver (BOT_DATABASE_URL), as installed above.
+    assert any(line.startswith('RUN pip install "/src[postgres]"') for line in lines)
     assert "USER bot" in lines and "WORKDIR /data" in lines
     # Exec form (a JSON list): python is PID 1 and gets SIGTERM itself, no shell in between.
     assert 'ENTRYPOINT ["python", "-m", "bot"]' in lines and 'CMD ["run"]' in lines

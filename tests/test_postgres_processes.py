@@ -19,10 +19,11 @@ import pytest
 
 from bot.engine.events import Handover
 from bot.engine.session import Session
+from bot.errors import StorageUnavailable
 from bot.flowspec.model import Priority
 from bot.handover.model import Status, Volunteer
 from bot.storage.base import TurnRecord
-from bot.storage.postgres import PostgresStore
+from bot.storage.postgres import LOCK_CHAT, PostgresStore
 from tests.support.bot_process import REPO, BotProcess, Person, kill_while_talking, processed_count
 from tests.support.fake_bot_api import FakeBotApi
 from tests.support.postgres import PostgresServer
@@ -338,3 +339,99 @@ def test_a_database_url_that_is_not_postgresql_is_refused(raw: str) -> None:
 def test_psycopg_is_the_driver() -> None:
     """The pipeline the chat's lock rides on needs libpq 14 or newer (the binary wheel's)."""
     assert psycopg.pq.version() >= 140000
+
+
+async def test_a_chat_busy_in_another_process_holds_up_no_other_chat_of_its_batch(
+        store: PostgresStore, url: str) -> None:
+    """Loads of many chats share one statement that only tries their locks: a chat whose lock
+    another process holds is waited for apart, while the others' turns go on."""
+    other = await psycopg.AsyncConnection.connect(url, autocommit=True)  # the other process
+    try:
+        await other.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", (LOCK_CHAT, "t:busy"))
+        done: list[str] = []
+
+        async def turn(chat: str) -> None:
+            async with store.hold_chat(chat):
+                await store.load_turn_state(chat, f"u-{chat}")
+                await store.commit_turn(TurnRecord(chat, Session(language="en"),
+                                                   update_id=f"u-{chat}"))
+            done.append(chat)
+
+        busy = asyncio.create_task(turn("t:busy"))
+        await asyncio.wait_for(asyncio.gather(*(turn(f"t:{n}") for n in range(5))), WITHIN)
+        assert sorted(done) == [f"t:{n}" for n in range(5)]  # not behind the busy chat
+        assert not busy.done()  # still waiting for the other process
+        # Their locks were released on leaving: the other process can take each at once.
+        for n in range(5):
+            cursor = await other.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))",
+                                         (LOCK_CHAT, f"t:{n}"))
+            assert (await cursor.fetchone()) == (True,)
+        await other.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", (LOCK_CHAT, "t:busy"))
+        await asyncio.wait_for(busy, WITHIN)
+        assert done[-1] == "t:busy"
+        state = await store.load_turn_state("t:busy", "u-t:busy")
+        assert state.duplicate and state.session == Session(language="en")
+    finally:
+        await other.close()
+
+
+async def test_a_turn_whose_lock_went_with_its_connection_is_not_saved(
+        store: PostgresStore, url: str) -> None:
+    """The shared connection holding the chats' locks breaks mid-turn: the server dropped the
+    lock, another process may serve the chat, so the turn's commit is refused."""
+    admin = await psycopg.AsyncConnection.connect(url, autocommit=True)
+    try:
+        async with store.hold_chat("t:1"):
+            await store.load_turn_state("t:1", "u1")
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' "
+                "AND classid = %s AND database = (SELECT oid FROM pg_database "
+                "WHERE datname = current_database())", (LOCK_CHAT,))
+            errors = []
+            for _ in range(2):  # the first trip after may be the one finding it broken
+                try:
+                    await store.commit_turn(TurnRecord("t:1", Session(language="en"),
+                                                       update_id="u1"))
+                except (psycopg.OperationalError, StorageUnavailable) as exc:
+                    errors.append(exc)
+            assert len(errors) == 2 and isinstance(errors[-1], StorageUnavailable)
+            assert "lost the connection" in str(errors[-1])
+        assert not (await store.load_turn_state("t:1", "u1")).duplicate
+        async with store.hold_chat("t:1"):  # a new connection serves the next turn
+            await store.load_turn_state("t:1", "u1")
+            await store.commit_turn(TurnRecord("t:1", Session(language="en"), update_id="u1"))
+        assert (await store.load_turn_state("t:1", "u1")).duplicate
+    finally:
+        await admin.close()
+
+
+async def test_a_turn_cancelled_while_its_lock_is_being_taken_leaves_the_chat_free(
+        store: PostgresStore, url: str) -> None:
+    """The shared trip outlives a caller that gave up (a stop); a lock it took for nobody is
+    given back, or the chat would stay locked for every other process."""
+    async def turn() -> None:
+        async with store.hold_chat("t:gone"):
+            await store.load_turn_state("t:gone", "u1")
+
+    await store.load_turn_state("t:other", None)  # the shared connection is open
+    task = asyncio.create_task(turn())
+    for _ in range(100):  # until the trip is out
+        if store.trips["load"] == 2:
+            break
+        await asyncio.sleep(0)
+    assert store.trips["load"] == 2
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    other = await psycopg.AsyncConnection.connect(url, autocommit=True)
+    try:
+        for _ in range(200):  # up to ~2 s for the give-back's trip
+            cursor = await other.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))",
+                                         (LOCK_CHAT, "t:gone"))
+            if (await cursor.fetchone()) == (True,):
+                break
+            await asyncio.sleep(0.01)
+        else:
+            pytest.fail("the chat stayed locked by the cancelled turn")
+    finally:
+        await other.close()

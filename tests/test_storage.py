@@ -108,12 +108,12 @@ async def test_turns_of_many_chats_at_once_share_one_trip(store: SqliteStore) ->
     before = store.trips.copy()
     await asyncio.gather(*(store.commit_turn(turn_of(n)) for n in range(20)))
     states = await asyncio.gather(*(store.load_turn_state(f"test:{n}", f"u{n}") for n in range(20)))
-    if isinstance(store, SqliteStore):  # group commit; PostgreSQL: a trip per turn, in parallel
-        assert store.trips["commit"] - before["commit"] == 1
-        assert store.trips["load"] - before["load"] == 1
+    # Group commit on both: SQLite's thread trips, PostgreSQL's statements.
+    assert store.trips["commit"] - before["commit"] == 1
+    assert store.trips["load"] - before["load"] == 1
     assert [s.session.token if s.session else None for s in states] == list(range(20))
     assert all(s.duplicate for s in states)
-    # Chats committed at once: in any order across chats (on PostgreSQL, in parallel).
+    # Chats committed at once: in any order across chats.
     assert sorted(p.message.text for p in await store.pending()) == sorted(f"reply {n}" for n in range(20))
 
 
@@ -276,3 +276,43 @@ def test_hand_written_encoders_cover_every_field() -> None:
                       attachment=message.attachment, alias="whatsapp:4477", meta={"k": "v"})
     assert set(json.loads(inbound.to_json())) == {f.name for f in fields(Inbound)}
     assert Inbound.from_json(inbound.to_json()) == inbound
+
+
+async def test_turns_of_one_chat_in_one_batch_keep_their_order(store: SqliteStore) -> None:
+    handover = Handover("f", "s", "general", Priority.NORMAL, "first")
+    first = TurnRecord(CHAT, Session(language="fa", started=True, token=1),
+                       [Outbound(CHAT, "one"), Outbound(CHAT, "two")], [handover], "u1")
+    second = TurnRecord(CHAT, Session(language="fa", started=True, token=2),
+                        [Outbound(CHAT, "three")], [replace(handover, summary="second")], "u2")
+    await asyncio.gather(store.commit_turn(first), store.commit_turn(second))
+    assert (await store.load_session(CHAT)) == second.session
+    assert [p.message.text for p in await store.pending(CHAT)] == ["one", "two", "three"]
+    entry = await store.open_entry(CHAT)  # the second replaced the first
+    assert entry is not None and entry.summary == "second"
+    assert [h["status"] for h in await store.handovers(CHAT)] == ["closed", "waiting"]
+
+
+async def test_a_person_and_their_volunteer_heard_in_one_batch_are_both_seen(
+        store: SqliteStore) -> None:
+    volunteer = "test:volunteer"
+    await store.commit_turn(TurnRecord(CHAT, Session(language="fa"), (),
+                                       [Handover("f", "s", "general", Priority.NORMAL, "x")], "u1"))
+    entry = await store.open_entry(CHAT)
+    assert entry is not None and await store.take(entry.id, volunteer)
+    taken = await store.queue_entry(entry.id)
+    assert taken is not None
+    clock = store.clock
+    store.clock = lambda: clock() + 100
+    try:
+        await asyncio.gather(
+            store.commit_turn(TurnRecord(CHAT, None, [Outbound(volunteer, "hi")],
+                                         update_id="u2", seen=(entry.id, "user"))),
+            store.commit_turn(TurnRecord(volunteer, None, [Outbound(CHAT, "hello")],
+                                         update_id="u3", seen=(entry.id, "volunteer"))))
+    finally:
+        store.clock = clock
+    seen = await store.queue_entry(entry.id)
+    assert seen is not None and seen.user_seen_at is not None and seen.volunteer_seen_at is not None
+    assert taken.user_seen_at is not None and taken.volunteer_seen_at is not None
+    assert seen.user_seen_at >= taken.user_seen_at + 99
+    assert seen.volunteer_seen_at >= taken.volunteer_seen_at + 99

@@ -1,22 +1,23 @@
 """The store on PostgreSQL, for more than one bot process (and machine) on one database.
 
-Driver: psycopg 3 (async) with psycopg_pool: LISTEN/NOTIFY and a pool come with it, pipeline
-mode sends a held chat's lock with its first query when that is not the turn's load (a query
-of its own after the lock: one statement would read a snapshot taken before the lock was
-granted), and the ``binary`` extra bundles libpq, so a fresh machine needs no compiler and no
-client library. A turn is three round trips, each one call of a function installed here
-(``load_turn``, ``commit_turn``, ``release_chat``).
+Driver: psycopg 3 (async) with psycopg_pool: LISTEN/NOTIFY and a pool come with it, statements
+it runs often are prepared on their own, and the ``binary`` extra bundles libpq, so a fresh
+machine needs no compiler and no client library. A turn is three statements, each one call of
+a function installed here, and each shared with the turns of other chats answered at the same
+time (bot/storage/postgres_turns.py: ``load_turns``, ``commit_turns``, ``release_chats``).
 
 How processes share the database:
 
-- A chat's turns run one at a time across processes: :meth:`PostgresStore.hold_chat` pins a
-  pooled connection to the chat and takes a session advisory lock on it with the first query
-  (``load_turn`` locks, then reads), held across the turn's commits and sends (so replies of
-  one chat leave in order whichever process answers), and released with the sent replies'
-  deletion when left. A
-  process that dies loses its connection, and the server releases the lock.
-- A turn is ONE statement (the ``commit_turn`` function): session, replies, handovers,
-  update ids and the inbox removal commit together. Outbox ids come from an identity column.
+- A chat's turns run one at a time across processes: :meth:`PostgresStore.hold_chat` takes a
+  session advisory lock on the chat with its load (``load_turns`` tries the locks, then
+  reads), on the process's turn connection; held across the turn's commits and sends (so
+  replies of one chat leave in order whichever process answers), and released with the sent
+  replies' deletion when left. A chat busy in another process is waited for on a pooled
+  connection of its own. A process that dies loses its connections, and the server releases
+  the locks.
+- A turn is ONE transaction (a ``commit_turns`` call, shared with other chats' turns):
+  session, replies, handovers, update ids and the inbox removal commit together, and a
+  batch that fails is retried turn by turn. Outbox ids come from an identity column.
 - Replies for other chats (a relay, an offer) NOTIFY the chat's key; the process serving that
   chat delivers at once (:meth:`outbox_news`). The outbox row is the copy; the flush loop's
   polling stays the fallback.
@@ -25,12 +26,19 @@ How processes share the database:
 - The shared timers run in the process holding an advisory lock on a connection of its own
   (:meth:`lead_timers`).
 
-Durability, as SQLite's default (WAL, synchronous=NORMAL): the bot's sessions set
-``synchronous_commit=off``, so a commit is in the server's WAL buffers, not yet on disk, when
-``commit_turn`` returns. Killing the bot loses nothing; a crash of the server or the machine
-can lose the last fraction of a second of turns (wal_writer_delay, 200 ms, times three at
-most), never a half turn. For a flush per turn, put ``options=-c synchronous_commit=on`` in
-BOT_DATABASE_URL (as BOT_SQLITE_SYNC=FULL does on SQLite).
+Durability: the intake's insert (:meth:`PostgresStore.receive`) waits for the WAL flush
+(``synchronous_commit`` on for its transaction), so a message the platform was told is saved
+survives a crash of the server or the machine. Turns commit as on SQLite's default (WAL,
+synchronous=NORMAL): the bot's sessions set ``synchronous_commit=off``, so a turn's commit is in
+the server's WAL buffers, not yet on disk, when ``commit_turn`` returns. Killing the bot loses
+nothing; a crash of the server or the machine can lose the last fraction of a second of turns
+(wal_writer_delay, 200 ms, times three at most), never a half turn, and never a message: the
+WAL is replayed in order, so what is lost is a suffix of commits after every durable receive
+before them, and a lost turn's inbox row (deleted by that same commit) is still there. The
+next start's recovery answers it again (its reply, sent already, goes a second time, and its
+session step is redone): a duplicate, never a loss. The same holds for sent replies' deletion.
+For a flush per turn, put ``options=-c synchronous_commit=on`` in BOT_DATABASE_URL (as
+BOT_SQLITE_SYNC=FULL does on SQLite).
 
 Schema changes are numbered migrations, run once under a transaction advisory lock; a
 database written by a newer bot is refused.
@@ -77,13 +85,14 @@ from bot.storage.codec import ENTRY_COLUMN_NAMES, ENTRY_COLUMNS, VOLUNTEER_COLUM
 from bot.storage.codec import entry as _entry
 from bot.storage.codec import volunteer as _volunteer
 from bot.storage.postgres_faults import describe, explain_connect_failure
+from bot.storage.postgres_turns import TURN_FUNCTIONS, TurnBatches, commit_turns
 
 __all__ = ["SCHEMA_VERSION", "PostgresStore"]
 
 Connection = psycopg.AsyncConnection[tuple[Any, ...]]
 
 #: Advisory lock namespaces (the first key of the two-key form): chats, the timers, migrations.
-LOCK_CHAT = 7_160_001  # also written out in the load_turn function
+LOCK_CHAT = 7_160_001  # also written out in the load_turn(s) and release_chats functions
 LOCK_TIMERS = 7_160_002
 LOCK_MIGRATIONS = 7_160_003
 #: The channel replies for another chat are announced on (payload: the chat key).
@@ -283,6 +292,9 @@ MIGRATIONS: tuple[str, ...] = (
         RETURN queue_messages(outbound, at, NULL);
     END $$;
     """,
+    # The turn path's batch functions (bot/storage/postgres_turns.py). Version 1's one-turn
+    # functions stay: a process of the previous version still uses them in a rolling deploy.
+    TURN_FUNCTIONS,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -296,15 +308,20 @@ _KEYED_TABLES = ("sessions", "outbox", "processed_updates", "handovers", "offers
 
 @dataclass
 class _Held:
-    """A chat held by this task: its pinned connection, whether the advisory lock was sent
-    yet (it goes with the first query), and replies sent meanwhile (deleted on leaving)."""
+    """A chat held by this task: where its advisory lock is (on the shared turn connection,
+    ``shared`` its generation; or, when the chat was busy elsewhere, on ``conn``, a pooled
+    connection pinned to it), and replies sent meanwhile (deleted on leaving)."""
 
     store: PostgresStore
-    conn: Connection
     chat_key: str
-    locked: bool = False
+    shared: int | None = None
+    conn: Connection | None = None
     active: bool = True
     sent: list[int] = field(default_factory=list)
+
+    @property
+    def locked(self) -> bool:
+        return self.shared is not None or self.conn is not None
 
 
 #: The chat the current task holds (tasks started inside inherit it; ``active`` guards them).
@@ -322,9 +339,11 @@ class PostgresStore:
         self._control = control
         self._leading = False
         self._listener: Connection | None = None
+        self._turns = TurnBatches(url, CONNECT_TIMEOUT_SECONDS)
         self.clock = clock  # wall-clock seconds for every timestamp stored
-        #: Round trips on the turn path, by kind (for the benchmarks).
-        self.trips: Counter[str] = Counter()
+        #: Round trips on the turn path, by kind (for the benchmarks and tests); the shared
+        #: trips count themselves.
+        self.trips: Counter[str] = self._turns.trips
 
     @classmethod
     async def open(cls, url: str, *, pool_size: int = DEFAULT_POOL_SIZE,
@@ -352,6 +371,7 @@ class PostgresStore:
         return cls(url, pool, control, clock)
 
     async def close(self) -> None:
+        await self._turns.close()
         if self._listener is not None:
             await self._listener.close()
         await self._pool.close()
@@ -366,19 +386,12 @@ class PostgresStore:
     async def _query(self, query: str, params: Any = None) -> tuple[list[tuple[Any, ...]], int]:
         """Run one statement; its rows (if any) and row count."""
         held = self._held()
-        if held is None:
-            async with self._pool.connection() as conn:
-                return await _run(conn, query, params)
-        if held.locked:
-            return await _run(held.conn, query, params)
-        # The chat's lock and the first query in one round trip; two statements, so the query
-        # reads what the chat's last holder committed.
-        held.locked = True
-        async with held.conn.pipeline():
-            await held.conn.execute("SELECT pg_advisory_lock(%s, hashtext(%s))",
-                                    (LOCK_CHAT, held.chat_key))
-            cursor = await held.conn.execute(query, params)
-        return await _result(cursor)
+        if held is not None:
+            await self._lock(held)
+            if held.conn is not None:
+                return await _run(held.conn, query, params)
+        async with self._pool.connection() as conn:
+            return await _run(conn, query, params)
 
     async def _rows(self, query: str, params: Any = None) -> list[tuple[Any, ...]]:
         return (await self._query(query, params))[0]
@@ -390,14 +403,14 @@ class PostgresStore:
     async def _transaction(self) -> AsyncIterator[Connection]:
         """Several statements in one transaction (the held chat's lock taken first)."""
         held = self._held()
-        if held is None:
-            async with self._pool.connection() as conn, conn.transaction():
-                yield conn
-            return
-        if not held.locked:
-            await self._query("SELECT 1")
-        async with held.conn.transaction():
-            yield held.conn
+        if held is not None:
+            await self._lock(held)
+            if held.conn is not None:
+                async with held.conn.transaction():
+                    yield held.conn
+                return
+        async with self._pool.connection() as conn, conn.transaction():
+            yield conn
 
     # -- several processes ------------------------------------------------------------------
 
@@ -405,30 +418,58 @@ class PostgresStore:
     async def hold_chat(self, chat_key: str) -> AsyncIterator[None]:
         """Serve the chat alone among every process on this database until left.
 
-        A connection is pinned to the chat; the advisory lock is sent with the first query (no
-        round trip of its own) and held across the turn's commits and sends, then released
-        in one trip (``release_chat``) with the deletion of the replies sent meanwhile.
+        The advisory lock is taken with the turn's load (or before the first other query),
+        in a trip shared with other chats' loads (bot/storage/postgres_turns.py), and held
+        across the turn's commits and sends; leaving releases it, with the deletion of the
+        replies sent meanwhile, in a trip shared with other chats leaving. A chat busy in
+        another process is waited for on a pooled connection pinned to it, which then
+        carries its queries and its release (``release_chat``).
         """
-        async with self._pool.connection() as conn:
-            held = _Held(self, conn, chat_key)
-            token = _HELD.set(held)
-            try:
-                yield
-            finally:
-                held.active = False
-                _HELD.reset(token)
-                await self._release(held)
+        held = _Held(self, chat_key)
+        token = _HELD.set(held)
+        try:
+            yield
+        finally:
+            held.active = False
+            _HELD.reset(token)
+            await self._release(held)
+
+    async def _lock(self, held: _Held, update_id: str | None = None,
+                    ) -> tuple[Any, ...] | None:
+        """Take the held chat's lock if not taken yet; the chat's load_turns row then."""
+        if held.locked:
+            return None
+        row, generation = await self._turns.load(held.chat_key, update_id, True)
+        if row is not None:
+            held.shared = generation
+            return row
+        # Busy in another process: wait for it on a connection of its own, not in the batch.
+        conn = await self._pool.getconn()
+        try:
+            rows, _ = await _run(conn, "SELECT NULL, false, * FROM load_turn(%s, %s, true)",
+                                 (held.chat_key, update_id))
+        except BaseException:
+            await conn.close()  # the server drops a lock it may have granted meanwhile
+            await self._pool.putconn(conn)
+            raise
+        held.conn = conn
+        return rows[0]
 
     async def _release(self, held: _Held) -> None:
-        if not held.locked and not held.sent:
-            return
-        try:
-            await held.conn.execute("SELECT release_chat(%s)", (held.sent,))
-        except BaseException:
-            # Closing the connection releases the lock on the server; the replies stay in the
-            # outbox and are sent again (a duplicate, never a loss).
-            await held.conn.close()
-            raise
+        if held.conn is not None:
+            conn = held.conn
+            try:
+                await conn.execute("SELECT release_chat(%s)", (held.sent,))
+            except BaseException:
+                # Closing the connection releases the lock on the server; the replies stay in
+                # the outbox and are sent again (a duplicate, never a loss).
+                await conn.close()
+                raise
+            finally:
+                await self._pool.putconn(conn)
+        elif held.shared is not None or held.sent:
+            await self._turns.release(held.chat_key if held.shared is not None else None,
+                                      held.sent, held.shared or 0)
 
     async def lead_timers(self) -> bool:
         """True while this process is the one that runs the shared timers (delayed offers,
@@ -481,34 +522,39 @@ class PostgresStore:
     async def load_turn_state(self, chat_key: str, update_id: str | None) -> TurnState:
         """Session, duplicate flag, the sender as a volunteer and their place in the queue:
         one statement (with the chat's lock, one round trip)."""
-        self.trips["load"] += 1
         held = self._held()
-        take_lock = held is not None and not held.locked
-        if held is not None:
-            held.locked = True
-        rows = await self._rows("SELECT * FROM load_turn(%s, %s, %s)",
-                                (chat_key, update_id, take_lock))
-        row = rows[0]
+        row: tuple[Any, ...] | None = None
+        if held is not None and held.chat_key == chat_key:
+            row = await self._lock(held, update_id)
+            if row is None and held.conn is not None:
+                row = (await _run(held.conn, "SELECT NULL, false, * FROM load_turn(%s, %s, false)",
+                                  (chat_key, update_id)))[0][0]
+        if row is None:
+            row, _ = await self._turns.load(chat_key, update_id, False)
+        assert row is not None  # only a lock asked for can be busy
         return TurnState(
-            session=Session.from_json(row[0]) if row[0] is not None else None,
-            duplicate=bool(row[1]),
-            volunteer=_volunteer(row[2:7]) if row[2] is not None else None,
-            entry=_entry(row[7:]) if row[7] is not None else None)
+            session=Session.from_json(row[2]) if row[2] is not None else None,
+            duplicate=bool(row[3]),
+            volunteer=_volunteer(row[4:9]) if row[4] is not None else None,
+            entry=_entry(row[9:]) if row[9] is not None else None)
 
     async def commit_turn(self, turn: TurnRecord) -> list[PendingMessage]:
         """Session, update ids, replies and handovers together or not at all: one call of the
         ``commit_turn`` function. Returns the replies with their outbox ids."""
-        self.trips["commit"] += 1
+        held = self._held()
+        if held is not None:
+            await self._lock(held)
         handovers = [{"flow": h.flow, "step": h.step, "queue": h.queue,
                       "priority": h.priority.value, "summary": h.summary} for h in turn.handovers]
         seen = turn.seen or (None, None)
-        rows = await self._rows(
-            "SELECT commit_turn(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            (turn.chat_key, turn.session.to_json() if turn.session else None, turn.update_id,
-             _outbound_json(turn.outbound), json.dumps(handovers, ensure_ascii=False),
-             turn.session.language if turn.session else None, self.clock(), *seen,
-             list(turn.also_read)))
-        return _pending(rows[0][0], turn.outbound)
+        arguments = [turn.chat_key, turn.session.to_json() if turn.session else None,
+                     turn.update_id, [[m.chat_key, encode(m)] for m in turn.outbound], handovers,
+                     turn.session.language if turn.session else None, self.clock(), *seen,
+                     list(turn.also_read)]
+        if held is not None and held.conn is not None:  # on the connection holding its lock
+            return _pending((await commit_turns(held.conn, [arguments]))[0], turn.outbound)
+        ids = await self._turns.commit(arguments, held.shared if held is not None else None)
+        return _pending(ids, turn.outbound)
 
     async def mark_sent(self, message_ids: Sequence[int]) -> None:
         """The platform took these replies: they leave the outbox when the chat is left (in
@@ -543,7 +589,8 @@ class PostgresStore:
 
     async def receive(self, inbounds: Sequence[Inbound]) -> list[Inbound]:
         """Save arriving messages; returns those that are new (not waiting already, nor
-        handled before), in one statement."""
+        handled before), in one statement, committed to disk before it returns (see the
+        module's notes on durability)."""
         rows = []
         for inbound in inbounds:
             if inbound.update_id is None:
@@ -619,7 +666,7 @@ class PostgresStore:
         within REWRITE_LOCK_WAIT (another client reads the table meanwhile), and waiting longer
         would hold up every turn queued behind the request."""
         held = self._held()
-        if held is not None:
+        if held is not None and held.conn is not None:
             return await _rewrite_on(held.conn, tables)
         async with self._pool.connection() as conn:
             return await _rewrite_on(conn, tables)
@@ -855,10 +902,13 @@ def _pending(ids: Sequence[int] | None, messages: Sequence[Outbound]) -> list[Pe
     return [PendingMessage(int(i), m) for i, m in zip(ids or (), messages, strict=True)]
 
 
+# synchronous_commit on for this statement's own transaction (set_config(..., true): local
+# to it), whatever the session's setting: the platform is told "saved" once this returns.
 _RECEIVE = """
     INSERT INTO inbox (update_id, chat_key, payload, received_at)
     SELECT r->>0, r->>1, r->>2, %(at)s::double precision
-    FROM jsonb_array_elements(%(rows)s::jsonb) WITH ORDINALITY AS t (r, n)
+    FROM (SELECT set_config('synchronous_commit', 'on', true)) AS durable,
+         jsonb_array_elements(%(rows)s::jsonb) WITH ORDINALITY AS t (r, n)
     WHERE NOT EXISTS (SELECT 1 FROM processed_updates WHERE update_id = r->>0)
     ORDER BY n
     ON CONFLICT (update_id) DO NOTHING

@@ -77,8 +77,18 @@ class PostgresServer:
         if fast:
             options += (" -c fsync=off -c synchronous_commit=off -c full_page_writes=off "
                         "-c shared_buffers=32MB")
+        self._options = options
+        self._start_server()
+
+    def _start_server(self) -> None:
         self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l", str(self.root / "log"),
-                  "-o", options, "-w", "-t", str(_STARTUP_SECONDS), "start")
+                  "-o", self._options, "-w", "-t", str(_STARTUP_SECONDS), "start")
+
+    def crash_and_restart(self) -> None:
+        """Stop at once as a crash would (``-m immediate``: no checkpoint, nothing more written
+        from the server's buffers), then start again on the same files (crash recovery)."""
+        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop")
+        self._start_server()
 
     def stop(self) -> None:
         with contextlib.suppress(OSError, subprocess.SubprocessError):
