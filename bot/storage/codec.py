@@ -7,12 +7,12 @@ import json
 from typing import Any
 
 from bot.flowspec.model import Priority
-from bot.handover.model import QueueEntry, Volunteer
+from bot.handover.model import ALL_QUEUES, DueEntry, OfferQuery, OffersOwed, QueueEntry, Volunteer
 from bot.handover.model import Status as HandoverStatus
 from bot.messages import Attachment, Outbound, OutButton
 
 __all__ = ["ENTRY_COLUMNS", "ENTRY_COLUMN_NAMES", "VOLUNTEER_COLUMNS", "decode", "encode", "entry",
-           "volunteer"]
+           "offer_volunteers", "offers_owed", "volunteer"]
 
 VOLUNTEER_COLUMNS = "chat_key, name, languages, queues, available"
 ENTRY_COLUMN_NAMES = ("id", "chat_key", "flow", "queue", "priority", "summary", "language",
@@ -52,3 +52,22 @@ def entry(row: Any) -> QueueEntry:
     return QueueEntry(int(row[0]), str(row[1]), str(row[2]), str(row[3]), Priority(row[4]),
                       str(row[5]), row[6], float(row[7]), HandoverStatus(row[8]), row[9], row[10],
                       row[11], row[12])
+
+
+def offer_volunteers(query: OfferQuery) -> str:
+    """The volunteers of a round of offers as the JSON rows the offers-owed query reads:
+    [chat key, ",fa,en,", ",legal,", serves every queue, fresh]. Languages and queues as
+    ",fa,en,": a substring test on them is cheaper, row by row, than unpacking a list (names
+    hold no commas: the volunteers table keeps them comma-separated)."""
+    return json.dumps([[v.chat_key, f",{','.join(v.languages)},", f",{','.join(v.queues)},",
+                        ALL_QUEUES in v.queues, v.chat_key in query.fresh]
+                       for v in query.volunteers], ensure_ascii=False)
+
+
+def offers_owed(rows: Any) -> OffersOwed:
+    """The offers-owed query's rows: (volunteer, entry columns...) for an offer owed, and
+    (NULL, entry columns..., next due time) for a chat due for offering."""
+    owed = [(str(row[0]), entry(row[1:])) for row in rows if row[0] is not None]
+    owed.sort(key=lambda pair: (*pair[1].order, pair[1].id))  # cheaper here than in SQL
+    due = tuple(DueEntry(int(row[1]), float(row[8])) for row in rows if row[0] is None)
+    return OffersOwed(tuple(owed), due)

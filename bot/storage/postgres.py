@@ -77,11 +77,19 @@ from psycopg_pool import AsyncConnectionPool
 from bot.engine.session import Session
 from bot.errors import StorageError, StorageUnavailable
 from bot.flowspec.model import Priority
-from bot.handover.model import ALL_QUEUES, DueEntry, OfferQuery, OffersOwed, QueueEntry, Volunteer
+from bot.handover.model import OfferQuery, OffersOwed, QueueEntry, Volunteer
 from bot.handover.model import Status as HandoverStatus
 from bot.messages import Inbound, Outbound
 from bot.storage.base import PendingMessage, Purged, TurnRecord, TurnState
-from bot.storage.codec import ENTRY_COLUMN_NAMES, ENTRY_COLUMNS, VOLUNTEER_COLUMNS, decode, encode
+from bot.storage.codec import (
+    ENTRY_COLUMN_NAMES,
+    ENTRY_COLUMNS,
+    VOLUNTEER_COLUMNS,
+    decode,
+    encode,
+    offer_volunteers,
+    offers_owed,
+)
 from bot.storage.codec import entry as _entry
 from bot.storage.codec import volunteer as _volunteer
 from bot.storage.postgres_faults import describe, explain_connect_failure
@@ -774,16 +782,11 @@ class PostgresStore:
         """The offers a round owes, and the chats due for offering, in one query."""
         if not query.volunteers:
             return OffersOwed((), ())
-        volunteers = [[v.chat_key, f",{','.join(v.languages)},", f",{','.join(v.queues)},",
-                       ALL_QUEUES in v.queues, v.chat_key in query.fresh] for v in query.volunteers]
         rows = await self._rows(_OFFERS_OWED, {
-            "volunteers": json.dumps(volunteers, ensure_ascii=False), "now": query.now,
+            "volunteers": offer_volunteers(query), "now": query.now,
             "cutoff": query.speakers_only_after, "all_served": query.served is None,
             "served": sorted(query.served or ())})
-        owed = [(str(row[0]), _entry(row[1:])) for row in rows if row[0] is not None]
-        owed.sort(key=lambda pair: (*pair[1].order, pair[1].id))
-        due = tuple(DueEntry(int(row[1]), float(row[8])) for row in rows if row[0] is None)
-        return OffersOwed(tuple(owed), due)
+        return offers_owed(rows)
 
     async def record_offers(self, offers: Sequence[tuple[int, str]],
                             messages: Sequence[Outbound],

@@ -31,7 +31,7 @@ import aiosqlite
 from bot.engine.session import Session
 from bot.errors import StorageError, StorageUnavailable
 from bot.flowspec.model import Priority
-from bot.handover.model import ALL_QUEUES, DueEntry, OfferQuery, OffersOwed, QueueEntry, Volunteer
+from bot.handover.model import OfferQuery, OffersOwed, QueueEntry, Volunteer
 from bot.handover.model import Status as HandoverStatus
 from bot.messages import Inbound, Outbound
 from bot.storage.base import PendingMessage, Purged, TurnRecord, TurnState
@@ -42,6 +42,7 @@ from bot.storage.codec import VOLUNTEER_COLUMNS as _VOLUNTEER_COLUMNS
 from bot.storage.codec import decode as _decode
 from bot.storage.codec import encode as _encode
 from bot.storage.codec import entry as _entry
+from bot.storage.codec import offer_volunteers, offers_owed
 from bot.storage.codec import volunteer as _volunteer
 from bot.storage.faults import explain_open_failure
 
@@ -820,18 +821,11 @@ class SqliteStore:
         volunteers in ``query.fresh``."""
         if not query.volunteers:
             return OffersOwed((), ())
-        # Languages and queues as ",fa,en,": instr() on them is cheaper, row by row, than
-        # json_each (names hold no commas: the volunteers table keeps them comma-separated).
-        volunteers = [[v.chat_key, f",{','.join(v.languages)},", f",{','.join(v.queues)},",
-                       ALL_QUEUES in v.queues, v.chat_key in query.fresh] for v in query.volunteers]
         rows = await self._conn.execute_fetchall(_OFFERS_OWED, {
-            "volunteers": json.dumps(volunteers, ensure_ascii=False), "now": query.now,
+            "volunteers": offer_volunteers(query), "now": query.now,
             "cutoff": query.speakers_only_after, "all_served": query.served is None,
             "served": json.dumps(sorted(query.served or ()), ensure_ascii=False)})
-        owed = [(str(row[0]), _entry(row[1:])) for row in rows if row[0] is not None]
-        owed.sort(key=lambda pair: (*pair[1].order, pair[1].id))  # cheaper here than in SQL
-        due = tuple(DueEntry(int(row[1]), float(row[8])) for row in rows if row[0] is None)
-        return OffersOwed(tuple(owed), due)
+        return offers_owed(rows)
 
     async def record_offers(self, offers: Sequence[tuple[int, str]],
                             messages: Sequence[Outbound],
