@@ -1,6 +1,6 @@
 """Offline translation: what a message costs with NLLB-200 600M's shape, against an Argos model's.
 
-    python bench/bench_translation.py              # all parts, ~5 minutes on a quiet machine
+    python bench/bench_translation.py              # all parts, ~8 minutes on a quiet machine
     python bench/bench_translation.py --reps 20 --mapped-reps 10 --rounds 3   # tighter figures
 
 Part 1, the pipeline and the cache, on the tiny hand-weighted models of the tests (built
@@ -11,8 +11,8 @@ cache hit, for the Argos and the NLLB family. This is the FLOOR of the pipeline.
 Part 2, model cost, on two random-weight int8 models of real shapes, built once and cached
 in ~/.cache/helpbot-bench (outside the repository; about 620 MB and a minute to build), and
 the NLLB shape again with a per-direction vocabulary map of --part2-map tokens each way
-(64,000 by default), every call going the other way (en->ps, ps->en, ...), so paying the
-output-layer reset each time:
+(by default MAX_OUTPUT_TOKENS, the install's cap), every call going the other way (en->ps,
+ps->en, ...), so paying the output-layer reset each time:
 
     nllb-600m   NLLB-200 distilled 600M: 12+12 layers, d_model 1024, FFN 4096, 16 heads,
                 vocabulary 256,206, embeddings shared (as facebook/nllb-200-distilled-600M)
@@ -39,6 +39,16 @@ other way (en->ps, ps->en, ...), as in a relay: each change of direction costs t
 output-layer reset of MultilingualRunner._select_output_layer (a CTranslate2 quirk).
 
     python bench/bench_translation.py --parts 3 --rounds 3    # part 3 alone, ~5 minutes
+
+Part 4, the cap the install ships (MAX_OUTPUT_TOKENS in bot/translation/ct2_folder.py: no
+direction's map allows more, whatever the model's vocabulary): exactly that many tokens per
+direction, every call going the other way (so paying the output-layer reset each time),
+against all 256,206 tokens (no map, the baseline), both alternating directions; 10, 20 and
+40 tokens, beam 1 and 2, 2 threads; the two arms alternated over --rounds rounds, each in a
+fresh process. It prints the median p50 of the rounds per cell with its spread, the ratio
+cap / all tokens, and whether 20 tokens meet 800 ms.
+
+    python bench/bench_translation.py --parts 4 --rounds 3 --cap-reps 7   # ~6 minutes
 
 Goals (issue 12): a 20-token message <= 800 ms p50 with the NLLB-600M shape on 2 cores;
 RSS with it loaded <= 1.2 GB; a cache hit < 1 ms.
@@ -255,10 +265,11 @@ def mapped_copy(folder: Path, allowed: int, work: Path, per_direction: bool = Fa
         os.link(file, copy / file.name)
     vocabulary = json.loads((folder / "shared_vocabulary.json").read_text(encoding="utf-8"))
     fillers = vocabulary[4:-len(LANGUAGE_TOKENS) - 1]
-    if per_direction:
+    if per_direction:  # exactly ``allowed`` each way, the language tokens included
+        each = allowed - len(LANGUAGE_TOKENS)
         lines = ["\t" + " ".join(LANGUAGE_TOKENS),
-                 "eng_Latn\t" + " ".join(fillers[:allowed]),
-                 "pbt_Arab\t" + " ".join(fillers[-allowed:])]
+                 "eng_Latn\t" + " ".join(fillers[:each]),
+                 "pbt_Arab\t" + " ".join(fillers[-each:])]
     else:
         lines = ["\t" + " ".join([*fillers[:allowed], "pbt_Arab"])]
     (copy / "vmap.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -382,17 +393,20 @@ def parse_arm(arm: str) -> tuple[int, bool, str]:
 
 def describe_arm(arm: str) -> str:
     allowed, alt, variant = parse_arm(arm)
-    label = f"{allowed or 256_206:,} tokens" + (", per direction, alternating" if alt else "")
+    label = f"{allowed or 256_206:,} tokens" + (", alternating" if alt and not allowed else
+                                                ", per direction, alternating" if alt else "")
     return label + (f", {variant}" if variant else "")
 
 
-def mapped_part(reps: int, arms: list[str], rounds: int) -> dict[str, list[dict[str, Any]]]:
-    """NLLB-600M's shape, 20 tokens, each arm in a fresh process, the arms alternated
+def mapped_part(reps: int, arms: list[str], rounds: int, part: int = 3,
+                lengths: tuple[int, ...] = (20,)) -> dict[str, list[dict[str, Any]]]:
+    """NLLB-600M's shape, ``lengths`` tokens, each arm in a fresh process, the arms alternated
     round-robin for ``rounds`` rounds (see the module doc)."""
     done: dict[str, list[dict[str, Any]]] = {arm: [] for arm in arms}
     for round_ in range(rounds):
         shift = round_ % len(arms)
-        print(f"\npart 3, round {round_ + 1}/{rounds}: nllb-600m, 20 tokens, output limited by a "
+        print(f"\npart {part}, round {round_ + 1}/{rounds}: nllb-600m, "
+              f"{'/'.join(map(str, lengths))} tokens (20 shown), output limited by a "
               f"vocabulary map, load average {', '.join(f'{x:.2f}' for x in os.getloadavg())}",
               flush=True)
         for arm in arms[shift:] + arms[:shift]:
@@ -400,11 +414,13 @@ def mapped_part(reps: int, arms: list[str], rounds: int) -> dict[str, list[dict[
             env, threads = VARIANTS[variant]
             command = [sys.executable, __file__, "--worker", "nllb-600m", "--threads", str(threads),
                        "--reps", str(reps), "--output-tokens", str(allowed)]
+            command += ["--all-lengths"] if lengths != (20,) else []
             run = subprocess.run(command + (["--alternate"] if alt else []), capture_output=True,
                                  text=True, check=True, cwd=REPO, env={**os.environ, **env})
             result = json.loads(run.stdout.strip().splitlines()[-1])
             assert result["vmap"] == bool(allowed)
             result["loadavg"] = os.getloadavg()[0]
+            assert not alt or not allowed or result["resets"] >= reps  # a reset every call
             done[arm].append(result)
             cells = [f"beam {b}: p50 {percentile(result['samples'][f'{b}/20'], .5) * 1e3:5.0f} / p95 "
                      f"{percentile(result['samples'][f'{b}/20'], .95) * 1e3:5.0f} ms" for b in BEAMS]
@@ -443,6 +459,27 @@ def summarise_mapped(done: dict[str, list[dict[str, Any]]]) -> None:
                   "800 ms; no break-even between them")
 
 
+def summarise_cap(done: dict[str, list[dict[str, Any]]], cap: int) -> None:
+    """Part 4: per beam and length, the median p50 over rounds [min-max] of all tokens and
+    of the cap, and their ratio."""
+    print(f"\npart 4 summary: the install's cap, {cap:,} tokens per direction, against all "
+          "256,206, directions alternating, 2 threads: median of the rounds' p50 [min-max]")
+    print(f"  {'beam':>4} {'tokens':>6}  {'all 256,206':>20}  {f'cap {cap:,}':>20}  ratio")
+    full, capped = done["0/alt"], done[f"{cap}/alt"]
+
+    def cell(results: list[dict[str, Any]], key: str) -> tuple[float, str]:
+        p50s = [percentile(r["samples"][key], .5) * 1e3 for r in results]
+        median = statistics.median(p50s)
+        return median, f"{median:5.0f} ms [{min(p50s):.0f}-{max(p50s):.0f}]"
+
+    for beam in BEAMS:
+        for n in LENGTHS:
+            key = f"{beam}/{n}"
+            (base, base_text), (mine, mine_text) = cell(full, key), cell(capped, key)
+            verdict = f"  (goal <= 800 ms: {'met' if mine <= 800 else 'NOT met'})" if n == 20 else ""
+            print(f"  {beam:>4} {n:>6}  {base_text:>20}  {mine_text:>20}  {mine / base:.2f}x{verdict}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--reps", type=int, default=3, help="part 2: timed calls per configuration")
@@ -452,7 +489,9 @@ def main() -> None:
     parser.add_argument("--output-tokens", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--alternate", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--all-lengths", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--part2-map", type=int, default=64_000,
+    from bot.translation.ct2_folder import MAX_OUTPUT_TOKENS
+
+    parser.add_argument("--part2-map", type=int, default=MAX_OUTPUT_TOKENS,
                         help="part 2: also time NLLB-600M with a per-direction map of this many "
                              "tokens each way, directions alternating (0: not)")
     parser.add_argument("--mapped", default=DEFAULT_ARMS,
@@ -461,13 +500,15 @@ def main() -> None:
                              f"variants {', '.join(v for v in VARIANTS if v)}")
     parser.add_argument("--rounds", type=int, default=2, help="part 3: rounds over the sizes")
     parser.add_argument("--mapped-reps", type=int, default=5, help="part 3: timed calls per cell")
-    parser.add_argument("--parts", default="1,2,3", help="which parts to run (comma-separated)")
+    parser.add_argument("--cap-reps", type=int, default=5, help="part 4: timed calls per cell")
+    parser.add_argument("--parts", default="1,2,3,4", help="which parts to run (comma-separated)")
     args = parser.parse_args()
     if args.worker:
         folder = model_folder(args.worker)
         lengths = LENGTHS if args.all_lengths else (20,)
         if not args.output_tokens:
-            print(json.dumps(worker(args.worker, folder, args.threads, args.reps, lengths)))
+            print(json.dumps(worker(args.worker, folder, args.threads, args.reps, lengths,
+                                    args.alternate)))
             return
         with tempfile.TemporaryDirectory(prefix="bench-vmap-", dir=CACHE) as tmp:
             mapped = mapped_copy(folder, args.output_tokens, Path(tmp), args.alternate)
@@ -489,6 +530,10 @@ def main() -> None:
     mapped = mapped_part(args.mapped_reps, arms, args.rounds) if "3" in parts and arms else {}
     if mapped:
         summarise_mapped(mapped)
+    cap_arms = ["0/alt", f"{MAX_OUTPUT_TOKENS}/alt"]
+    capped = mapped_part(args.cap_reps, cap_arms, args.rounds, 4, LENGTHS) if "4" in parts else {}
+    if capped:
+        summarise_cap(capped, MAX_OUTPUT_TOKENS)
     print("\ngoals (2 threads):")
     argos2 = next((r for r in results if r["kind"] == "argos" and r["threads"] == 2), None)
     for nllb2 in [r for r in results if r["kind"] == "nllb-600m" and r["threads"] == 2]:
@@ -498,8 +543,8 @@ def main() -> None:
                       "shape" if argos2 else "")
             print(f"  {nllb2['label']} 20 tokens, beam {beam}: p50 {p50 * 1e3:.0f} ms (goal <= 800 ms: "
                   f"{'met' if p50 <= 0.8 else 'NOT met'}){versus}")
-    peaks = [r["rss_peak"] for r in [*results, *(r for rs in mapped.values() for r in rs)]
-             if r["kind"] == "nllb-600m"]
+    timed = [*results, *(r for arms in (mapped, capped) for rs in arms.values() for r in rs)]
+    peaks = [r["rss_peak"] for r in timed if r["kind"] == "nllb-600m"]
     if peaks:
         print(f"  nllb-600m RSS peak {max(peaks):.0f} MB (goal <= 1200 MB: "
               f"{'met' if max(peaks) <= 1200 else 'NOT met'})")

@@ -32,6 +32,7 @@ from bot.text.bidi import FSI, PDI
 from bot.translation.argos_models import install_models
 from bot.translation.ct2_folder import (
     MANIFEST,
+    MAX_OUTPUT_TOKENS,
     VOCABULARY_MAP,
     build_vocabulary_map,
     inspect_folder,
@@ -168,6 +169,120 @@ def test_the_vocabulary_map_allows_per_direction_only_the_targets_script() -> No
     assert mapping.serves("eng_Latn", "pbt_Arab") and mapping.serves("pbt_Arab", "eng_Latn")
     assert not mapping.serves("pbt_Arab", "urd_Arab")  # Pashto -> Urdu: no map, all tokens
     assert not mapping.serves("urd_Arab", "eng_Latn")  # a language the vocabulary lacks
+
+
+_ARABIC_LETTERS = "بتثجحخدذرزسشصضطظعغفقکگلمنهوی"
+_ALL_SIX = ["eng_Latn", "pbt_Arab", "prs_Arab", "pes_Arab", "urd_Arab", "hin_Deva"]
+
+
+def test_the_cap_keeps_each_directions_most_frequent_pieces_and_never_cuts_the_rest() -> None:
+    """Laid out as SentencePiece BPE lays out NLLB-200's vocabulary: merged pieces, most
+    frequent (lowest id) first, then every single character. Each direction is cut to the
+    cap on its own; masks, digits, punctuation, byte pieces, the language tokens and the
+    single letters are never cut; the identity lines (the message's own Latin pieces) stay."""
+    english = [f"\u2581w{a}{b}" for a in "abcdefgh" for b in "abcde"]  # 40 ASCII merges
+    eastern = [f"\u2581{a}{b}" for a in _ARABIC_LETTERS[:8] for b in _ARABIC_LETTERS[:5]]  # 40
+    merges = [piece for pair in zip(english, eastern, strict=True) for piece in pair]
+    never_cut = ["\u2581[", "0]", "،", "<0x41>", "0", "[", "]"]
+    singles = {"pbt_Arab": {"a", "\u2581a", "é"}, "eng_Latn": {"س", "\u2581س", "न"}}
+    vocabulary = ["<s>", "<pad>", "</s>", "<unk>", *merges, *never_cut, "a", "\u2581a", "é", "س",
+                  "\u2581س", "न", *_ALL_SIX, "deu_Latn", "<mask>"]
+    always = {*never_cut, *_ALL_SIX}
+    cap = len(always) + 3 + 10  # room for the 3 single letters and 10 merges each way
+
+    mapping = build_vocabulary_map(vocabulary, NLLB, cap=cap)
+    assert mapping.always == always
+    assert mapping.by_source["eng_Latn"] == singles["eng_Latn"] | set(eastern[:10])
+    assert mapping.by_source["pbt_Arab"] == singles["pbt_Arab"] | set(english[:10])
+    assert mapping.by_source["hin_Deva"] == mapping.by_source["pbt_Arab"]  # each into English
+    for token in _ALL_SIX:
+        assert mapping.allowed(token) == cap and mapping.capped(token)
+        assert mapping.candidates[token] == len(always) + 3 + 40
+    assert mapping.copied == {*english, "a", "\u2581a", "é"}  # a name may still be copied
+
+    tiny = build_vocabulary_map(vocabulary, NLLB, cap=1)  # below what is never cut
+    assert tiny.always == always
+    assert tiny.by_source["eng_Latn"] == singles["eng_Latn"]
+    assert tiny.by_source["urd_Arab"] == singles["pbt_Arab"]
+
+    whole = build_vocabulary_map(vocabulary, NLLB)  # the shipped cap: far above 93 tokens
+    assert whole.by_source["eng_Latn"] == singles["eng_Latn"] | set(eastern)
+    assert not any(whole.capped(token) for token in _ALL_SIX)
+    assert whole.cap == MAX_OUTPUT_TOKENS and mapping.cap == cap
+
+
+def _capped_folder(tmp_path: Path) -> tuple[Path, list[str], str]:
+    """A tiny model whose Pashto has more pieces than a small cap leaves: 150 Arabic-script
+    words it translates into English, and "help", which it translates into the last of them."""
+    fillers = [a + b for a in _ARABIC_LETTERS for b in _ARABIC_LETTERS if a != b][:150]
+    tables = {"en": {"سلام": "hello", "ملګری": "friend", **{w: "hello" for w in fillers}},
+              "ps": {"hello": "سلام", "friend": "ملګری", "help": fillers[-1]}}
+    folder = build_tiny_nllb(tmp_path, tables, name="capped")
+    vocabulary = json.loads((folder / "shared_vocabulary.json").read_text(encoding="utf-8"))
+    return folder, vocabulary, fillers[-1]
+
+
+def test_a_capped_map_still_translates_both_ways_and_keeps_the_masks(tmp_path: Path) -> None:
+    folder, vocabulary, last = _capped_folder(tmp_path)
+    uncapped = build_vocabulary_map(vocabulary, NLLB)
+    singles = sum(1 for t in uncapped.by_source["pbt_Arab"] if len(t.removeprefix("\u2581")) == 1)
+    cap = len(uncapped.always) + singles + 3  # into English: the single letters and 3 pieces
+    mapping = write_vocabulary_map(folder, vocabulary, NLLB, cap=cap)
+    assert mapping.capped("eng_Latn") and mapping.capped("pbt_Arab")
+    assert mapping.allowed("eng_Latn") == mapping.allowed("pbt_Arab") == cap
+    # The most frequent (first) pieces are the ones kept, each way.
+    assert {"\u2581سلام", "\u2581ملګری"} <= mapping.by_source["eng_Latn"]
+    assert f"\u2581{last}" not in mapping.by_source["eng_Latn"]
+    assert {"\u2581hello", "\u2581friend", "\u2581help"} <= mapping.by_source["pbt_Arab"]
+    assert len(mapping.by_source["pbt_Arab"]) < len(uncapped.by_source["pbt_Arab"])
+
+    runner = MultilingualRunner(folder, NLLB, "sentencepiece.bpe.model")
+    for _ in range(2):  # directions alternating on one loaded model
+        assert runner.translate_sentences(["hello friend [0]"], "en", "ps") == ["سلام ملګری [0]"]
+        assert runner.translate_sentences(["سلام ملګری [1]"], "ps", "en") == ["hello friend [1]"]
+    [cut] = runner.translate_sentences(["help"], "en", "ps")
+    assert last not in cut  # the cap is what CTranslate2 applies: that piece is not scored
+    write_vocabulary_map(folder, vocabulary, NLLB)  # the same model, not capped
+    whole = MultilingualRunner(folder, NLLB, "sentencepiece.bpe.model")
+    assert whole.translate_sentences(["help"], "en", "ps") == [last]
+
+
+def test_install_and_list_say_when_the_cap_cut_a_direction(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    folder, vocabulary, _ = _capped_folder(tmp_path)
+    uncapped = build_vocabulary_map(vocabulary, NLLB)
+    singles = sum(1 for t in uncapped.by_source["pbt_Arab"] if len(t.removeprefix("\u2581")) == 1)
+    cap = len(uncapped.always) + singles + 3  # into English: the single letters and 3 pieces
+    expected = build_vocabulary_map(vocabulary, NLLB, cap=cap)
+    assert expected.capped("eng_Latn") and expected.capped("pbt_Arab")
+    monkeypatch.setattr("bot.translation.ct2_folder.MAX_OUTPUT_TOKENS", cap)
+    monkeypatch.setenv("BOT_MODELS_DIR", str(tmp_path / "models"))
+    assert main(["models", "install", str(folder), "--accept-licence"]) == 0
+    out = capsys.readouterr().out
+    total = f"{len(vocabulary):,}"
+    into = expected.candidates["pbt_Arab"]
+    line = (f"ps->en: {cap} of {total} tokens (ASCII and single Latin-1 letters), capped: {cap} "
+            f"of {into:,} candidates (the most frequent kept)")
+    assert line in out
+    assert (f"en->ps/prs/fa/ur/hi: {cap} of {total} tokens (Arabic and Devanagari script), "
+            f"capped: {cap} of {expected.candidates['eng_Latn']:,} candidates (the most frequent "
+            "kept), and the Latin pieces of the message itself") in out
+    installed = tmp_path / "models" / "capped"
+    manifest = json.loads((installed / MANIFEST).read_text(encoding="utf-8"))
+    assert manifest["output_cap"] == cap and manifest["output_candidates"]["pbt_Arab"] == into
+    assert main(["models", "list"]) == 0
+    assert line in capsys.readouterr().out
+
+    # A model installed before the cap, whose map allows more: list says how to cap it.
+    del manifest["output_candidates"]
+    (installed / MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
+    write_vocabulary_map(installed, vocabulary, NLLB, cap=10**9)
+    monkeypatch.setattr("bot.translation.installed.MAX_OUTPUT_TOKENS", cap)
+    assert main(["models", "list"]) == 0
+    listing = capsys.readouterr().out
+    assert "(the most frequent kept)" not in listing
+    assert (f"more than {cap} tokens in a direction (installed before the cap); python -m bot "
+            f"models install {installed} --accept-licence caps them") in listing
 
 
 async def test_an_installed_model_is_held_to_the_targets_script_each_way(tmp_path: Path) -> None:

@@ -32,6 +32,13 @@ the map is keyed by that token:
 * every Latin piece maps to itself: a name or an acronym of the message ("NHS",
   "Médecins") may be kept as written in its translation, as NLLB often does.
 
+Each direction allows at most MAX_OUTPUT_TOKENS tokens, whatever the model's vocabulary
+holds, so a decoding step scores at most that many rows whichever NLLB-200 or M2M-100
+folder is installed (the cost per size: bench/bench_translation.py, parts 3 and 4). A
+direction with more candidates keeps the most frequent ones (``_most_frequent``), and never
+cuts the tokens marked "always" above, nor the single letters of its script; the Latin
+pieces a message itself holds are added on top (a few per message).
+
 Between two non-English languages (Pashto -> Urdu) the map would forbid the target's own
 script, so the runner does not use it there (``VocabularyMap.serves``). A model installed
 before per-direction maps has a one-line map (everything in the bot's scripts, for every
@@ -46,14 +53,15 @@ import re
 import struct
 import unicodedata
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from bot.errors import TranslationError
 from bot.translation.families import Family, recognise
 
-__all__ = ["MANIFEST", "TOKENIZERS", "VOCABULARY_MAP", "FolderModel", "ModelShape", "VocabularyMap",
+__all__ = ["MANIFEST", "MAX_OUTPUT_TOKENS", "TOKENIZERS", "VOCABULARY_MAP", "FolderModel",
+           "ModelShape", "VocabularyMap",
            "build_vocabulary_map", "inspect_folder", "read_manifest", "read_shape", "read_vocabulary",
            "read_vocabulary_map", "write_vocabulary_map"]
 
@@ -66,6 +74,12 @@ TOKENIZERS = ("sentencepiece.bpe.model", "sentencepiece.model")
 #: Files copied on install: a folder may also hold a PyTorch checkpoint of several GB.
 EXTRA_FILES = ("README.md", "LICENSE", "LICENSE.md", "LICENSE.txt")
 VOCABULARY_MAP = "vmap.txt"
+#: The most tokens a direction's map allows (its "always" line and its language's line),
+#: so that a step's cost is bounded whatever the model's vocabulary. With NLLB-600M's shape
+#: on the project's 2 shared cores, 20 tokens with the direction changing every call took
+#: 615 ms greedy, 665 ms with beam 2 (p50, median of 3 rounds; bench/bench_translation.py
+#: part 4), against 800 ms at ~124k (greedy) and ~92k (beam 2) tokens (part 3).
+MAX_OUTPUT_TOKENS = 64_000
 #: Characters any translation may hold: SentencePiece's word marker, the digits and the
 #: punctuation of the bot's scripts (ZWNJ, which Persian and Dari write inside words, too).
 _COMMON = (
@@ -83,6 +97,7 @@ _EASTERN = (
     (0xFB50, 0xFDFF), (0xFE70, 0xFEFF),  # Arabic presentation forms
     (0x0900, 0x097F), (0xA8E0, 0xA8FF),  # Devanagari
 )
+_WORD_MARKER = "\u2581"  # SentencePiece's, before a piece that starts a word
 _LATIN_1_LETTERS = (0x00C0, 0x00FF)  # À..ÿ (× and ÷ are in _COMMON)
 #: model.bin versions whose header layout is the one read here (CTranslate2 3.x and 4.x).
 _BINARY_VERSIONS = (5, 6)
@@ -318,6 +333,11 @@ class VocabularyMap:
     """The family's English token (which directions a line serves)."""
     copied: frozenset[str] = frozenset()
     """Pieces allowed when the source holds them (Latin: names, acronyms)."""
+    candidates: dict[str, int] = field(default_factory=dict)
+    """Source language token -> how many tokens its direction would allow without
+    the cap (known when the map is built, not when read back from vmap.txt)."""
+    cap: int = 0
+    """The cap it was built with (0: read back from vmap.txt, not known)."""
 
     @property
     def per_direction(self) -> bool:
@@ -336,6 +356,10 @@ class VocabularyMap:
         pieces of its own source, and <unk> <s> </s>, which CTranslate2 adds)."""
         return len(self.always | self.by_source.get(source_token, frozenset()))
 
+    def capped(self, source_token: str) -> bool:
+        """Whether the cap cut this direction (its most frequent tokens kept)."""
+        return self.candidates.get(source_token, 0) > self.allowed(source_token)
+
     def lines(self) -> Iterator[str]:
         yield "\t" + " ".join(sorted(self.always))
         for key, tokens in self.by_source.items():
@@ -351,8 +375,33 @@ class VocabularyMap:
         return (batch[0][0], *sorted({t for source in batch for t in source if t in self.copied}))
 
 
-def build_vocabulary_map(vocabulary: list[str], family: Family) -> VocabularyMap:
-    """The per-direction map of a model (see the module doc)."""
+def _most_frequent(pieces: list[str], room: int) -> frozenset[str]:
+    """``pieces`` (in vocabulary order) cut to ``room``: the single letters, then the
+    lowest ids, which are the most frequent pieces.
+
+    Why the order is frequency: the converter keeps the Hugging Face tokenizer's id order
+    (CTranslate2 python/ctranslate2/converters/transformers.py, ModelLoader.get_vocabulary
+    sorts tokenizer.get_vocab() by id; M2M100Loader only moves <unk> and appends the
+    language tokens and madeupwords). M2M-100's come from its vocab.json (transformers
+    M2M100Tokenizer), the fairseq dictionary, which Dictionary.finalize "sort[s] ... by
+    frequency in descending order, ignoring special ones" (fairseq/data/dictionary.py,
+    Counter.most_common of the training data's counts). NLLB-200's are its SentencePiece
+    model's + 1 (transformers NllbTokenizer: "Original fairseq vocab and spm vocab must be
+    aligned", fairseq_offset = 1), and SentencePiece's BPE trainer emits the pieces in
+    merge order, each merge the most frequent pair left (score = -rank, so the scores hold
+    the same order), and THEN every single character (google/sentencepiece
+    src/bpe_model_trainer.cc, "Adds required_chars_"). So the single letters come last
+    although they are what spells any word: they are kept first, never cut."""
+    singles = [p for p in pieces if len(p.removeprefix(_WORD_MARKER)) == 1]
+    longer = [p for p in pieces if len(p.removeprefix(_WORD_MARKER)) != 1]
+    return frozenset(singles) | frozenset(longer[:max(0, room - len(singles))])
+
+
+def build_vocabulary_map(vocabulary: list[str], family: Family,
+                         cap: int | None = None) -> VocabularyMap:
+    """The per-direction map of a model (see the module doc), each direction cut to
+    ``cap`` tokens (MAX_OUTPUT_TOKENS by default)."""
+    limit = MAX_OUTPUT_TOKENS if cap is None else cap
     languages = set(family.tokens.values())
     pattern = family.token_pattern
     kinds: dict[str, list[str]] = {"common": [], "english": [], "latin": [], "eastern": []}
@@ -364,16 +413,21 @@ def build_vocabulary_map(vocabulary: list[str], family: Family) -> VocabularyMap
             kinds[kind].append(token)
     english = family.tokens["en"]
     present = [token for token in family.tokens.values() if token in set(vocabulary)]
-    into_english = frozenset(kinds["english"])
-    by_source = {token: frozenset(kinds["eastern"]) if token == english else into_english
-                 for token in present}
-    return VocabularyMap(len(vocabulary), frozenset(kinds["common"]) | frozenset(present),
-                         by_source, english, frozenset(kinds["english"] + kinds["latin"]))
+    always = frozenset(kinds["common"]) | frozenset(present)
+    room = limit - len(always)  # never cut: masks, digits, punctuation, language tokens
+    from_english = _most_frequent(kinds["eastern"], room)
+    into_english = _most_frequent(kinds["english"], room)
+    by_source = {token: from_english if token == english else into_english for token in present}
+    candidates = {token: len(always) + len(kinds["eastern" if token == english else "english"])
+                  for token in present}
+    return VocabularyMap(len(vocabulary), always, by_source, english,
+                         frozenset(kinds["english"] + kinds["latin"]), candidates, limit)
 
 
-def write_vocabulary_map(folder: Path, vocabulary: list[str], family: Family) -> VocabularyMap:
+def write_vocabulary_map(folder: Path, vocabulary: list[str], family: Family,
+                         cap: int | None = None) -> VocabularyMap:
     """Write vmap.txt for the model in ``folder``; returns what it allows."""
-    mapping = build_vocabulary_map(vocabulary, family)
+    mapping = build_vocabulary_map(vocabulary, family, cap)
     (folder / VOCABULARY_MAP).write_text("".join(line + "\n" for line in mapping.lines()),
                                          encoding="utf-8")
     return mapping

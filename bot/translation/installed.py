@@ -29,6 +29,7 @@ from bot.text.languages import LANGUAGES
 from bot.translation import argos_models
 from bot.translation.ct2_folder import (
     MANIFEST,
+    MAX_OUTPUT_TOKENS,
     FolderModel,
     VocabularyMap,
     inspect_folder,
@@ -207,15 +208,30 @@ def describe_vocabulary_map(model: ModelInfo) -> list[str]:
                 f"older install); {again} writes a smaller one per direction, which is faster"]
     codes = {token: code for code, token in model.family.tokens.items()}
     others = [codes[t] for t in mapping.by_source if t != mapping.english and t in codes]
+    manifest = read_manifest(model.path) or {}
+    candidates = manifest.get("output_candidates")
+    if not isinstance(candidates, dict):  # installed before the cap
+        candidates = {}
+
+    def count(token: str, kind: str) -> str:
+        allowed = mapping.allowed(token)
+        known = candidates.get(token)
+        cut = (f", capped: {allowed:,} of {known:,} candidates (the most frequent kept)"
+               if isinstance(known, int) and known > allowed else "")
+        return f"{allowed:,} of {total} tokens ({kind}){cut}"
+
     lines = []
     if mapping.english in mapping.by_source:
-        lines.append(f"en->{'/'.join(others)}: {mapping.allowed(mapping.english):,} of {total} "
-                     "tokens (Arabic and Devanagari script), and the Latin pieces of the message itself")
+        lines.append(f"en->{'/'.join(others)}: "
+                     f"{count(mapping.english, 'Arabic and Devanagari script')}, and the Latin "
+                     "pieces of the message itself")
     for token in mapping.by_source:
         if token != mapping.english and token in codes:
-            lines.append(f"{codes[token]}->en: {mapping.allowed(token):,} of {total} tokens "
-                         "(ASCII and single Latin-1 letters)")
+            lines.append(f"{codes[token]}->en: {count(token, 'ASCII and single Latin-1 letters')}")
     lines.append(f"between two of {'/'.join(others)}: all {total} tokens (no map)")
+    if not candidates and any(mapping.allowed(t) > MAX_OUTPUT_TOKENS for t in mapping.by_source):
+        lines.append(f"more than {MAX_OUTPUT_TOKENS:,} tokens in a direction (installed before "
+                     f"the cap); {again} caps them, which is faster")
     return lines
 
 
@@ -293,6 +309,9 @@ def _install_folder(found: FolderModel, root: Path, name: str | None,
             "variant": variant,
             "shape": shape.__dict__ if shape else None,
             "output_tokens": {token: mapping.allowed(token) for token in mapping.by_source},
+            # What each direction would allow without the cap (vmap.txt cannot say it).
+            "output_candidates": mapping.candidates,
+            "output_cap": mapping.cap,
             "vocabulary": len(vocabulary),
             "licence": found.family.licence,
             "licence_accepted": time.strftime("%Y-%m-%d") if not found.family.commercial_use else None,
