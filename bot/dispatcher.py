@@ -503,7 +503,8 @@ def merge_turn(messages: list[Outbound], limit: int) -> list[Outbound]:
                 and len(last.text) + 2 + len(message.text) <= limit):
             merged[-1] = replace(message, text=f"{last.text}\n\n{message.text}",
                                  key=f"{last.key}+{message.key}",
-                                 meta={**last.meta, **message.meta})
+                                 meta={**last.meta, **message.meta},
+                                 about=tuple(dict.fromkeys((*last.about, *message.about))))
         else:
             merged.append(message)
     return merged

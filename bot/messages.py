@@ -164,3 +164,7 @@ class Outbound:
     meta: dict[str, str] = field(default_factory=dict)
     #: A file to deliver with ``text`` as its caption (a relayed voice note, photo ...).
     attachment: Attachment | None = None
+    #: Other chats this message quotes, summarises or names (a person's words relayed to
+    #: their volunteer, an offer of their chat): a /forget of one of them deletes it
+    #: undelivered, as it deletes what waits for that chat itself.
+    about: tuple[str, ...] = ()

@@ -149,6 +149,116 @@ async def test_forget_leaves_nothing_in_the_file_or_its_wal(backend: Backend, fl
     assert leaks(db, [PERSON_ID, SENTENCE, VOLUNTEER_REPLY, UPDATE_MARK]) == []
 
 
+#: What the person writes to the volunteer while the volunteer's platform is refusing for now.
+UNDELIVERED_SENTENCE = "Tell Mrs Thistlewaite-Obuya the Kettering flat has damp in every room"
+
+
+async def test_forget_deletes_what_waits_for_a_volunteer_about_the_person(backend: Backend) -> None:
+    """A relay of the person's words the volunteer's platform has not taken yet, and the desk's
+    notice that they left, wait in the outbox addressed to the volunteer: /forget deletes them
+    too, from the disk, and keeps what waits for the volunteer about nothing of the person's."""
+    from bot.errors import TransportError
+
+    store = await backend.open()
+    try:
+        library = load_library([default_flows_dir()])
+        localizer = Localizer(CatalogSet())
+        desk = HandoverDesk(store, localizer, None, DeskSettings(hours="00:00-00:00"))
+        transport = MemoryTransport()
+        chat = Chat(Dispatcher(store, lambda: library, localizer, transport, desk=desk), transport)
+        await store.add_volunteer(VOLUNTEER)
+        await chat.say(VOLUNTEER.chat_key, "/available")
+        await reach_a_volunteer_shipped(chat)
+        assert (await chat.say(VOLUNTEER.chat_key, "/take"))[0].text.startswith("You are now in")
+        transport.fail_chats[VOLUNTEER.chat_key] = TransportError("the platform is down for now")
+        own = await chat.say(VOLUNTEER.chat_key, "/help")  # the volunteer's own, kept
+        assert own == []
+        assert await chat.say(PERSON, UNDELIVERED_SENTENCE) == []
+        waiting = [p.message.text for p in await store.pending(VOLUNTEER.chat_key)]
+        assert len(waiting) == 2 and "/available" in waiting[0]  # the help: nothing of theirs
+        assert waiting[1].endswith(UNDELIVERED_SENTENCE)
+        assert leaks(backend, [UNDELIVERED_SENTENCE])
+
+        confirm = await chat.say(PERSON, "/forget")  # also the notice "the person ended the chat"
+        assert len(await store.pending(VOLUNTEER.chat_key)) == 3
+        done = await chat.tap(PERSON, button(confirm, "Yes, delete it"))
+        assert [m.key for m in done if m.chat_key == PERSON] == ["forget.done"]
+
+        assert [p.message.text for p in await store.pending(VOLUNTEER.chat_key)] == waiting[:1]
+        assert count(backend, "SELECT count(*) FROM outbox WHERE chat_key = ?",
+                     VOLUNTEER.chat_key) == 1
+        assert leaks(backend, [UNDELIVERED_SENTENCE, PERSON_ID, UPDATE_MARK]) == []
+    finally:
+        await store.close()
+    assert leaks(backend, [UNDELIVERED_SENTENCE, PERSON_ID, UPDATE_MARK]) == []
+
+
+async def test_forget_deletes_rows_about_the_chat_by_every_write_path(backend: Backend) -> None:
+    """A turn's commit, a round of offers and a notice from the queue's clock each record
+    what a message is about; a forget deletes those about the chat (alone or among others)
+    and keeps the rest, whose about comes back as written."""
+    from bot.engine.session import Session
+    from bot.storage.base import TurnRecord
+
+    other = "telegram:other"
+    store = await backend.open()
+    try:
+        await store.commit_turn(TurnRecord(PERSON, Session(language="en", started=True), [
+            Outbound(PERSON, "to the person"),
+            Outbound(VOLUNTEER.chat_key, f"relay: {SENTENCE}", about=(PERSON,))]))
+        await store.record_offers([], [Outbound(VOLUNTEER.chat_key, f"offer: {SENTENCE}",
+                                                about=(other, PERSON))])
+        await store.enqueue([Outbound(VOLUNTEER.chat_key, "about someone else", about=(other,)),
+                             Outbound(VOLUNTEER.chat_key, "the volunteer's own")])
+        assert leaks(backend, [SENTENCE])
+        await store.forget(PERSON)
+        kept = [(p.message.text, p.message.about) for p in await store.pending()]
+        assert kept == [("about someone else", (other,)), ("the volunteer's own", ())]
+        assert leaks(backend, [SENTENCE, PERSON_ID]) == []
+    finally:
+        await store.close()
+
+
+async def test_rows_from_before_about_existed_read_back_and_are_forgotten(backend: Backend) -> None:
+    """A database of the previous schema, holding undelivered replies, upgrades: they read
+    back about no one, a forget deletes those of its chat, and new rows record about."""
+    from bot.storage.codec import encode
+
+    old = Outbound(VOLUNTEER.chat_key, "written by the previous version")
+    mine = Outbound(PERSON, SENTENCE)
+    if backend.kind == "postgres":
+        import psycopg
+
+        from bot.storage.postgres import MIGRATIONS as PG_MIGRATIONS
+
+        with psycopg.connect(backend.where, autocommit=True) as conn:
+            conn.execute("CREATE TABLE helpbot_schema (version integer NOT NULL)")
+            for number, migration in enumerate(PG_MIGRATIONS[:-1], start=1):
+                conn.execute(migration.encode())
+                conn.execute("INSERT INTO helpbot_schema (version) VALUES (%s)", (number,))
+            for message in (old, mine):
+                conn.execute("INSERT INTO outbox (chat_key, payload, created_at) VALUES (%s, %s, 0)",
+                             (message.chat_key, encode(message)))
+    else:
+        from bot.storage.sqlite import MIGRATIONS
+
+        raw = sqlite3.connect(backend.where)
+        raw.executescript("".join(MIGRATIONS[:-1]) + f"; PRAGMA user_version={len(MIGRATIONS) - 1};")
+        raw.executemany("INSERT INTO outbox (chat_key, payload, created_at) VALUES (?, ?, 0)",
+                        [(m.chat_key, encode(m)) for m in (old, mine)])
+        raw.commit()
+        raw.close()
+    store = await backend.open()
+    try:
+        assert [p.message for p in await store.pending()] == [old, mine]
+        await store.enqueue([Outbound(VOLUNTEER.chat_key, f"offer: {SENTENCE}", about=(PERSON,))])
+        await store.forget(PERSON)
+        assert [p.message for p in await store.pending()] == [old]
+        assert leaks(backend, [SENTENCE]) == []
+    finally:
+        await store.close()
+
+
 def count(backend: Backend, query: str, *args: str) -> int:
     """A count read past the store, on a connection of its own."""
     if backend.kind == "postgres":

@@ -258,7 +258,8 @@ class HandoverDesk:
             await self.store.close_entry(entry.id, "the person left")
             if volunteer is not None:
                 result.outbound.append(_desk(volunteer.chat_key, f"#{entry.id}: the person ended "
-                                             "the chat. It is closed. /queue shows who is waiting."))
+                                             "the chat. It is closed. /queue shows who is waiting.",
+                                             entry))
             if leaving:
                 result.outbound.append(await self._say(entry, "handover.left"))
             else:
@@ -269,7 +270,7 @@ class HandoverDesk:
         if inbound.kind is InboundKind.TEXT:
             text = await self._relay_text(inbound.text, entry.language, volunteer.languages[0],
                                           for_volunteer=True)
-            result.outbound.append(_desk(volunteer.chat_key, f"#{entry.id}: {text}"))
+            result.outbound.append(_desk(volunteer.chat_key, f"#{entry.id}: {text}", entry))
         elif inbound.kind is InboundKind.MEDIA and inbound.attachment is not None and \
                 inbound.attachment.kind in RELAYED_MEDIA:
             text = f"#{entry.id}: {_MEDIA_NAMES[inbound.attachment.kind]} from the person"
@@ -279,11 +280,12 @@ class HandoverDesk:
                 text += f":\n{caption}"
             result.outbound.append(Outbound(volunteer.chat_key, text, key=MEDIA_KEY,
                                             meta={"handover": str(entry.id)},
-                                            attachment=inbound.attachment))
+                                            attachment=inbound.attachment,
+                                            about=(entry.chat_key,)))
         elif inbound.kind is InboundKind.MEDIA:
             result.outbound.append(_desk(volunteer.chat_key, f"#{entry.id}: [the person sent a "
                                          f"{inbound.media}; only text, voice notes, photos and "
-                                         "documents are passed on here]"))
+                                         "documents are passed on here]", entry))
             result.outbound.append(await self._say(entry, "handover.text_only"))
         else:  # a tap on an old flow button, or another command
             result.outbound.append(await self._say(entry, "handover.with_volunteer"))
@@ -367,7 +369,7 @@ class HandoverDesk:
             return DeskResult([invite, _desk(me, f"#{holding.id}: the person was asked to write "
                                              "again (on WhatsApp, with the approved invitation). "
                                              "Their reply comes here; you are told if it cannot "
-                                             "be delivered.")], seen=seen)
+                                             "be delivered.", holding)], seen=seen)
         return DeskResult([_desk(me, VOLUNTEER_HELP)], seen=seen)
 
     async def _take(self, volunteer: Volunteer, argument: str,
@@ -410,14 +412,14 @@ class HandoverDesk:
         joined = Outbound(joined.chat_key, joined.text, language=joined.language, rtl=joined.rtl,
                           key=joined.key, meta={"template": REOPEN_TEMPLATE, "from": me,
                                                 "handover": str(choice.id)})
-        return DeskResult([_desk(me, card), joined], seen=(choice.id, "volunteer"))
+        return DeskResult([_desk(me, card, choice), joined], seen=(choice.id, "volunteer"))
 
     async def _finish(self, volunteer: Volunteer, entry: QueueEntry, command: str,
                       argument: str) -> DeskResult:
         me = volunteer.chat_key
         if command == "done":
             await self.store.close_entry(entry.id, "done")
-            return DeskResult([_desk(me, f"#{entry.id} is closed. Thank you."),
+            return DeskResult([_desk(me, f"#{entry.id} is closed. Thank you.", entry),
                                await self._say(entry, "handover.closed")])
         queue = None
         if command == "transfer":
@@ -428,14 +430,15 @@ class HandoverDesk:
                 first = (f"No volunteer serves a queue called {queue!r}." if queue else
                          "Say which queue, e.g. /transfer " + (served[0] if served else "legal") + ".")
                 return DeskResult([_desk(me, f"{first} Queues you can transfer to: {known}. "
-                                         f"Chat #{entry.id} is still with you.")],
+                                         f"Chat #{entry.id} is still with you.", entry)],
                                   seen=(entry.id, "volunteer"))
         await self.store.requeue(entry.id, queue)
         moved = await self.store.queue_entry(entry.id)
         assert moved is not None
         told = await self._say(moved, "handover.released")
         where = f"to the {queue} queue" if queue else "back to the queue"
-        return DeskResult([_desk(me, f"#{entry.id} went {where}."), told], queued=await self.offer())
+        return DeskResult([_desk(me, f"#{entry.id} went {where}.", entry), told],
+                          queued=await self.offer())
 
     # -- the directory of services ----------------------------------------------------------
     def _services_listing(self, volunteer: Volunteer, argument: str,
@@ -469,7 +472,7 @@ class HandoverDesk:
         lines += ["", f"Tap Send N to send it to #{holding.id}, in their language."]
         buttons = tuple(OutButton(f"{SEND_SERVICE_CALLBACK_PREFIX}{holding.id}.{s.id}", f"Send {i}")
                         for i, s in enumerate(found, start=1))
-        return Outbound(me, "\n".join(lines), buttons, key="desk")
+        return Outbound(me, "\n".join(lines), buttons, key="desk", about=(holding.chat_key,))
 
     async def _send_service(self, volunteer: Volunteer, holding: QueueEntry | None,
                             listed_for: int | None, service_id: str) -> DeskResult:
@@ -479,7 +482,8 @@ class HandoverDesk:
         seen = (holding.id, "volunteer")
         if listed_for != holding.id:
             return DeskResult([_desk(me, f"That list was for chat #{listed_for}; you are now in "
-                                     f"#{holding.id}. Nothing was sent: /services again.")],
+                                     f"#{holding.id}. Nothing was sent: /services again.",
+                                     holding)],
                               seen=seen)
         directory = self.directory()
         service = directory.service(service_id)
@@ -490,7 +494,8 @@ class HandoverDesk:
                                                    holding.chat_key, holding.language)
         card = Outbound(card.chat_key, card.text, language=card.language, rtl=card.rtl, key=card.key,
                         meta={**card.meta, "from": me, "handover": str(holding.id)})
-        return DeskResult([card, _desk(me, f"#{holding.id}: sent {service.name}.")], seen=seen)
+        return DeskResult([card, _desk(me, f"#{holding.id}: sent {service.name}.", holding)],
+                          seen=seen)
 
     # -- the queue's clock ----------------------------------------------------------------
     async def offer(self, volunteers: Sequence[Volunteer] | None = None, *,
@@ -589,7 +594,7 @@ class HandoverDesk:
             what = _MEDIA_NAMES.get(lost.media, "a file")
             notices = [_desk(lost.chat_key, f"#{number or '?'}: the person sent {what}, but it "
                              f"could not be passed on to you: {reason}{tried}. They are asked to "
-                             "type their message instead.")]
+                             "type their message instead.", entry)]
             if entry is not None and entry.status is Status.ASSIGNED:
                 notices.append(await self._say(entry, "handover.text_only"))
             return notices
@@ -603,7 +608,8 @@ class HandoverDesk:
                  f"It began: {_preview(lost.preview)}")
         what = "the notice that you joined" if lost.key == "handover.joined" else "your message"
         text = f"#{number or '?'}: {what} was not delivered to the person: {reason}{tried}.\n{began}"
-        return [_desk(sender, text)]
+        # About the person it was for: it quotes how the message to them began.
+        return [Outbound(sender, text, key="desk", about=(lost.chat_key,))]
 
     async def _return_to_queue(self, entry: QueueEntry) -> list[Outbound]:
         """Requeue a chat whose volunteer left; the person is told (once)."""
@@ -635,7 +641,8 @@ class HandoverDesk:
                     now - self.settings.volunteer_timeout_seconds:
                 await self.store.requeue(entry.id)
                 notices.append(_desk(entry.volunteer, f"#{entry.id} went back to the queue: no reply "
-                                     f"from you for {self.settings.volunteer_timeout_seconds / 60:.0f} min."))
+                                     f"from you for {self.settings.volunteer_timeout_seconds / 60:.0f} min.",
+                                     entry))
                 moved = await self.store.queue_entry(entry.id)
                 if moved is not None:
                     notices.append(await self._say(moved, "handover.released"))
@@ -644,7 +651,8 @@ class HandoverDesk:
                 notices.append(await self._say(entry, "handover.user_timeout"))
                 if entry.volunteer:
                     notices.append(_desk(entry.volunteer, f"#{entry.id} is closed: no reply from the "
-                                         f"person for {self.settings.user_timeout_seconds / 60:.0f} min."))
+                                         f"person for {self.settings.user_timeout_seconds / 60:.0f} min.",
+                                         entry))
         pending = await self.store.enqueue(notices)
         return pending + await self.offer(volunteers)
 
@@ -660,7 +668,8 @@ class HandoverDesk:
                 f"({lang.native_name}){note}\nPriority: {entry.priority.value}. Waiting {waited} min.\n"
                 f"{entry.summary}\n\n/take {entry.id} to reply.")
         return Outbound(volunteer.chat_key, text, (OutButton(f"{TAKE_CALLBACK_PREFIX}{entry.id}",
-                                                             f"Take #{entry.id}"),), key="desk.offer")
+                                                             f"Take #{entry.id}"),), key="desk.offer",
+                        about=(entry.chat_key,))
 
     def _more_waiting(self, volunteer: Volunteer, chats: Sequence[QueueEntry]) -> list[Outbound]:
         """The rest of a round for one volunteer: how many more wait, by priority, and a
@@ -683,7 +692,7 @@ class HandoverDesk:
                      "More crisis chats waiting for you:"]
             lines += [self._line(e, now, with_queue=True) for e in part]
             messages.append(Outbound(volunteer.chat_key, "\n".join(lines), _take_buttons(part),
-                                     key="desk"))
+                                     key="desk", about=tuple(e.chat_key for e in part)))
         return messages
 
     def _line(self, entry: QueueEntry, now: float, *, with_queue: bool = False) -> str:
@@ -733,7 +742,8 @@ class HandoverDesk:
         buttons = _take_buttons(chats[:limits.BUTTONS_MAX - 1])
         if more:
             buttons += (OutButton(f"{QUEUE_CALLBACK_PREFIX}{page + 1}", f"More (page {page + 1})"),)
-        return Outbound(me, "\n".join(lines), buttons, key="desk")
+        return Outbound(me, "\n".join(lines), buttons, key="desk",
+                        about=tuple(e.chat_key for e in chats))
 
     async def _queue_notice(self, entry: QueueEntry, volunteers: Sequence[Volunteer],
                             key: str = "handover.queued") -> Outbound:
@@ -800,9 +810,10 @@ _WAITING_NOTES = "\nWhile waiting, the person wrote:"
 _SUMMARY_KEEP_MAX = 2000
 
 
-def _desk(chat_key: str, text: str) -> Outbound:
-    """A message of the volunteer desk (volunteers read the desk in English)."""
-    return Outbound(chat_key, text, key="desk")
+def _desk(chat_key: str, text: str, about: QueueEntry | None = None) -> Outbound:
+    """A message of the volunteer desk (volunteers read the desk in English); ``about``: the
+    person's chat it names or quotes (a /forget of theirs deletes it undelivered)."""
+    return Outbound(chat_key, text, key="desk", about=() if about is None else (about.chat_key,))
 
 
 def _tag_and_rest(argument: str) -> tuple[str | None, str]:

@@ -12,7 +12,7 @@ from bot.handover.model import Status as HandoverStatus
 from bot.messages import Attachment, Outbound, OutButton
 
 __all__ = ["ENTRY_COLUMNS", "ENTRY_COLUMN_NAMES", "VOLUNTEER_COLUMNS", "decode", "encode", "entry",
-           "offer_volunteers", "offers_owed", "volunteer"]
+           "offer_volunteers", "offers_owed", "outbox_row", "volunteer"]
 
 VOLUNTEER_COLUMNS = "chat_key, name, languages, queues, available"
 ENTRY_COLUMN_NAMES = ("id", "chat_key", "flow", "queue", "priority", "summary", "language",
@@ -33,11 +33,23 @@ def encode(message: Outbound) -> str:
     return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 
-def decode(payload: str) -> Outbound:
+def decode(payload: str, about: Any = None) -> Outbound:
+    """``about``: the row's about column (a JSON array, as text or already read), or None."""
     data = json.loads(payload)
     data["buttons"] = tuple(OutButton(**b) for b in data.get("buttons", ()))
     data["attachment"] = Attachment.from_dict(data.get("attachment"))
+    if about is not None:
+        data["about"] = tuple(json.loads(about) if isinstance(about, str) else about)
     return Outbound(**data)
+
+
+def outbox_row(message: Outbound) -> list[Any]:
+    """A message as the stores' insert statements read it: [chat key, payload], then the
+    chats it is about (the outbox's about column) only when there are some, so a reply to
+    the chat itself costs nothing more. Not in the payload: the column is the one copy."""
+    if message.about:
+        return [message.chat_key, encode(message), list(message.about)]
+    return [message.chat_key, encode(message)]
 
 
 def _split(text: str) -> tuple[str, ...]:

@@ -86,14 +86,14 @@ from bot.storage.codec import (
     ENTRY_COLUMNS,
     VOLUNTEER_COLUMNS,
     decode,
-    encode,
     offer_volunteers,
     offers_owed,
+    outbox_row,
 )
 from bot.storage.codec import entry as _entry
 from bot.storage.codec import volunteer as _volunteer
 from bot.storage.postgres_faults import describe, explain_connect_failure
-from bot.storage.postgres_turns import TURN_FUNCTIONS, TurnBatches, commit_turns
+from bot.storage.postgres_turns import COMMIT_TURNS_ABOUT, TURN_FUNCTIONS, TurnBatches, commit_turns
 
 __all__ = ["SCHEMA_VERSION", "PostgresStore"]
 
@@ -303,6 +303,35 @@ MIGRATIONS: tuple[str, ...] = (
     # The turn path's batch functions (bot/storage/postgres_turns.py). Version 1's one-turn
     # functions stay: a process of the previous version still uses them in a rolling deploy.
     TURN_FUNCTIONS,
+    # 3: what an outbox row is about. A message for one chat may quote or summarise another
+    # (a person's words relayed to their volunteer, an offer of their chat): ``about`` lists
+    # those chats (a JSON array; NULL for a chat's own replies), and a forget deletes the
+    # undelivered rows about the chat too. No index: the outbox holds only what is not
+    # delivered yet, and a forget reads it once. Replies come as [chat, payload] or
+    # [chat, payload, [chats about]].
+    """
+    ALTER TABLE outbox ADD COLUMN about jsonb;
+    CREATE OR REPLACE FUNCTION queue_messages(outbound jsonb, at double precision, own_chat text)
+        RETURNS bigint[] LANGUAGE plpgsql AS $$
+    DECLARE
+        message jsonb;
+        new_id bigint;
+        ids bigint[] := '{}';
+        chat text;
+    BEGIN
+        FOR message IN SELECT value FROM jsonb_array_elements(outbound) LOOP
+            INSERT INTO outbox (chat_key, payload, created_at, about)
+                VALUES (message->>0, message->>1, at, message->2) RETURNING id INTO new_id;
+            ids := ids || new_id;
+        END LOOP;
+        FOR chat IN SELECT DISTINCT value->>0 FROM jsonb_array_elements(outbound) LOOP
+            IF chat IS DISTINCT FROM own_chat THEN
+                PERFORM pg_notify('helpbot_outbox', chat);
+            END IF;
+        END LOOP;
+        RETURN ids;
+    END $$;
+    """ + COMMIT_TURNS_ABOUT,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -556,7 +585,7 @@ class PostgresStore:
                       "priority": h.priority.value, "summary": h.summary} for h in turn.handovers]
         seen = turn.seen or (None, None)
         arguments = [turn.chat_key, turn.session.to_json() if turn.session else None,
-                     turn.update_id, [[m.chat_key, encode(m)] for m in turn.outbound], handovers,
+                     turn.update_id, [outbox_row(m) for m in turn.outbound], handovers,
                      turn.session.language if turn.session else None, self.clock(), *seen,
                      list(turn.also_read)]
         if held is not None and held.conn is not None:  # on the connection holding its lock
@@ -577,13 +606,13 @@ class PostgresStore:
 
     async def pending(self, chat_key: str | None = None) -> list[PendingMessage]:
         if chat_key is None:
-            rows = await self._rows("SELECT id, payload FROM outbox ORDER BY id")
+            rows = await self._rows("SELECT id, payload, about FROM outbox ORDER BY id")
         else:
-            rows = await self._rows("SELECT id, payload FROM outbox WHERE chat_key = %s ORDER BY id",
-                                    (chat_key,))
+            rows = await self._rows(
+                "SELECT id, payload, about FROM outbox WHERE chat_key = %s ORDER BY id", (chat_key,))
         held = self._held()
         sent = set(held.sent) if held is not None else set()
-        return [PendingMessage(int(r[0]), decode(r[1])) for r in rows if int(r[0]) not in sent]
+        return [PendingMessage(int(r[0]), decode(r[1], r[2])) for r in rows if int(r[0]) not in sent]
 
     async def enqueue(self, messages: Sequence[Outbound]) -> list[PendingMessage]:
         """Queue messages outside a turn (notices from the queue's clock)."""
@@ -898,7 +927,7 @@ def _with_durability(url: str) -> str:
 
 
 def _outbound_json(messages: Sequence[Outbound]) -> str:
-    return json.dumps([[m.chat_key, encode(m)] for m in messages], ensure_ascii=False)
+    return json.dumps([outbox_row(m) for m in messages], ensure_ascii=False)
 
 
 def _pending(ids: Sequence[int] | None, messages: Sequence[Outbound]) -> list[PendingMessage]:
@@ -921,7 +950,8 @@ _RECEIVE = """
 _FORGET = (
     "DELETE FROM offers WHERE handover_id IN (SELECT id FROM handovers WHERE chat_key = %(chat)s)",
     "DELETE FROM sessions WHERE chat_key = %(chat)s",
-    "DELETE FROM outbox WHERE chat_key = %(chat)s",
+    # Also what waits for others about the chat (migration 3): jsonb's @> on the about array.
+    "DELETE FROM outbox WHERE chat_key = %(chat)s OR about @> jsonb_build_array(%(chat)s::text)",
     "DELETE FROM processed_updates WHERE chat_key = %(chat)s",
     "DELETE FROM handovers WHERE chat_key = %(chat)s",
 )

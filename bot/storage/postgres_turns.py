@@ -36,7 +36,7 @@ import psycopg
 from bot.errors import StorageUnavailable
 from bot.storage.batching import Batcher
 
-__all__ = ["TURN_FUNCTIONS", "TurnBatches", "commit_turns"]
+__all__ = ["COMMIT_TURNS_ABOUT", "TURN_FUNCTIONS", "TurnBatches", "commit_turns"]
 
 Connection = psycopg.AsyncConnection[tuple[Any, ...]]
 Row = tuple[Any, ...]
@@ -145,6 +145,65 @@ TURN_FUNCTIONS = """
             DELETE FROM outbox WHERE id = ANY (sent);
         END IF;
         PERFORM pg_advisory_unlock(7160001, hashtext(c)) FROM unnest(chats) AS c;
+    END $$;
+"""
+
+#: A migration (see bot/storage/postgres.py MIGRATIONS): commit_turns as in TURN_FUNCTIONS,
+#: each reply now [chat, payload] or [chat, payload, [chats it is about]] (the outbox's
+#: about column; absent, it reads NULL).
+COMMIT_TURNS_ABOUT = """
+    CREATE OR REPLACE FUNCTION commit_turns(turns jsonb) RETURNS bigint[] LANGUAGE plpgsql AS $$
+    DECLARE
+        ids bigint[];
+    BEGIN
+        INSERT INTO sessions (chat_key, data, updated_at)
+            SELECT t->>0, t->>1, (t->>6)::double precision
+            FROM jsonb_array_elements(turns) AS t WHERE t->>1 IS NOT NULL
+            ON CONFLICT (chat_key) DO UPDATE SET data = excluded.data,
+                                                 updated_at = excluded.updated_at;
+        -- A person and their volunteer may both be heard from in one batch: one row each.
+        UPDATE handovers SET user_seen_at = coalesce(seen.by_user, user_seen_at),
+                             volunteer_seen_at = coalesce(seen.by_volunteer, volunteer_seen_at)
+            FROM (SELECT (t->>7)::bigint AS id,
+                         max((t->>6)::double precision) FILTER (WHERE t->>8 = 'user') AS by_user,
+                         max((t->>6)::double precision) FILTER (WHERE t->>8 = 'volunteer')
+                             AS by_volunteer
+                  FROM jsonb_array_elements(turns) AS t WHERE t->>7 IS NOT NULL
+                  GROUP BY 1) AS seen
+            WHERE handovers.id = seen.id;
+        WITH read AS (
+            SELECT r.value AS update_id, t->>0 AS chat, (t->>6)::double precision AS at
+            FROM jsonb_array_elements(turns) AS t,
+                 jsonb_array_elements_text(t->9 || coalesce(t->2, 'null'::jsonb)) AS r
+            WHERE r.value IS NOT NULL),
+        gone AS (DELETE FROM inbox WHERE update_id IN (SELECT update_id FROM read))
+        INSERT INTO processed_updates (update_id, chat_key, at)
+            SELECT update_id, chat, at FROM read ON CONFLICT DO NOTHING;
+        -- Identity values are drawn in the insert's order, so sorted they follow it.
+        WITH added AS (
+            INSERT INTO outbox (chat_key, payload, created_at, about)
+                SELECT m->>0, m->>1, (t->>6)::double precision, m->2
+                FROM jsonb_array_elements(turns) WITH ORDINALITY AS a (t, i),
+                     jsonb_array_elements(t->3) WITH ORDINALITY AS b (m, j)
+                ORDER BY i, j
+                RETURNING id)
+        SELECT coalesce(array_agg(id ORDER BY id), '{}') INTO ids FROM added;
+        PERFORM pg_notify('helpbot_outbox', chat)
+            FROM (SELECT DISTINCT m->>0 AS chat
+                  FROM jsonb_array_elements(turns) AS t, jsonb_array_elements(t->3) AS m
+                  WHERE m->>0 IS DISTINCT FROM t->>0) AS others;
+        UPDATE handovers SET status = 'closed', closed_reason = 'replaced'
+            WHERE status = 'waiting' AND chat_key IN (
+                SELECT t->>0 FROM jsonb_array_elements(turns) AS t
+                WHERE jsonb_array_length(t->4) > 0);
+        INSERT INTO handovers (chat_key, flow, step, queue, priority, summary, language,
+                               created_at, user_seen_at)
+            SELECT t->>0, h->>'flow', h->>'step', h->>'queue', h->>'priority', h->>'summary',
+                   t->>5, (t->>6)::double precision, (t->>6)::double precision
+            FROM jsonb_array_elements(turns) WITH ORDINALITY AS a (t, i),
+                 jsonb_array_elements(t->4) WITH ORDINALITY AS b (h, n)
+            ORDER BY i, n;
+        RETURN ids;
     END $$;
 """
 

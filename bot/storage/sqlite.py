@@ -40,9 +40,8 @@ from bot.storage.codec import ENTRY_COLUMN_NAMES as _ENTRY_COLUMN_NAMES
 from bot.storage.codec import ENTRY_COLUMNS as _ENTRY_COLUMNS
 from bot.storage.codec import VOLUNTEER_COLUMNS as _VOLUNTEER_COLUMNS
 from bot.storage.codec import decode as _decode
-from bot.storage.codec import encode as _encode
 from bot.storage.codec import entry as _entry
-from bot.storage.codec import offer_volunteers, offers_owed
+from bot.storage.codec import offer_volunteers, offers_owed, outbox_row
 from bot.storage.codec import volunteer as _volunteer
 from bot.storage.faults import explain_open_failure
 
@@ -299,6 +298,71 @@ MIGRATIONS: tuple[str, ...] = (
                   FROM json_each(NEW.settle)) AS due
             WHERE handovers.id = due.id AND handovers.offers_due_at <= NEW.due_by;
     END;
+    """,
+    # 6: what an outbox row is about. A message for one chat may quote or summarise another
+    # (a person's words relayed to their volunteer, an offer of their chat): ``about`` lists
+    # those chats (a JSON array; NULL for a chat's own replies), and a forget deletes the
+    # undelivered rows about the chat too. No index: the outbox holds only what is not
+    # delivered yet, and a forget reads it once.
+    """
+    ALTER TABLE outbox ADD COLUMN about TEXT;
+    DROP TRIGGER forget_requests_insert;
+    CREATE TRIGGER forget_requests_insert INSTEAD OF INSERT ON forget_requests BEGIN
+        DELETE FROM offers WHERE handover_id IN
+            (SELECT id FROM handovers WHERE chat_key = NEW.chat_key);
+        DELETE FROM sessions WHERE chat_key = NEW.chat_key;
+        DELETE FROM outbox WHERE chat_key = NEW.chat_key OR (about IS NOT NULL AND EXISTS
+            (SELECT 1 FROM json_each(outbox.about) WHERE value = NEW.chat_key));
+        DELETE FROM processed_updates WHERE chat_key = NEW.chat_key;
+        DELETE FROM handovers WHERE chat_key = NEW.chat_key;
+    END;
+    -- Replies arrive as [id, chat, payload] or [id, chat, payload, [chats about]].
+    DROP TRIGGER turn_writes_insert;
+    CREATE TRIGGER turn_writes_insert INSTEAD OF INSERT ON turn_writes BEGIN
+        INSERT INTO sessions (chat_key, data, updated_at)
+            SELECT NEW.chat_key, NEW.session, NEW.at WHERE NEW.session IS NOT NULL
+            ON CONFLICT (chat_key) DO UPDATE SET data = excluded.data,
+                                                 updated_at = excluded.updated_at;
+        UPDATE handovers SET user_seen_at = NEW.at
+            WHERE id = NEW.seen_handover AND NEW.seen_side = 'user';
+        UPDATE handovers SET volunteer_seen_at = NEW.at
+            WHERE id = NEW.seen_handover AND NEW.seen_side = 'volunteer';
+        INSERT OR IGNORE INTO processed_updates (update_id, chat_key, at)
+            SELECT NEW.update_id, NEW.chat_key, NEW.at WHERE NEW.update_id IS NOT NULL;
+        INSERT OR IGNORE INTO processed_updates (update_id, chat_key, at)
+            SELECT value, NEW.chat_key, NEW.at FROM json_each(COALESCE(NEW.also_read, '[]'));
+        DELETE FROM inbox WHERE update_id = NEW.update_id
+            OR update_id IN (SELECT value FROM json_each(COALESCE(NEW.also_read, '[]')));
+        INSERT INTO outbox (id, chat_key, payload, created_at, about)
+            SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'),
+                   json_extract(value, '$[2]'), NEW.at, json_extract(value, '$[3]')
+            FROM json_each(NEW.outbound) ORDER BY key;
+        UPDATE handovers SET status = 'closed', closed_reason = 'replaced'
+            WHERE chat_key = NEW.chat_key AND status = 'waiting'
+              AND json_array_length(NEW.handovers) > 0;
+        INSERT INTO handovers (chat_key, flow, step, queue, priority, summary, language,
+                               created_at, user_seen_at)
+            SELECT NEW.chat_key, json_extract(value, '$.flow'), json_extract(value, '$.step'),
+                   json_extract(value, '$.queue'), json_extract(value, '$.priority'),
+                   json_extract(value, '$.summary'), NEW.language, NEW.at, NEW.at
+            FROM json_each(NEW.handovers) ORDER BY key;
+    END;
+    DROP TRIGGER offer_rounds_insert;
+    CREATE TRIGGER offer_rounds_insert INSTEAD OF INSERT ON offer_rounds BEGIN
+        INSERT OR IGNORE INTO offers (handover_id, volunteer, offered_at)
+            SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), NEW.at
+            FROM json_each(NEW.offers);
+        INSERT INTO outbox (id, chat_key, payload, created_at, about)
+            SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'),
+                   json_extract(value, '$[2]'), NEW.at, json_extract(value, '$[3]')
+            FROM json_each(NEW.outbound) ORDER BY key;
+        UPDATE handovers SET offers_due_at = due.next
+            FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS next
+                  FROM json_each(NEW.settle)) AS due
+            WHERE handovers.id = due.id AND handovers.offers_due_at <= NEW.due_by;
+    END;
+    -- Migration 3's one-offer view: nothing writes to it since migration 5's offer_rounds.
+    DROP VIEW offer_writes;
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -623,13 +687,14 @@ class SqliteStore:
                 self._sent.difference_update(batch)
 
     async def pending(self, chat_key: str | None = None) -> list[PendingMessage]:
-        query = "SELECT id, payload FROM outbox"
+        query = "SELECT id, payload, about FROM outbox"
         args: tuple[str, ...] = ()
         if chat_key is not None:
             query += " WHERE chat_key = ?"
             args = (chat_key,)
         rows = await self._conn.execute_fetchall(query + " ORDER BY id", args)
-        return [PendingMessage(int(r[0]), _decode(r[1])) for r in rows if int(r[0]) not in self._sent]
+        return [PendingMessage(int(r[0]), _decode(r[1], r[2])) for r in rows
+                if int(r[0]) not in self._sent]
 
     # -- privacy on disk: forget, the retention purge, and scrubbing what they deleted ------
 
@@ -888,9 +953,10 @@ class SqliteStore:
             return []
         pending = [PendingMessage(self._next_id(), m) for m in messages]
         await self._conn.execute(
-            "INSERT INTO outbox (id, chat_key, payload, created_at) "
+            "INSERT INTO outbox (id, chat_key, payload, created_at, about) "
             "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), "
-            "json_extract(value, '$[2]'), ? FROM json_each(?) ORDER BY key",
+            "json_extract(value, '$[2]'), ?, json_extract(value, '$[3]') "
+            "FROM json_each(?) ORDER BY key",
             (self.clock(), _outbound_json(pending)))
         return pending
 
@@ -1018,7 +1084,7 @@ def _statements(script: str) -> list[str]:
 
 
 def _outbound_rows(pending: Sequence[PendingMessage]) -> list[list[Any]]:
-    return [[p.id, p.message.chat_key, _encode(p.message)] for p in pending]
+    return [[p.id, *outbox_row(p.message)] for p in pending]
 
 
 def _outbound_json(pending: Sequence[PendingMessage]) -> str:
