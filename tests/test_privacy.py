@@ -105,6 +105,22 @@ async def reach_a_volunteer_fixture(chat: Chat) -> None:
     assert any(SENTENCE in m.text for m in replies if m.chat_key == VOLUNTEER.chat_key)
 
 
+async def with_a_volunteer(store: Any, flows: Path, reach: Callable[[Chat], Awaitable[None]]
+                           ) -> Chat:
+    """The bot with a desk on the store; the person reaches the volunteer, who takes the chat."""
+    library = load_library([flows])
+    localizer = Localizer(CatalogSet())
+    desk = HandoverDesk(store, localizer, None, DeskSettings(hours="00:00-00:00"))
+    transport = MemoryTransport()
+    chat = Chat(Dispatcher(store, lambda: library, localizer, transport, desk=desk), transport)
+    await store.add_volunteer(VOLUNTEER)
+    await chat.say(VOLUNTEER.chat_key, "/available")
+    await reach(chat)
+    card = await chat.say(VOLUNTEER.chat_key, "/take")
+    assert card[0].text.startswith("You are now in chat #")
+    return chat
+
+
 @pytest.mark.parametrize(("flows", "reach"), [
     (default_flows_dir(), reach_a_volunteer_shipped),
     (FIXTURES, reach_a_volunteer_fixture),
@@ -115,16 +131,7 @@ async def test_forget_leaves_nothing_in_the_file_or_its_wal(backend: Backend, fl
     db = backend
     store = await backend.open()
     try:
-        library = load_library([flows])
-        localizer = Localizer(CatalogSet())
-        desk = HandoverDesk(store, localizer, None, DeskSettings(hours="00:00-00:00"))
-        transport = MemoryTransport()
-        chat = Chat(Dispatcher(store, lambda: library, localizer, transport, desk=desk), transport)
-        await store.add_volunteer(VOLUNTEER)
-        await chat.say(VOLUNTEER.chat_key, "/available")
-        await reach(chat)
-        card = await chat.say(VOLUNTEER.chat_key, "/take")
-        assert card[0].text.startswith("You are now in chat #")
+        chat = await with_a_volunteer(store, flows, reach)
         relayed = await chat.say(PERSON, SENTENCE)
         assert next(m.text for m in relayed if m.chat_key == VOLUNTEER.chat_key).endswith(SENTENCE)
         answer = await chat.say(VOLUNTEER.chat_key, VOLUNTEER_REPLY)
@@ -161,15 +168,8 @@ async def test_forget_deletes_what_waits_for_a_volunteer_about_the_person(backen
 
     store = await backend.open()
     try:
-        library = load_library([default_flows_dir()])
-        localizer = Localizer(CatalogSet())
-        desk = HandoverDesk(store, localizer, None, DeskSettings(hours="00:00-00:00"))
-        transport = MemoryTransport()
-        chat = Chat(Dispatcher(store, lambda: library, localizer, transport, desk=desk), transport)
-        await store.add_volunteer(VOLUNTEER)
-        await chat.say(VOLUNTEER.chat_key, "/available")
-        await reach_a_volunteer_shipped(chat)
-        assert (await chat.say(VOLUNTEER.chat_key, "/take"))[0].text.startswith("You are now in")
+        chat = await with_a_volunteer(store, default_flows_dir(), reach_a_volunteer_shipped)
+        transport = chat.transport
         transport.fail_chats[VOLUNTEER.chat_key] = TransportError("the platform is down for now")
         own = await chat.say(VOLUNTEER.chat_key, "/help")  # the volunteer's own, kept
         assert own == []
