@@ -193,6 +193,36 @@ async def test_forget_deletes_what_waits_for_a_volunteer_about_the_person(backen
     assert leaks(backend, [UNDELIVERED_SENTENCE, PERSON_ID, UPDATE_MARK]) == []
 
 
+async def test_forget_deletes_an_offer_of_the_chat_waiting_for_a_volunteer(backend: Backend) -> None:
+    """The offer of a waiting chat quotes its summary (what the person typed in the flow):
+    undelivered to the volunteer when the person asks to be forgotten, it goes too."""
+    from bot.errors import TransportError
+
+    store = await backend.open()
+    try:
+        library = load_library([FIXTURES])
+        localizer = Localizer(CatalogSet())
+        desk = HandoverDesk(store, localizer, None, DeskSettings(hours="00:00-00:00"))
+        transport = MemoryTransport()
+        chat = Chat(Dispatcher(store, lambda: library, localizer, transport, desk=desk), transport)
+        await store.add_volunteer(VOLUNTEER)
+        await chat.say(VOLUNTEER.chat_key, "/available")
+        transport.fail_chats[VOLUNTEER.chat_key] = TransportError("the platform is down for now")
+        await chat.say(VOLUNTEER.chat_key, "/help")  # the volunteer's own, kept
+        for text in ("hi", "1", "1", "1", SENTENCE):  # the fixture flow's free-text answer
+            await chat.say(PERSON, text)
+        waiting = [p.message for p in await store.pending(VOLUNTEER.chat_key)]
+        assert [m.key for m in waiting] == ["desk", "desk.offer"]
+        assert SENTENCE in waiting[1].text
+
+        confirm = await chat.say(PERSON, "/forget")
+        await chat.tap(PERSON, button(confirm, "Yes, delete it"))
+        assert [p.message.text for p in await store.pending(VOLUNTEER.chat_key)] == [waiting[0].text]
+        assert leaks(backend, [SENTENCE, PERSON_ID, UPDATE_MARK]) == []
+    finally:
+        await store.close()
+
+
 async def test_forget_deletes_rows_about_the_chat_by_every_write_path(backend: Backend) -> None:
     """A turn's commit, a round of offers and a notice from the queue's clock each record
     what a message is about; a forget deletes those about the chat (alone or among others)
