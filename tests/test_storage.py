@@ -259,6 +259,7 @@ def test_hand_written_encoders_cover_every_field() -> None:
 
     from bot.storage.codec import decode as _decode
     from bot.storage.codec import encode as _encode
+    from bot.storage.codec import outbox_row
 
     session = Session(language="fa", flow="f", step="s", token=3, answers={"a": "b"}, started=True,
                       pending="claim_refused")
@@ -266,7 +267,13 @@ def test_hand_written_encoders_cover_every_field() -> None:
     message = Outbound(CHAT, "x", (OutButton("1.0", "Yes", "k"),), "fa", True, "k", 3, {"m": "1"},
                        Attachment("voice", "telegram:f1", "audio/ogg", "v.ogg", 120))
     encoded = json.loads(_encode(message))
-    assert set(encoded) == {f.name for f in fields(Outbound)}
+    # ``about`` is the outbox's about column, not the payload: outbox_row writes it beside.
+    assert set(encoded) == {f.name for f in fields(Outbound)} - {"about"}
+    about = replace(message, about=("test:other", "test:third"))
+    chat_key, payload, chats = outbox_row(about)
+    assert (chat_key, payload) == (CHAT, _encode(about)) and _decode(payload, json.dumps(chats)) == about
+    assert _decode(payload, chats) == about  # PostgreSQL hands jsonb back already read
+    assert outbox_row(message) == [CHAT, _encode(message)]  # a chat's own reply: nothing more
     assert set(encoded["buttons"][0]) == {f.name for f in fields(OutButton)}
     assert set(encoded["attachment"]) == {f.name for f in fields(Attachment)}
     assert _decode(_encode(message)) == message
